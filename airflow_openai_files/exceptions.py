@@ -30,7 +30,7 @@ class OpenAIFilesError(AirflowException):
         request_id: str | None = None,
     ) -> None:
         self.message = message
-        self.status_code = status_code
+        self.status_code = status_code  # type: ignore[assignment]  # AirflowException types it HTTPStatus
         self.error_type = error_type
         self.code = code
         self.param = param

@@ -1,0 +1,254 @@
+"""Upload sources and download destinations: local paths, file objects and ObjectStoragePaths."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
+
+from airflow_openai_files.exceptions import OpenAIFilesValidationError
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+COPY_CHUNK = 1024 * 1024
+LOCAL_PROTOCOLS = ("file", "local", "")
+
+
+def _is_object_storage_path(value: object) -> bool:
+    return hasattr(value, "protocol") and hasattr(value, "fs") and hasattr(value, "open")
+
+
+def as_local_path(value: Any) -> Path | None:
+    """A local Path for str / PathLike / ``file://`` ObjectStoragePath values, else None."""
+    if _is_object_storage_path(value):
+        if (value.protocol or "") in LOCAL_PROTOCOLS:
+            return Path(value.path)
+        return None
+    if isinstance(value, (str, os.PathLike)):
+        text = os.fspath(value)
+        if text.startswith("file://"):
+            text = text[len("file://") :]
+        return Path(text)
+    return None
+
+
+@dataclass
+class UploadSource:
+    """A re-openable byte source: ``open()`` yields a fresh stream at its first byte every time."""
+
+    description: str
+    name: str | None
+    size: int
+    open: Callable[[], contextlib.AbstractContextManager[BinaryIO]]
+    local_path: Path | None = None
+    cleanup: Callable[[], None] | None = None
+
+    def close(self) -> None:
+        if self.cleanup is not None:
+            self.cleanup()
+            self.cleanup = None
+
+
+def resolve_source(source: Any) -> UploadSource:
+    """Check a source exists, is a regular non-empty file, and make it re-openable for retries."""
+    local = as_local_path(source)
+    if local is not None:
+        if not local.exists():
+            raise OpenAIFilesValidationError(f"Upload source {str(local)!r} does not exist")
+        if not local.is_file():
+            raise OpenAIFilesValidationError(f"Upload source {str(local)!r} is not a regular file")
+        size = local.stat().st_size
+        return UploadSource(str(local), local.name, size, lambda: open(local, "rb"), local_path=local)
+    if _is_object_storage_path(source):
+        return _object_storage_source(source)
+    if hasattr(source, "read"):
+        return _file_object_source(source)
+    raise OpenAIFilesValidationError(
+        f"Upload source must be a path, an ObjectStoragePath or a binary file object, got {type(source).__name__}"
+    )
+
+
+def _object_storage_source(path: ObjectStoragePath) -> UploadSource:
+    if not path.exists():
+        raise OpenAIFilesValidationError(f"Upload source {str(path)!r} does not exist")
+    if not path.is_file():
+        raise OpenAIFilesValidationError(f"Upload source {str(path)!r} is not a file")
+    size = int(path.stat()["size"])
+    return UploadSource(str(path), path.name, size, lambda: path.open("rb"))
+
+
+@contextlib.contextmanager
+def _rewound(stream: BinaryIO, start: int) -> Iterator[BinaryIO]:
+    # The caller owns the object: rewind it for each attempt, never close it.
+    stream.seek(start)
+    yield stream
+
+
+def _file_object_source(stream: IO[Any]) -> UploadSource:
+    if isinstance(stream, io.TextIOBase):
+        raise OpenAIFilesValidationError("Upload source must be opened in binary mode ('rb'), not text mode")
+    raw_name = getattr(stream, "name", None)
+    name = os.path.basename(raw_name) if isinstance(raw_name, str) and raw_name else None
+    seekable = False
+    with contextlib.suppress(Exception):
+        seekable = bool(stream.seekable())
+    if seekable:
+        start = stream.tell()
+        size = stream.seek(0, os.SEEK_END) - start
+        stream.seek(start)
+        return UploadSource(f"file object {name or '<unnamed>'}", name, size, lambda: _rewound(stream, start))  # type: ignore[arg-type]
+    # A stream read once can't be re-sent: spool it to disk so every retry sends the same bytes.
+    spool = tempfile.NamedTemporaryFile(prefix="openai-upload-", suffix=".spool", delete=False)  # noqa: SIM115
+    try:
+        with spool:
+            shutil.copyfileobj(stream, spool, COPY_CHUNK)
+        size = os.path.getsize(spool.name)
+    except BaseException:
+        os.unlink(spool.name)
+        raise
+    spool_path = Path(spool.name)
+    return UploadSource(
+        f"stream {name or '<unnamed>'}",
+        name,
+        size,
+        lambda: open(spool_path, "rb"),
+        local_path=spool_path,
+        cleanup=lambda: spool_path.unlink(missing_ok=True),
+    )
+
+
+class BoundedReader:
+    """
+    Reads exactly ``length`` bytes of ``stream``, from where it stands.
+
+    Gives MultipartEncoder a ``len`` without letting it fstat() the whole file or slurp a BytesIO.
+    """
+
+    def __init__(self, stream: BinaryIO, length: int, on_read: Callable[[bytes], None] | None = None) -> None:
+        self._stream = stream
+        self._remaining = length
+        self._on_read = on_read
+
+    @property
+    def len(self) -> int:
+        return self._remaining
+
+    def read(self, size: int = -1) -> bytes:
+        if self._remaining <= 0:
+            return b""
+        want = self._remaining if size is None or size < 0 else min(size, self._remaining)
+        chunk = self._stream.read(want)
+        if not chunk:
+            raise OpenAIFilesValidationError(
+                f"Upload source ended {self._remaining} bytes early: it changed while being uploaded"
+            )
+        self._remaining -= len(chunk)
+        if self._on_read is not None:
+            self._on_read(chunk)
+        return chunk
+
+
+class Destination:
+    """Writes a download beside its destination and moves it into place only once it is complete."""
+
+    def __init__(self, destination: Any, *, overwrite: bool) -> None:
+        self.overwrite = overwrite
+        self.local = as_local_path(destination)
+        self.remote: ObjectStoragePath | None = None if self.local is not None else destination
+        if self.local is None and not _is_object_storage_path(destination):
+            raise OpenAIFilesValidationError(
+                f"Download destination must be a path or an ObjectStoragePath, got {type(destination).__name__}"
+            )
+        self.display = str(self.local if self.local is not None else destination)
+        self._tmp: Path | None = None
+        self._remote_tmp: ObjectStoragePath | None = None
+
+    def check(self) -> None:
+        """Refuse before any request: missing parent, a directory, or an existing file without overwrite."""
+        if self.local is not None:
+            if not self.local.parent.is_dir():
+                raise OpenAIFilesValidationError(
+                    f"Download destination {self.display!r}: parent directory does not exist"
+                )
+            if self.local.is_dir():
+                raise OpenAIFilesValidationError(f"Download destination {self.display!r} is a directory")
+            if self.local.exists() and not self.overwrite:
+                raise OpenAIFilesValidationError(
+                    f"Download destination {self.display!r} already exists (pass overwrite=True to replace it)"
+                )
+        else:
+            assert self.remote is not None
+            if self.remote.exists() and not self.overwrite:
+                raise OpenAIFilesValidationError(
+                    f"Download destination {self.display!r} already exists (pass overwrite=True to replace it)"
+                )
+
+    @contextlib.contextmanager
+    def open_temp(self) -> Iterator[BinaryIO]:
+        """A fresh, empty temporary file beside the destination (one per attempt)."""
+        self.discard()
+        if self.local is not None:
+            # mkstemp creates the file exclusively (O_EXCL) with mode 0600 in the destination's directory.
+            fd, name = tempfile.mkstemp(prefix=f".{self.local.name}.", suffix=".part", dir=self.local.parent)
+            self._tmp = Path(name)
+            with os.fdopen(fd, "wb") as handle:
+                yield handle
+        else:
+            assert self.remote is not None
+            self._remote_tmp = self.remote.parent / f".{self.remote.name}.{uuid.uuid4().hex}.part"
+            with self._remote_tmp.open("wb") as handle:
+                yield handle
+
+    def commit(self) -> None:
+        """Move the completed temporary file into place."""
+        if self.local is not None:
+            assert self._tmp is not None
+            os.chmod(self._tmp, 0o644 & ~_umask())
+            if self.overwrite:
+                os.replace(self._tmp, self.local)
+            else:
+                # link() fails if the destination appeared meanwhile: never clobber without overwrite.
+                try:
+                    os.link(self._tmp, self.local)
+                except FileExistsError:
+                    raise OpenAIFilesValidationError(
+                        f"Download destination {self.display!r} appeared during the download; not overwritten"
+                    ) from None
+                except OSError:
+                    if self.local.exists():
+                        raise
+                    os.rename(self._tmp, self.local)
+                self._tmp.unlink(missing_ok=True)
+            self._tmp = None
+        else:
+            assert self._remote_tmp is not None and self.remote is not None
+            if self.overwrite and self.remote.exists():
+                self.remote.unlink()
+            self._remote_tmp.fs.mv(self._remote_tmp.path, self.remote.path)
+            self._remote_tmp = None
+
+    def discard(self) -> None:
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+            self._tmp = None
+        if self._remote_tmp is not None:
+            with contextlib.suppress(Exception):
+                self._remote_tmp.unlink()
+            self._remote_tmp = None
+
+
+@functools.cache
+def _umask() -> int:
+    # Read once: os.umask() can only be read by setting it, which races with other threads.
+    current = os.umask(0)
+    os.umask(current)
+    return current
