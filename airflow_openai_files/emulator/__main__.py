@@ -1,0 +1,88 @@
+"""``python -m airflow_openai_files.emulator``: serve the emulated API until SIGINT or SIGTERM.
+
+Prints ``OpenAI Files emulator listening on http://HOST:PORT/v1`` on stdout once it accepts
+connections (``--port 0`` picks a free port).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from airflow_openai_files.emulator.server import READY_LINE, Emulator
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_openai_files.emulator",
+        description="A local emulator of the OpenAI Files and Uploads API.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8089, help="port (default 8089; 0 picks a free one)")
+    parser.add_argument(
+        "--data-dir", default=None, help="where files and metadata persist (default: a temporary directory)"
+    )
+    parser.add_argument(
+        "--api-key",
+        action="append",
+        default=None,
+        help="accepted API key (repeatable); without it any non-empty key is accepted",
+    )
+    parser.add_argument(
+        "--processing-delay",
+        type=float,
+        default=0.0,
+        help="seconds a new file stays 'uploaded' before it is 'processed' (default 0)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="'info' or 'debug' also logs one line per request (default warning)",
+    )
+    parser.add_argument("--max-file-bytes", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--max-part-bytes", type=int, default=None, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    emulator = Emulator(
+        data_dir=args.data_dir,
+        api_key=args.api_key,
+        processing_delay=args.processing_delay,
+        host=args.host,
+        port=args.port,
+        max_file_bytes=args.max_file_bytes,
+        max_part_bytes=args.max_part_bytes,
+        log_level=args.log_level,
+    )
+    try:
+        emulator.start()
+    except OSError as exc:
+        print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        print(f"{READY_LINE}{emulator.base_url}", flush=True)
+        while not stop.wait(3600):
+            pass
+    finally:
+        emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
