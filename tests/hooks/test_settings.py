@@ -1,0 +1,107 @@
+"""The openai_files connection: fields, defaults, headers, and clear errors before any request."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_openai_files import __version__
+from airflow_openai_files._settings import DEFAULT_BASE_URL, parse_settings
+from airflow_openai_files.exceptions import OpenAIFilesConfigError
+from airflow_openai_files.hooks import OpenAIFilesHook
+from tests.conftest import API_KEY, set_connection
+
+
+def settings(host: str | None = "https://api.example.com/v1", password: str | None = "sk-x1234", **extra: object):
+    return parse_settings("my_conn", host=host, password=password, extra=dict(extra))
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        (None, DEFAULT_BASE_URL),
+        ("", DEFAULT_BASE_URL),
+        ("api.openai.com/v1", "https://api.openai.com/v1"),
+        ("http://127.0.0.1:8089/v1/", "http://127.0.0.1:8089/v1"),
+        ("https://proxy.internal/openai/v1", "https://proxy.internal/openai/v1"),
+    ],
+)
+def test_base_url(host: str | None, expected: str) -> None:
+    assert settings(host=host).base_url == expected
+
+
+def test_port_field_is_kept_when_host_has_none() -> None:
+    assert parse_settings("c", host="127.0.0.1", password="k", extra={}, port=8089).base_url == "https://127.0.0.1:8089"
+
+
+def test_defaults_and_extras() -> None:
+    s = settings(organization="org-1", project="proj-2", timeout="30", connect_timeout=2, max_retries="3", verify="false")
+    assert (s.organization, s.project, s.timeout, s.connect_timeout, s.max_retries, s.verify) == (
+        "org-1",
+        "proj-2",
+        30.0,
+        2.0,
+        3,
+        False,
+    )
+    plain = settings()
+    assert (plain.timeout, plain.max_retries, plain.verify) == (600.0, 5, True)
+    assert settings(verify="/etc/ssl/ca.pem").verify == "/etc/ssl/ca.pem"
+
+
+def test_headers() -> None:
+    headers = settings(organization="org-1", project="proj-2").headers()
+    assert headers["Authorization"] == "Bearer sk-x1234"
+    assert headers["OpenAI-Organization"] == "org-1"
+    assert headers["OpenAI-Project"] == "proj-2"
+    assert headers["User-Agent"].startswith(f"airflow-provider-openai-files/{__version__}")
+    assert "OpenAI-Organization" not in settings().headers()
+
+
+def test_key_not_in_repr() -> None:
+    assert "sk-x1234" not in repr(settings())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"password": None}, "password"),
+        ({"password": "  "}, "password"),
+        ({"host": "ftp://example.com"}, "host"),
+        ({"host": "https://exa mple.com"}, "host"),
+        ({"host": "https://"}, "host"),
+        ({"host": "https://example.com:99999"}, "host"),
+        ({"host": "https://example.com/v1?x=1"}, "host"),
+        ({"timeout": "soon"}, "timeout"),
+        ({"timeout": -1}, "timeout"),
+        ({"connect_timeout": "x"}, "connect_timeout"),
+        ({"max_retries": "many"}, "max_retries"),
+        ({"max_retries": -1}, "max_retries"),
+        ({"max_retries": 2.5}, "max_retries"),
+    ],
+)
+def test_bad_fields_name_connection_and_field(kwargs: dict[str, object], field: str) -> None:
+    with pytest.raises(OpenAIFilesConfigError) as info:
+        settings(**kwargs)  # type: ignore[arg-type]
+    assert "'my_conn'" in str(info.value)
+    assert f"'{field}'" in str(info.value)
+
+
+def test_hook_reads_connection_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_connection(monkeypatch, "custom", extra={"max_retries": 2, "project": "p"})
+    hook = OpenAIFilesHook(openai_conn_id="custom")
+    assert hook.settings.project == "p"
+    assert hook.retry_policy.max_retries == 2
+    assert API_KEY not in repr(hook)
+
+
+def test_hook_argument_overrides_connection_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_connection(monkeypatch, extra={"max_retries": 2})
+    hook = OpenAIFilesHook(max_retries=0)
+    hook.settings  # noqa: B018
+    assert hook.retry_policy.max_retries == 0
+
+
+def test_missing_connection_is_clear(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_NOT_THERE", raising=False)
+    with pytest.raises(OpenAIFilesConfigError, match="'not_there' is not defined"):
+        OpenAIFilesHook("not_there").get_file("file-abc")
