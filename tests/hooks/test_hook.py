@@ -60,12 +60,27 @@ def test_org_and_project_headers(monkeypatch: pytest.MonkeyPatch, requests_mock:
 
 def test_list_files_follows_every_page(hook: OpenAIFilesHook, requests_mock: Any) -> None:
     pages = [
-        {"object": "list", "data": [dict(FILE, id="file-1"), dict(FILE, id="file-2")], "first_id": "file-1",
-         "last_id": "file-2", "has_more": True},
-        {"object": "list", "data": [dict(FILE, id="file-3"), dict(FILE, id="file-4")], "first_id": "file-3",
-         "last_id": "file-4", "has_more": True},
-        {"object": "list", "data": [dict(FILE, id="file-5")], "first_id": "file-5", "last_id": "file-5",
-         "has_more": False},
+        {
+            "object": "list",
+            "data": [dict(FILE, id="file-1"), dict(FILE, id="file-2")],
+            "first_id": "file-1",
+            "last_id": "file-2",
+            "has_more": True,
+        },
+        {
+            "object": "list",
+            "data": [dict(FILE, id="file-3"), dict(FILE, id="file-4")],
+            "first_id": "file-3",
+            "last_id": "file-4",
+            "has_more": True,
+        },
+        {
+            "object": "list",
+            "data": [dict(FILE, id="file-5")],
+            "first_id": "file-5",
+            "last_id": "file-5",
+            "has_more": False,
+        },
     ]
     requests_mock.get(f"{BASE_URL}/files", [{"json": page} for page in pages])
     ids = [f["id"] for f in hook.list_files(purpose="batch", order="asc", page_size=2)]
@@ -183,13 +198,17 @@ def test_server_wait_hints_are_honoured(
 
 def test_retry_after_http_date(hook: OpenAIFilesHook, requests_mock: Any) -> None:
     when = email.utils.formatdate(time.time() + 30, usegmt=True)
-    requests_mock.get(f"{BASE_URL}/files/file-abc123", [{"status_code": 503, "headers": {"retry-after": when}}, {"json": FILE}])
+    requests_mock.get(
+        f"{BASE_URL}/files/file-abc123", [{"status_code": 503, "headers": {"retry-after": when}}, {"json": FILE}]
+    )
     hook.get_file("file-abc123")
     assert 27 <= hook.waits[0] <= 30  # type: ignore[attr-defined]
 
 
 def test_absurd_retry_after_falls_back_to_backoff(hook: OpenAIFilesHook, requests_mock: Any) -> None:
-    requests_mock.get(f"{BASE_URL}/files/file-abc123", [{"status_code": 429, "headers": {"retry-after": "86400"}}, {"json": FILE}])
+    requests_mock.get(
+        f"{BASE_URL}/files/file-abc123", [{"status_code": 429, "headers": {"retry-after": "86400"}}, {"json": FILE}]
+    )
     hook.get_file("file-abc123")
     assert hook.waits[0] <= 0.5  # type: ignore[attr-defined]
 
@@ -233,8 +252,12 @@ def test_tls_errors_are_not_retried(hook: OpenAIFilesHook, requests_mock: Any) -
     assert requests_mock.call_count == 1
 
 
-@pytest.mark.parametrize("bad_id", ["", "file/../x", "file-a/b", "file-a?x=1", "file-a#b", "file a", "..", "file-a\n", None, 7])
-def test_file_ids_are_validated_before_any_request(hook: OpenAIFilesHook, requests_mock: Any, bad_id: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "bad_id", ["", "file/../x", "file-a/b", "file-a?x=1", "file-a#b", "file a", "..", "file-a\n", None, 7]
+)
+def test_file_ids_are_validated_before_any_request(
+    hook: OpenAIFilesHook, requests_mock: Any, bad_id: Any, tmp_path: Path
+) -> None:
     for call in (
         lambda: hook.get_file(bad_id),
         lambda: hook.delete_file(bad_id),
@@ -337,7 +360,9 @@ def test_upload_streams_the_same_body_on_every_attempt(
             context.status_code = 502
             return error_body("bad gateway", "server_error")
         fields = bodies[-1]
-        return dict(FILE, bytes=len(fields["file"][1]), filename=fields["file"][0], purpose=fields["purpose"][1].decode())
+        return dict(
+            FILE, bytes=len(fields["file"][1]), filename=fields["file"][0], purpose=fields["purpose"][1].decode()
+        )
 
     requests_mock.post(f"{BASE_URL}/files", json=answer)
     requests_mock.get(f"{BASE_URL}/files", json={"object": "list", "data": [], "has_more": False})
@@ -417,11 +442,22 @@ def test_retried_upload_reconciles_instead_of_duplicating(
         (lambda d: _write(d / "a.txt", b"x"), "fine-tune", {}, "must be .jsonl"),
         (lambda d: _write(d / "a.jsonl", b"{oops\n"), "batch", {}, "line 1"),
         (lambda d: _write(d / "a.bin", b"x"), "user_data", {"expires_after_seconds": 60}, "expires_after_seconds"),
-        (lambda d: _write(d / "a.bin", b"x"), "user_data", {"expires_after_seconds": 2_592_001}, "expires_after_seconds"),
+        (
+            lambda d: _write(d / "a.bin", b"x"),
+            "user_data",
+            {"expires_after_seconds": 2_592_001},
+            "expires_after_seconds",
+        ),
     ],
 )
 def test_bad_uploads_are_refused_before_any_request(
-    hook: OpenAIFilesHook, requests_mock: Any, tmp_path: Path, make_source: Any, purpose: str, kwargs: dict[str, Any], message: str
+    hook: OpenAIFilesHook,
+    requests_mock: Any,
+    tmp_path: Path,
+    make_source: Any,
+    purpose: str,
+    kwargs: dict[str, Any],
+    message: str,
 ) -> None:
     with pytest.raises(OpenAIFilesValidationError, match=message):
         hook.upload_file(make_source(tmp_path), purpose, **kwargs)
@@ -433,7 +469,9 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
-def test_oversized_file_without_uploads_api_is_refused(hook: OpenAIFilesHook, requests_mock: Any, tmp_path: Path) -> None:
+def test_oversized_file_without_uploads_api_is_refused(
+    hook: OpenAIFilesHook, requests_mock: Any, tmp_path: Path
+) -> None:
     big = tmp_path / "big.bin"
     with open(big, "wb") as handle:
         handle.truncate(512 * 1024 * 1024 + 1)  # sparse: no real disk used
@@ -446,7 +484,9 @@ def test_errors_and_logs_never_show_the_key(
     hook: OpenAIFilesHook, requests_mock: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("DEBUG")
-    requests_mock.get(f"{BASE_URL}/files/file-abc123", [{"status_code": 500}, {"status_code": 401, "json": error_body("bad key")}])
+    requests_mock.get(
+        f"{BASE_URL}/files/file-abc123", [{"status_code": 500}, {"status_code": 401, "json": error_body("bad key")}]
+    )
     with pytest.raises(OpenAIFilesError) as info:
         hook.get_file("file-abc123")
     assert API_KEY not in str(info.value) and API_KEY not in repr(info.value)

@@ -34,7 +34,9 @@ def test_port_field_is_kept_when_host_has_none() -> None:
 
 
 def test_defaults_and_extras() -> None:
-    s = settings(organization="org-1", project="proj-2", timeout="30", connect_timeout=2, max_retries="3", verify="false")
+    s = settings(
+        organization="org-1", project="proj-2", timeout="30", connect_timeout=2, max_retries="3", verify="false"
+    )
     assert (s.organization, s.project, s.timeout, s.connect_timeout, s.max_retries, s.verify) == (
         "org-1",
         "proj-2",
