@@ -585,6 +585,12 @@ def create_app(state: EmulatorState) -> Any:
     def admin_requests() -> Response:
         return JSONResponse([list(entry) for entry in state.requests])
 
+    @api.post("/_emulator/clock")
+    async def advance_clock(request: Request) -> Response:
+        body = await request.json()
+        store.advance_clock(float(body.get("advance", 0)))
+        return JSONResponse({"now": store.now()})
+
     @api.get("/_emulator/health")
     def health() -> Response:
         return JSONResponse({"ok": True, "data_dir": str(store.data_dir)})

@@ -203,6 +203,10 @@ class Emulator(_EmulatorBase):
         """Drop every file, upload, fault and logged request."""
         self._running_state().reset()
 
+    def advance_clock(self, seconds: float) -> None:
+        """Move the emulator's clock forward: expiry of files and uploads, processing delay."""
+        self._running_state().store.advance_clock(seconds)
+
     def files(self) -> list[dict[str, Any]]:
         """Every live File, oldest first, as the API would show it (no auth involved)."""
         files: list[dict[str, Any]] = self._running_state().store.all_files()
@@ -312,6 +316,9 @@ class EmulatorProcess(_EmulatorBase):
 
     def reset(self) -> None:
         self._admin("POST", "reset", {})
+
+    def advance_clock(self, seconds: float) -> None:
+        self._admin("POST", "clock", {"advance": seconds})
 
     def files(self) -> list[dict[str, Any]]:
         files: list[dict[str, Any]] = self._admin("GET", "files")

@@ -138,6 +138,7 @@ class Store:
             directory.mkdir(parents=True, exist_ok=True)
         self.processing_delay = processing_delay
         self.clock = clock
+        self.clock_offset = 0.0
         self.sync_check_bytes = sync_check_bytes
         self._db_path = self.data_dir / "emulator.sqlite3"
         self._local = threading.local()
@@ -189,7 +190,11 @@ class Store:
         self._local = threading.local()
 
     def now(self) -> float:
-        return self.clock()
+        return self.clock() + self.clock_offset
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the emulator's idea of "now" forward (expiry and processing tests)."""
+        self.clock_offset += seconds
 
     def tmp_path(self) -> Path:
         """A fresh path in the data directory for a body being received."""

@@ -475,7 +475,7 @@ def test_oversized_file_without_uploads_api_is_refused(
     big = tmp_path / "big.bin"
     with open(big, "wb") as handle:
         handle.truncate(512 * 1024 * 1024 + 1)  # sparse: no real disk used
-    with pytest.raises(OpenAIFilesValidationError, match="at most 512.0 MiB"):
+    with pytest.raises(OpenAIFilesValidationError, match=r"at most 512\.0 MiB"):
         hook.upload_file(big, "user_data", multipart=False)
     assert requests_mock.call_count == 0
 
