@@ -66,7 +66,7 @@ class EmulatorState:
     store: Store
     config: EmulatorConfig
     faults: FaultRegistry = field(default_factory=FaultRegistry)
-    requests: deque[tuple[str, str, int]] = field(default_factory=lambda: deque(maxlen=REQUEST_LOG_SIZE))
+    requests: deque[list[Any]] = field(default_factory=lambda: deque(maxlen=REQUEST_LOG_SIZE))
 
     def reset(self) -> None:
         self.faults.clear()
@@ -116,7 +116,13 @@ class ContextMiddleware:
         started = time.perf_counter()
         # uvicorn's request cycle, which owns the transport: used by connection faults.
         scope["emulator.cycle"] = getattr(receive, "__self__", None)
-        seen = {"body_done": False, "status": 0}
+        seen = {"body_done": False}
+        path: str = scope["path"]
+        # Logged on arrival and completed when the answer starts, so that the entry exists before
+        # the client can see anything (status 0: no answer was sent, or not yet).
+        entry = [scope["method"], path, 0]
+        if not path.startswith("/_emulator"):
+            self.state.requests.append(entry)
 
         async def tracked_receive() -> dict[str, Any]:
             message: dict[str, Any] = await receive()
@@ -136,33 +142,28 @@ class ContextMiddleware:
                     (b"openai-version", b"2020-10-01"),
                 ]
                 message = {**message, "headers": headers}
-                seen["status"] = message["status"]
+                entry[2] = message["status"]
             await send(message)
 
-        path: str = scope["path"]
-        try:
-            if path == "/v1" or path.startswith("/v1/"):
-                headers = dict(scope["headers"])
-                raw = headers.get(b"authorization")
-                error = _auth_error(raw.decode("latin-1") if raw else None, self.state.config.api_keys)
-                if error is not None:
-                    body = _json_bytes(error.body())
-                    await stamped_send(
-                        {
-                            "type": "http.response.start",
-                            "status": error.status,
-                            "headers": [
-                                (b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode()),
-                            ],
-                        }
-                    )
-                    await stamped_send({"type": "http.response.body", "body": body})
-                    return
-            await self.app(scope, tracked_receive, stamped_send)
-        finally:
-            if not path.startswith("/_emulator"):
-                self.state.requests.append((scope["method"], path, int(seen["status"])))
+        if path == "/v1" or path.startswith("/v1/"):
+            headers = dict(scope["headers"])
+            raw = headers.get(b"authorization")
+            error = _auth_error(raw.decode("latin-1") if raw else None, self.state.config.api_keys)
+            if error is not None:
+                body = _json_bytes(error.body())
+                await stamped_send(
+                    {
+                        "type": "http.response.start",
+                        "status": error.status,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await stamped_send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, tracked_receive, stamped_send)
 
 
 # ---- request parsing helpers ----------------------------------------------------------------------

@@ -1,0 +1,44 @@
+"""pytest fixtures for the emulator (registered through the ``pytest11`` entry point).
+
+- ``openai_files_emulator``: a running :class:`~airflow_openai_files.emulator.Emulator` with a
+  fresh data directory under ``tmp_path``, one per test (start and stop take a few tens of ms).
+- ``openai_files_connection``: the same emulator, with ``AIRFLOW_CONN_OPENAI_FILES_DEFAULT``
+  pointing the ``openai_files_default`` connection at it.
+
+Nothing heavy is imported until a fixture is used.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from airflow_openai_files.emulator.server import Emulator
+
+
+@pytest.fixture
+def openai_files_emulator(tmp_path: Path) -> Iterator[Emulator]:
+    from airflow_openai_files.emulator.server import Emulator
+
+    with Emulator(data_dir=tmp_path / "openai-files-emulator") as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def openai_files_connection(openai_files_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_OPENAI_FILES_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "openai_files",
+                "host": openai_files_emulator.base_url,
+                "password": openai_files_emulator.api_key,
+            }
+        ),
+    )
+    yield openai_files_emulator
