@@ -63,6 +63,7 @@ class MultipartUpload:
         self._progress = Progress(self.log, f"Uploading {name} in parts", upload.size)
         self._sent = 0
         self._sent_lock = threading.Lock()
+        self._cancel_sent = False
 
     def run(self) -> dict[str, Any]:
         started = time.time()
@@ -93,11 +94,11 @@ class MultipartUpload:
 
     def cancel(self) -> None:
         """Stop sending parts and cancel the Upload on the server (best effort, once)."""
-        if self._cancelled.is_set():
-            return
         self._cancelled.set()
-        if self.upload_id is None:
-            return
+        with self._sent_lock:
+            if self._cancel_sent or self.upload_id is None:
+                return
+            self._cancel_sent = True
         try:
             self.hook._send("POST", f"uploads/{self.upload_id}/cancel", what=f"Cancelling {self.upload_id}")
             self.log.warning("Cancelled Upload %s of %s", self.upload_id, self.name)
