@@ -126,7 +126,7 @@ def test_md5_mismatch_is_caught(openai_files_connection: Any, source: Path, monk
     from types import SimpleNamespace
 
     monkeypatch.setattr(uploads, "hashlib", SimpleNamespace(md5=WrongMD5))
-    with pytest.raises(OpenAIFilesError, match="(?i)md5"):
+    with pytest.raises(OpenAIFilesError, match=r"(?i)md5"):
         make_hook().upload_file(source, "user_data")
     assert emu.files() == []
     assert any(p.endswith("/cancel") for _, p, _ in emu.request_log())
