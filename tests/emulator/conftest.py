@@ -12,7 +12,7 @@ import openai
 import pytest
 import requests
 
-from airflow_openai_files.emulator import Emulator
+from airflow_openai_files.emulator import Emulator, EmulatorProcess
 from tests.openapi_schemas import validate_response
 
 VALIDATED: list[str] = []  # names of the schemas checked, for a sanity assertion
@@ -42,7 +42,7 @@ def _httpx_hook(response: httpx2.Response) -> None:
 class ValidatingSession(requests.Session):
     """A requests session that validates each JSON answer of ``/v1`` against the spec."""
 
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Emulator | EmulatorProcess) -> None:
         super().__init__()
         self.base = emulator.base_url
         self.headers["Authorization"] = f"Bearer {emulator.api_key}"

@@ -1,0 +1,53 @@
+"""``python -m airflow_openai_files.emulator``: fast start, ready line, keys, clean shutdown."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from airflow_openai_files.emulator import EmulatorProcess
+
+
+def test_cli_starts_fast_and_serves(tmp_path: Path) -> None:
+    with EmulatorProcess(data_dir=tmp_path, api_key=["sk-one-1234", "sk-two-5678"]) as proc:
+        assert proc.startup_seconds is not None and proc.startup_seconds < 2.0, proc.startup_seconds
+        for key in ("sk-one-1234", "sk-two-5678"):
+            assert requests.get(f"{proc.base_url}/files", headers={"Authorization": f"Bearer {key}"}).ok
+        assert requests.get(f"{proc.base_url}/files", headers={"Authorization": "Bearer sk-three"}).status_code == 401
+        assert (tmp_path / "emulator.sqlite3").exists()
+
+
+def test_cli_ready_line_and_sigterm(tmp_path: Path) -> None:
+    began = time.monotonic()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "airflow_openai_files.emulator", "--port", "0", "--data-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        elapsed = time.monotonic() - began
+        assert line.startswith("OpenAI Files emulator listening on http://127.0.0.1:")
+        assert line.rstrip().endswith("/v1")
+        assert elapsed < 2.0, elapsed
+        base_url = line.rsplit(" ", 1)[1].strip()
+        assert requests.get(f"{base_url}/files", headers={"Authorization": "Bearer any"}).ok
+    finally:
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=10) == 0
+        if child.stdout is not None:
+            child.stdout.close()
+
+
+def test_cli_help() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "airflow_openai_files.emulator", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for option in ("--host", "--port", "--data-dir", "--api-key", "--processing-delay", "--log-level"):
+        assert option in out
