@@ -1,0 +1,363 @@
+"""Operators for the OpenAI Files API: upload, download, delete and retention clean-up.
+
+They are thin: :class:`~airflow_openai_files.hooks.OpenAIFilesHook` does the transport, retries,
+validation and logging of each transfer. The hook (and ``requests``) is imported only when a task
+runs, so DAG files that import this module parse fast.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import functools
+import re
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException
+
+from airflow_openai_files.status import extract_file_id
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_openai_files.hooks import OpenAIFilesHook
+
+DEFAULT_CONN_ID = "openai_files_default"
+MiB = 1024 * 1024
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.IGNORECASE)
+_DURATION_UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def _now() -> float:
+    """Wall-clock unix time; the clean-up's age filter compares it with ``created_at`` (tests patch it)."""
+    return time.time()
+
+
+def _as_storage(value: Any) -> Any:
+    """Turn a rendered ``scheme://...`` string (other than ``file://``) into an ObjectStoragePath."""
+    if isinstance(value, str) and _URL_SCHEME.match(value) and not value.startswith("file://"):
+        from airflow.sdk import ObjectStoragePath
+
+        return ObjectStoragePath(value)
+    return value
+
+
+def parse_duration(value: Any) -> timedelta | None:
+    """
+    ``older_than`` as a timedelta: a timedelta, a number of seconds, or a string such as ``"7d"``,
+    ``"12h"``, ``"1d12h"``, ``"90m"``, ``"2w"`` or ``"3600"``. Empty values mean "no filter".
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, timedelta):
+        result = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        result = timedelta(seconds=value)
+    elif isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        try:
+            result = timedelta(seconds=float(text))
+        except ValueError:
+            parts = _DURATION_PART.findall(text)
+            if not parts or "".join(f"{n}{u}" for n, u in parts) != text:
+                raise ValueError(
+                    f"older_than {value!r} is not a duration: use e.g. '7d', '12h', '1d12h', '30m', seconds "
+                    "or a timedelta"
+                ) from None
+            result = timedelta(seconds=sum(float(n) * _DURATION_UNITS[u] for n, u in parts))
+    else:
+        raise ValueError(f"older_than must be a timedelta, seconds or a string like '7d'; got {type(value).__name__}")
+    if result.total_seconds() < 0:
+        raise ValueError(f"older_than must not be negative, got {value!r}")
+    return result
+
+
+def _file_ids(value: Any) -> list[str]:
+    """One id, a File dict, or a list of them (also a rendered ``"['file-a', 'file-b']"``), deduplicated."""
+    if isinstance(value, str) and value.strip().startswith("["):
+        try:
+            value = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            raise ValueError(f"file_id {value!r} looks like a list but is not one") from None
+    items: Iterable[Any] = value if isinstance(value, (list, tuple, set)) else [value]
+    ids: list[str] = []
+    for item in items:
+        file_id = extract_file_id(item)
+        if not isinstance(file_id, str) or not file_id.strip():
+            raise ValueError(f"Invalid file id {file_id!r}: expected a 'file-...' string")
+        if file_id.strip() not in ids:
+            ids.append(file_id.strip())
+    return ids
+
+
+class _OpenAIFilesOperator(BaseOperator):
+    """Holds the connection id and a lazily built hook."""
+
+    def __init__(self, *, openai_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.openai_conn_id = openai_conn_id
+
+    @functools.cached_property
+    def hook(self) -> OpenAIFilesHook:
+        from airflow_openai_files.hooks import OpenAIFilesHook
+
+        return OpenAIFilesHook(openai_conn_id=self.openai_conn_id)
+
+
+class OpenAIUploadFileOperator(_OpenAIFilesOperator):
+    """
+    Upload a file to the OpenAI Files API and return its File object (``upload.output["id"]`` downstream).
+
+    The body is streamed; ``fine-tune`` and ``batch`` JSONL content is checked before anything is sent
+    when ``validate`` is true. A retried task instance first looks for the file an earlier, crashed
+    try may have created (same name, size and purpose) and returns it instead of uploading a duplicate.
+
+    :param file_path: a local path, a binary file object, or an ObjectStoragePath (or a
+        ``s3://conn@bucket/key`` / ``file://...`` string) (templated).
+    :param purpose: ``fine-tune``, ``batch``, ``assistants``, ``vision``, ``user_data`` or ``evals`` (templated).
+    :param filename: the name OpenAI records; defaults to the source's name (templated).
+    :param expires_after_seconds: expire the file this long after creation (3600..2592000) (templated).
+    :param validate: check the JSONL content before any request.
+    :param openai_conn_id: the ``openai_files`` connection (templated).
+    """
+
+    template_fields: Sequence[str] = ("file_path", "purpose", "filename", "expires_after_seconds", "openai_conn_id")
+    ui_color = "#e8f6f3"
+
+    def __init__(
+        self,
+        file_path: Any,
+        purpose: str,
+        *,
+        filename: str | None = None,
+        expires_after_seconds: int | None = None,
+        validate: bool = True,
+        openai_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(openai_conn_id=openai_conn_id, **kwargs)
+        self.file_path = file_path
+        self.purpose = purpose
+        self.filename = filename
+        self.expires_after_seconds = expires_after_seconds
+        self.validate = validate
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        expires = self.expires_after_seconds
+        if isinstance(expires, str):
+            expires = int(expires) if expires.strip() else None
+        reconcile_since = self._reconcile_since(context)
+        created = self.hook.upload_file(
+            _as_storage(self.file_path),
+            self.purpose,
+            filename=self.filename or None,
+            expires_after_seconds=expires,
+            validate=self.validate,
+            reconcile_since=reconcile_since,
+        )
+        self.log.info(
+            "File %s: %s, %s bytes, purpose %s, status %s%s",
+            created.get("id"),
+            created.get("filename"),
+            created.get("bytes"),
+            created.get("purpose"),
+            created.get("status"),
+            f", expires at {created['expires_at']}" if created.get("expires_at") else "",
+        )
+        return created
+
+    def _reconcile_since(self, context: Context) -> float | None:
+        """On a retry, when the earlier try began (bounded by the DAG run's start), else None."""
+        ti = context.get("ti")
+        if int(getattr(ti, "try_number", 1) or 1) <= 1:
+            return None
+        dag_run = context.get("dag_run")
+        started: datetime | None = getattr(dag_run, "start_date", None) or getattr(dag_run, "queued_at", None)
+        if started is None:
+            # No run start known: look back over the retries' worth of time.
+            return time.time() - 24 * 3600
+        self.log.info(
+            "Try %s: reusing a file an earlier try may have uploaded since %s",
+            getattr(ti, "try_number", "?"),
+            started.isoformat(),
+        )
+        return started.timestamp()
+
+    def on_kill(self) -> None:
+        hook = self.__dict__.get("hook")
+        if hook is not None:
+            self.log.info("Task killed: cancelling in-flight multipart uploads")
+            hook.cancel_active_uploads()
+
+
+class OpenAIDownloadFileOperator(_OpenAIFilesOperator):
+    """
+    Stream a file's content to a local path or an ObjectStoragePath; return the destination as a string.
+
+    The destination appears only once the download is complete and has the file's byte count.
+
+    :param file_id: the ``file-...`` id, or a File dict (templated).
+    :param destination: a local path, an ObjectStoragePath, or a ``scheme://...`` string (templated).
+    :param overwrite: replace an existing destination (set it for tasks that may be retried or re-run).
+    :param openai_conn_id: the ``openai_files`` connection (templated).
+    """
+
+    template_fields: Sequence[str] = ("file_id", "destination", "openai_conn_id")
+    ui_color = "#eaf2f8"
+
+    def __init__(
+        self,
+        file_id: Any,
+        destination: Any,
+        *,
+        overwrite: bool = False,
+        openai_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(openai_conn_id=openai_conn_id, **kwargs)
+        self.file_id = file_id
+        self.destination = destination
+        self.overwrite = overwrite
+
+    def execute(self, context: Context) -> str:
+        file_id = str(extract_file_id(self.file_id))
+        return self.hook.download_file(file_id, _as_storage(self.destination), overwrite=self.overwrite)
+
+
+class OpenAIDeleteFileOperator(_OpenAIFilesOperator):
+    """
+    Delete one file or a list of files; return the ids that were deleted.
+
+    :param file_id: an id, a File dict, or a list of them (templated).
+    :param missing_ok: a file that is already gone is not an error (it is left out of the result).
+    :param openai_conn_id: the ``openai_files`` connection (templated).
+    """
+
+    template_fields: Sequence[str] = ("file_id", "openai_conn_id")
+    ui_color = "#fdedec"
+
+    def __init__(
+        self,
+        file_id: Any,
+        *,
+        missing_ok: bool = True,
+        openai_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(openai_conn_id=openai_conn_id, **kwargs)
+        self.file_id = file_id
+        self.missing_ok = missing_ok
+
+    def execute(self, context: Context) -> list[str]:
+        try:
+            ids = _file_ids(self.file_id)
+        except ValueError as err:
+            raise AirflowException(f"{self.task_id}: {err}") from None
+        deleted: list[str] = []
+        for file_id in ids:
+            result = self.hook.delete_file(file_id, missing_ok=self.missing_ok)
+            if result.get("deleted"):
+                deleted.append(file_id)
+        self.log.info(
+            "Deleted %d of %d file(s)%s", len(deleted), len(ids), f": {', '.join(deleted)}" if deleted else ""
+        )
+        return deleted
+
+
+class OpenAIFilesCleanupOperator(_OpenAIFilesOperator):
+    """
+    Retention: delete the files that match every given filter; return their ids.
+
+    Refuses to run with no filter at all, so a mistake cannot empty a project's storage.
+
+    :param purpose: only files with this purpose (e.g. ``fine-tune``, ``batch``, ``batch_output``) (templated).
+    :param filename_glob: only files whose name matches this ``fnmatch`` pattern, case-sensitive (templated).
+    :param older_than: only files created longer ago than this: a timedelta, seconds, or a string like
+        ``"7d"`` / ``"12h"`` (templated).
+    :param dry_run: list what would be deleted and delete nothing.
+    :param openai_conn_id: the ``openai_files`` connection (templated).
+    """
+
+    template_fields: Sequence[str] = ("purpose", "filename_glob", "older_than", "openai_conn_id")
+    ui_color = "#fef5e7"
+
+    def __init__(
+        self,
+        *,
+        purpose: str | None = None,
+        filename_glob: str | None = None,
+        older_than: timedelta | float | str | None = None,
+        dry_run: bool = False,
+        openai_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(openai_conn_id=openai_conn_id, **kwargs)
+        if purpose is None and filename_glob is None and older_than is None:
+            raise ValueError(
+                f"{kwargs.get('task_id', type(self).__name__)}: give at least one of purpose, filename_glob "
+                "or older_than; a clean-up without a filter would delete every file of the project"
+            )
+        if not isinstance(older_than, str):
+            parse_duration(older_than)  # fail at parse time; templated strings are checked when rendered
+        self.purpose = purpose
+        self.filename_glob = filename_glob
+        self.older_than = older_than
+        # ``BaseOperator.dry_run()`` is a method (``airflow tasks test --dry-run``): keep it callable.
+        self.is_dry_run = dry_run
+
+    def execute(self, context: Context) -> list[str]:
+        purpose = (self.purpose or "").strip() or None
+        glob = (self.filename_glob or "").strip() or None
+        try:
+            age = parse_duration(self.older_than)
+        except ValueError as err:
+            raise AirflowException(f"{self.task_id}: {err}") from None
+        if purpose is None and glob is None and age is None:
+            raise AirflowException(
+                f"{self.task_id}: every filter rendered empty (purpose, filename_glob, older_than); refusing to "
+                "delete every file of the project"
+            )
+        cutoff = _now() - age.total_seconds() if age is not None else None
+        matches = [
+            item
+            for item in self.hook.list_files(purpose=purpose)
+            if (glob is None or fnmatch.fnmatchcase(str(item.get("filename", "")), glob))
+            and (cutoff is None or int(item.get("created_at") or 0) < cutoff)
+        ]
+        filters = ", ".join(
+            f"{name}={value}"
+            for name, value in (("purpose", purpose), ("filename_glob", glob), ("older_than", age))
+            if value is not None
+        )
+        total = sum(int(item.get("bytes") or 0) for item in matches)
+        verb = "Would delete" if self.is_dry_run else "Deleting"
+        self.log.info("%d file(s) match %s (%.1f MiB)", len(matches), filters, total / MiB)
+        deleted: list[str] = []
+        for item in matches:
+            self.log.info(
+                "%s %s (%s, %s bytes, purpose %s, created %s)",
+                verb,
+                item["id"],
+                item.get("filename"),
+                item.get("bytes"),
+                item.get("purpose"),
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(item.get("created_at") or 0))),
+            )
+            if self.is_dry_run:
+                deleted.append(item["id"])
+                continue
+            if self.hook.delete_file(item["id"], missing_ok=True).get("deleted"):
+                deleted.append(item["id"])
+        self.log.info(
+            "%s %d file(s), %.1f MiB%s",
+            "Dry run: would delete" if self.is_dry_run else "Deleted",
+            len(deleted),
+            total / MiB,
+            "" if self.is_dry_run else " freed",
+        )
+        return deleted
