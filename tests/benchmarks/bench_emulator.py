@@ -24,10 +24,8 @@ from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from airflow_openai_files.emulator import EmulatorProcess  # noqa: E402
-from airflow_openai_files.emulator.store import Store, new_id  # noqa: E402
+from airflow_openai_files.emulator import EmulatorProcess
+from airflow_openai_files.emulator.store import Store, new_id
 
 MiB = 1024 * 1024
 _UNITS = {"": 1, "b": 1, "kib": 1024, "kb": 1000, "mib": MiB, "mb": 1000**2, "gib": 1024**3, "gb": 1000**3}
