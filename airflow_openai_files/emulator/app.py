@@ -216,7 +216,7 @@ class _FormSink:
     def on_headers_finished(self) -> None:
         _, params = parse_options_header(self._headers.get(b"content-disposition", b""))
         self._name = params.get(b"name", b"").decode("utf-8", "replace")
-        if self._name == self.file_field and self.form.tmp is None:
+        if self._name == self.file_field and self.form.tmp is None and not self.form.too_large:
             raw_name = params.get(b"filename", b"upload").decode("utf-8", "replace")
             self.form.filename = raw_name.replace("\\", "/").rsplit("/", 1)[-1] or "upload"
             self.form.tmp = self.store.tmp_path()

@@ -158,6 +158,8 @@ class Store:
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
+            if self._closed:
+                raise sqlite3.ProgrammingError("the emulator store is closed")
             db = sqlite3.connect(self._db_path, timeout=30, check_same_thread=False, isolation_level=None)
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")
@@ -182,7 +184,8 @@ class Store:
     def close(self) -> None:
         self._closed = True
         if self._checker is not None:
-            self._checker.shutdown(wait=True, cancel_futures=True)
+            # A check of a multi-GiB file may run for long: do not wait for it (see _background_check).
+            self._checker.shutdown(wait=False, cancel_futures=True)
         with self._write_lock:
             for db in self._connections:
                 db.close()
@@ -276,15 +279,20 @@ class Store:
         self._checker.submit(self._background_check, file_id)
 
     def _background_check(self, file_id: str) -> None:
-        row = self._db().execute("SELECT purpose FROM files WHERE id = ?", (file_id,)).fetchone()
-        if row is None or self._closed:
-            return
         try:
+            row = self._db().execute("SELECT purpose FROM files WHERE id = ?", (file_id,)).fetchone()
+            if row is None or self._closed:
+                return
             state, details = self._check(self.files_dir / file_id, row["purpose"])
-        except FileNotFoundError:  # deleted meanwhile
+            with self._write() as db:
+                db.execute(
+                    "UPDATE files SET check_state = ?, status_details = ? WHERE id = ?",
+                    (state, details, file_id),
+                )
+        except (OSError, sqlite3.Error):
+            # Deleted meanwhile, or the store closed under a long check: the row stays 'pending'
+            # and the check runs again at the next start on this data directory.
             return
-        with self._write() as db:
-            db.execute("UPDATE files SET check_state = ?, status_details = ? WHERE id = ?", (state, details, file_id))
 
     def _live_row(self, file_id: str) -> sqlite3.Row:
         if not FILE_ID_RE.match(file_id):
