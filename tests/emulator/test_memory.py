@@ -4,7 +4,6 @@ MiB: bodies are streamed to and from disk. Measured on an EmulatorProcess with p
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -12,6 +11,7 @@ import pytest
 import requests
 
 from airflow_openai_files.emulator import EmulatorProcess
+from tests.benchmarks.bench_emulator import BOUNDARY, multipart_body
 
 MiB = 1024 * 1024
 SIZE = 256 * MiB
@@ -44,29 +44,17 @@ class PeakRss:
         return self.peak - self.baseline
 
 
-def multipart_stream(size: int, boundary: str = "emulatorboundary") -> Iterator[bytes]:
-    yield (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nuser_data\r\n'
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n"
-    ).encode()
-    chunk = bytes(range(256)) * 4096  # 1 MiB
-    for _ in range(size // len(chunk)):
-        yield chunk
-    yield f"\r\n--{boundary}--\r\n".encode()
-
-
 @pytest.mark.slow
 def test_256mib_upload_and_download_in_bounded_memory(tmp_path: Path) -> None:
     with EmulatorProcess(data_dir=tmp_path) as proc:
         headers = {
             "Authorization": f"Bearer {proc.api_key}",
-            "Content-Type": "multipart/form-data; boundary=emulatorboundary",
+            "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
         }
         # warm up: one small request so that lazily created state is part of the baseline
         requests.get(f"{proc.base_url}/files", headers=headers)
         with PeakRss(proc.pid) as upload_rss:
-            response = requests.post(f"{proc.base_url}/files", data=multipart_stream(SIZE), headers=headers)
+            response = requests.post(f"{proc.base_url}/files", data=multipart_body(SIZE), headers=headers)
         assert response.ok, response.text
         file_id = response.json()["id"]
         assert response.json()["bytes"] == SIZE
