@@ -1,0 +1,24 @@
+"""An emulator whose files stay ``uploaded`` until its clock is advanced, with the default connection on it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PROCESSING_DELAY = 3600.0
+
+
+@pytest.fixture
+def slow_emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    from airflow_openai_files.emulator import Emulator
+
+    with Emulator(data_dir=tmp_path / "emulator", processing_delay=PROCESSING_DELAY) as emulator:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_OPENAI_FILES_DEFAULT",
+            json.dumps({"conn_type": "openai_files", "host": emulator.base_url, "password": emulator.api_key}),
+        )
+        yield emulator

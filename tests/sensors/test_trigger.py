@@ -1,0 +1,223 @@
+"""OpenAIFileTrigger: one terminal event, hook-equivalent auth and retries, non-blocking, serializable."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+from typing import Any
+
+import pytest
+
+from airflow_openai_files.exceptions import OpenAIFilesValidationError
+from airflow_openai_files.hooks import OpenAIFilesHook
+from airflow_openai_files.triggers import OpenAIFileTrigger
+from tests.sensors.conftest import PROCESSING_DELAY
+from tests.support.task_helpers import fine_tune_lines
+
+
+def put(body: bytes | None = None) -> dict[str, Any]:
+    return OpenAIFilesHook().upload_file(
+        io.BytesIO(body or fine_tune_lines()), "fine-tune", filename="t.jsonl", validate=False
+    )
+
+
+async def collect(trigger: OpenAIFileTrigger) -> list[dict[str, Any]]:
+    return [event.payload async for event in trigger.run()]
+
+
+def run(trigger: OpenAIFileTrigger) -> list[dict[str, Any]]:
+    return asyncio.run(collect(trigger))
+
+
+def set_conn(monkeypatch: pytest.MonkeyPatch, emulator: Any, **fields: Any) -> None:
+    body = {"conn_type": "openai_files", "host": emulator.base_url, "password": emulator.api_key, **fields}
+    monkeypatch.setenv("AIRFLOW_CONN_OPENAI_FILES_DEFAULT", json.dumps(body))
+
+
+def test_serialize_round_trips_without_the_key(slow_emulator: Any) -> None:
+    trigger = OpenAIFileTrigger("file-abc", target_status="uploaded", poll_interval=2, timeout=60)
+    path, kwargs = trigger.serialize()
+    assert path == "airflow_openai_files.triggers.OpenAIFileTrigger"
+    assert set(kwargs) == {"file_id", "openai_conn_id", "target_status", "poll_interval", "timeout", "deadline"}
+    assert slow_emulator.api_key not in json.dumps(kwargs)
+    again = OpenAIFileTrigger(**kwargs)
+    assert again.serialize() == (path, kwargs)
+
+
+def test_rejects_unsafe_ids_and_targets() -> None:
+    with pytest.raises(OpenAIFilesValidationError):
+        OpenAIFileTrigger("../files")
+    with pytest.raises(ValueError):
+        OpenAIFileTrigger("file-a", target_status="done")
+
+
+def test_success_after_polling(slow_emulator: Any) -> None:
+    created = put()
+
+    async def scenario() -> list[dict[str, Any]]:
+        trigger = OpenAIFileTrigger(created["id"], poll_interval=0.05, timeout=30)
+        task = asyncio.ensure_future(collect(trigger))
+        # Let the trigger see "uploaded" at least twice, then let processing finish.
+        deadline = time.monotonic() + 10
+        while sum(1 for m, _, _ in slow_emulator.request_log() if m == "GET") < 2:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        slow_emulator.advance_clock(PROCESSING_DELAY + 1)
+        return await asyncio.wait_for(task, 10)
+
+    events = asyncio.run(scenario())
+    assert len(events) == 1
+    assert events[0]["status"] == "success"
+    assert events[0]["file"]["id"] == created["id"] and events[0]["file"]["status"] == "processed"
+
+
+def test_error_status_event_carries_status_details(openai_files_connection: Any) -> None:
+    created = put(fine_tune_lines(4))
+    events = run(OpenAIFileTrigger(created["id"], poll_interval=0.05, timeout=10))
+    assert [e["status"] for e in events] == ["error"]
+    assert "at least 10 examples" in events[0]["message"]
+    assert events[0]["file"]["status"] == "error"
+
+
+def test_not_found_event(openai_files_connection: Any) -> None:
+    events = run(OpenAIFileTrigger("file-gone", timeout=10))
+    assert [e["status"] for e in events] == ["error"]
+    assert "file-gone does not exist (HTTP 404" in events[0]["message"]
+
+
+def test_timeout_uses_monotonic_clock(slow_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    created = put()
+    started = time.monotonic()
+    events = run(OpenAIFileTrigger(created["id"], poll_interval=0.05, timeout=0.3))
+    assert [e["status"] for e in events] == ["timeout"]
+    assert events[0]["file"]["status"] == "uploaded"
+    assert 0.3 <= time.monotonic() - started < 5
+
+
+def test_deadline_caps_a_recreated_trigger(slow_emulator: Any) -> None:
+    created = put()
+    # As if re-created after a triggerer restart once the sensor's overall deadline had passed.
+    events = run(OpenAIFileTrigger(created["id"], timeout=3600, deadline=time.time() - 1))
+    assert [e["status"] for e in events] == ["timeout"]
+
+
+def test_retries_like_the_hook(slow_emulator: Any) -> None:
+    created = put()
+    slow_emulator.advance_clock(PROCESSING_DELAY + 1)
+    slow_emulator.add_fault(method="GET", path="/v1/files/*", status=503, headers={"retry-after-ms": "20"}, times=2)
+    slow_emulator.add_fault(method="GET", path="/v1/files/*", status=429, headers={"retry-after": "0"}, times=1)
+    events = run(OpenAIFileTrigger(created["id"], timeout=30))
+    assert [e["status"] for e in events] == ["success"]
+    statuses = [s for m, p, s in slow_emulator.request_log() if m == "GET" and p.endswith(created["id"])]
+    assert statuses == [503, 503, 429, 200]
+
+
+def test_gives_up_after_max_retries(slow_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    set_conn(monkeypatch, slow_emulator, extra=json.dumps({"max_retries": 1}))
+    created = put()
+    slow_emulator.add_fault(method="GET", path="/v1/files/*", status=500, headers={"retry-after-ms": "1"}, times=5)
+    events = run(OpenAIFileTrigger(created["id"], timeout=30))
+    assert [e["status"] for e in events] == ["error"]
+    assert "gave up after 2 attempt(s)" in events[0]["message"] and "status=500" in events[0]["message"]
+
+
+def test_never_retries_quota_errors(slow_emulator: Any) -> None:
+    created = put()
+    slow_emulator.add_fault(
+        method="GET",
+        path="/v1/files/*",
+        status=429,
+        error={
+            "message": "You exceeded your current quota",
+            "type": "insufficient_quota",
+            "code": "insufficient_quota",
+        },
+    )
+    events = run(OpenAIFileTrigger(created["id"], timeout=30))
+    assert [e["status"] for e in events] == ["error"] and "quota" in events[0]["message"]
+    assert len(slow_emulator.request_log()) == 2  # the upload and one GET
+
+
+def test_wrong_key_is_not_retried(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_openai_files.emulator import Emulator
+
+    with Emulator(data_dir=tmp_path / "emu", api_key="sk-test-right") as emulator:
+        set_conn(monkeypatch, emulator, password="sk-test-wrong")
+        events = run(OpenAIFileTrigger("file-abc", timeout=30))
+        assert [e["status"] for e in events] == ["error"] and "HTTP 401" in events[0]["message"]
+        assert "sk-test-wrong" not in events[0]["message"]
+        assert len(emulator.request_log()) == 1
+
+
+def test_sends_the_hooks_headers(slow_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    from airflow_openai_files._settings import USER_AGENT
+
+    set_conn(monkeypatch, slow_emulator, extra=json.dumps({"organization": "org-1", "project": "proj-1"}))
+    created = put()
+    slow_emulator.advance_clock(PROCESSING_DELAY + 1)
+    seen: list[httpx.Headers] = []
+    original = httpx.AsyncClient.send
+
+    async def spy(self: httpx.AsyncClient, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        seen.append(request.headers)
+        return await original(self, request, **kwargs)
+
+    monkeypatch.setattr(httpx.AsyncClient, "send", spy)
+    assert run(OpenAIFileTrigger(created["id"]))[0]["status"] == "success"
+    headers = seen[0]
+    assert headers["authorization"] == f"Bearer {slow_emulator.api_key}"
+    assert headers["openai-organization"] == "org-1" and headers["openai-project"] == "proj-1"
+    assert headers["user-agent"] == USER_AGENT
+
+
+def test_missing_or_bad_connection_is_an_error_event(slow_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    events = run(OpenAIFileTrigger("file-a", openai_conn_id="not_defined_anywhere"))
+    assert [e["status"] for e in events] == ["error"] and "not_defined_anywhere" in events[0]["message"]
+    set_conn(monkeypatch, slow_emulator, extra=json.dumps({"timeout": "soon"}))
+    events = run(OpenAIFileTrigger("file-a"))
+    assert [e["status"] for e in events] == ["error"] and "'timeout'" in events[0]["message"]
+
+
+def test_never_blocks_the_event_loop(slow_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk import BaseHook
+
+    def sync_lookup(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the trigger must use BaseHook.aget_connection")
+
+    created = put()
+    monkeypatch.setattr(BaseHook, "get_connection", sync_lookup)
+    slow_emulator.add_fault(method="GET", path="/v1/files/*", delay=0.4, times=3)
+
+    async def scenario() -> tuple[list[dict[str, Any]], float]:
+        worst = 0.0
+        task = asyncio.ensure_future(collect(OpenAIFileTrigger(created["id"], poll_interval=0.05, timeout=1.0)))
+        last = time.monotonic()
+        while not task.done():
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            worst, last = max(worst, now - last), now
+        return task.result(), worst
+
+    events, worst_gap = asyncio.run(scenario())
+    assert [e["status"] for e in events] == ["timeout"]
+    assert worst_gap < 0.2, f"the event loop was blocked for {worst_gap:.2f}s"
+
+
+def test_cancellation_closes_cleanly(slow_emulator: Any) -> None:
+    created = put()
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(collect(OpenAIFileTrigger(created["id"], poll_interval=5, timeout=60)))
+        deadline = time.monotonic() + 10
+        while not any(m == "GET" for m, _, _ in slow_emulator.request_log()):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
