@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import requests
+import urllib3
 from airflow.sdk import BaseHook
 from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
@@ -389,7 +390,14 @@ class OpenAIFilesHook(BaseHook):
             with response, target.open_temp() as handle:
                 read = response.raw.read
                 while True:
-                    chunk = read(IO_BLOCK, decode_content=True)
+                    try:
+                        chunk = read(IO_BLOCK, decode_content=True)
+                    except urllib3.exceptions.ReadTimeoutError as err:
+                        raise requests.exceptions.ReadTimeout(str(err)) from err
+                    except urllib3.exceptions.ProtocolError as err:
+                        # urllib3's own error for a body cut short or a connection broken mid-body: the raw
+                        # read bypasses requests, which would otherwise translate it (and we would not retry)
+                        raise IncompleteBodyError(str(err)) from err
                     if not chunk:
                         break
                     handle.write(chunk)
