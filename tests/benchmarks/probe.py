@@ -1,0 +1,90 @@
+"""One client transfer in a fresh process, measured like tests.support.memory_probe; prints JSON.
+
+``python -m tests.benchmarks.probe MODE BASE_URL TARGET [DEST]``:
+
+- ``sdk-upload PATH``: ``client.files.create(file=open(PATH, 'rb'), purpose='user_data')``
+- ``sdk-content ID DEST``: ``client.files.content(ID).write_to_file(DEST)`` (whole body in memory)
+- ``sdk-stream ID DEST``: ``client.files.with_streaming_response.content(ID)``, ``iter_bytes`` to DEST
+- ``sdk-chunked PATH``: ``client.uploads.upload_file_chunked(file=Path(PATH), ...)`` (64 MiB parts, in turn)
+- ``hook-post PATH``: the hook's streamed ``POST /files`` body at any size (the 512 MiB API cap is checked
+  before it in ``upload_file``; the sink accepts more, which shows the memory bound does not depend on size)
+
+Wall time excludes interpreter start-up and imports; RSS growth is the lifetime peak minus the RSS
+after a warm-up request, as in the memory probe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.support.memory_probe import MiB, current_rss, peak_rss
+
+
+def sdk_transfer(mode: str, base_url: str, target: str, dest: str | None) -> dict[str, Any]:
+    import openai
+
+    client = openai.OpenAI(base_url=base_url, api_key="sk-probe-key", max_retries=0, timeout=1800)
+    client.files.list(limit=1)  # warm up: connection, lazy imports
+    before = current_rss()
+    started = time.perf_counter()
+    result: dict[str, Any] = {}
+    if mode == "sdk-upload":
+        with open(target, "rb") as handle:
+            created = client.files.create(file=handle, purpose="user_data")
+        result["id"] = created.id
+    elif mode == "sdk-content":
+        assert dest is not None
+        client.files.content(target).write_to_file(dest)
+    elif mode == "sdk-stream":
+        assert dest is not None
+        with client.files.with_streaming_response.content(target) as response, open(dest, "wb") as out:
+            for chunk in response.iter_bytes(MiB):
+                out.write(chunk)
+    elif mode == "sdk-chunked":
+        upload = client.uploads.upload_file_chunked(
+            file=Path(target), mime_type="application/octet-stream", purpose="user_data"
+        )
+        result["id"] = upload.file.id if upload.file else None
+        result["status"] = upload.status
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    result.update(seconds=time.perf_counter() - started, rss_growth=peak_rss() - before, baseline_rss=before)
+    return result
+
+
+def hook_post(base_url: str, target: str) -> dict[str, Any]:
+    os.environ["AIRFLOW_CONN_OPENAI_FILES_DEFAULT"] = json.dumps(
+        {"conn_type": "openai_files", "host": base_url, "password": "sk-probe-key", "extra": {"max_retries": 0}}
+    )
+    from airflow_openai_files._io import resolve_source
+    from airflow_openai_files.hooks import OpenAIFilesHook
+
+    hook = OpenAIFilesHook()
+    hook.test_connection()
+    before = current_rss()
+    started = time.perf_counter()
+    source = resolve_source(target)
+    created = hook._post_file(source, "sink.bin", "user_data", None)
+    source.close()
+    return {
+        "id": created.get("id"),
+        "seconds": time.perf_counter() - started,
+        "rss_growth": peak_rss() - before,
+        "baseline_rss": before,
+    }
+
+
+def main() -> None:
+    mode, base_url, target = sys.argv[1:4]
+    dest = sys.argv[4] if len(sys.argv) > 4 else None
+    result = hook_post(base_url, target) if mode == "hook-post" else sdk_transfer(mode, base_url, target, dest)
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
