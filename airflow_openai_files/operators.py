@@ -111,7 +111,10 @@ class _OpenAIFilesOperator(BaseOperator):
 
 class OpenAIUploadFileOperator(_OpenAIFilesOperator):
     """
-    Upload a file to the OpenAI Files API and return its File object (``upload.output["id"]`` downstream).
+    Upload a file to the OpenAI Files API and return its File object.
+
+    The whole File object is the task's return value, and each of its keys is pushed as an XCom of
+    its own (``multiple_outputs``), so ``upload.output["id"]`` works downstream.
 
     The body is streamed; ``fine-tune`` and ``batch`` JSONL content is checked before anything is sent
     when ``validate`` is true. A retried task instance first looks for the file an earlier, crashed
@@ -140,6 +143,8 @@ class OpenAIUploadFileOperator(_OpenAIFilesOperator):
         openai_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
+        # Each key of the File object is also its own XCom, so ``upload.output["id"]`` works downstream.
+        kwargs.setdefault("multiple_outputs", True)
         super().__init__(openai_conn_id=openai_conn_id, **kwargs)
         self.file_path = file_path
         self.purpose = purpose

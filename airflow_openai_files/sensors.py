@@ -56,6 +56,7 @@ class OpenAIFileSensor(BaseSensorOperator):
         openai_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("multiple_outputs", True)  # ``wait.output["status"]`` works downstream
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
         self.file_id = file_id
         self.target_status = target_status
