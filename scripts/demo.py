@@ -1,0 +1,199 @@
+"""``make demo``: run the fine-tune example DAG end to end against the local emulator.
+
+Starts the OpenAI Files emulator on a free loopback port, prepares a throw-away AIRFLOW_HOME on
+SQLite, runs ``airflow dags test openai_fine_tune_data_pipeline <yesterday>``, prints what happened
+(task states, file ids, bytes, statuses), stops the emulator and exits 0 only if every task
+succeeded. Nothing outside a temporary directory is touched; no request leaves 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DAG_ID = "openai_fine_tune_data_pipeline"
+sys.path.insert(0, str(REPO))
+
+# Run inside a separate interpreter with the demo's Airflow environment: reads the finished run back.
+_REPORT = """
+import json, sys
+from airflow.models.dagrun import DagRun
+from airflow.models.taskinstance import TaskInstance
+from airflow.models.xcom import XComModel
+from airflow.utils.session import create_session
+
+dag_id = sys.argv[1]
+with create_session() as session:
+    run = session.query(DagRun).filter_by(dag_id=dag_id).order_by(DagRun.id.desc()).first()
+    report = {"run_id": None, "state": None, "tasks": [], "xcom": {}}
+    if run is not None:
+        report.update(run_id=run.run_id, state=str(run.state))
+        tis = session.query(TaskInstance).filter_by(dag_id=dag_id, run_id=run.run_id)
+        report["tasks"] = [
+            {"task_id": ti.task_id, "state": str(ti.state), "try_number": ti.try_number,
+             "start": ti.start_date.isoformat() if ti.start_date else None,
+             "end": ti.end_date.isoformat() if ti.end_date else None}
+            for ti in sorted(tis, key=lambda ti: (ti.start_date is None, ti.start_date))
+        ]
+        for row in session.query(XComModel).filter_by(dag_id=dag_id, run_id=run.run_id, key="return_value"):
+            report["xcom"][row.task_id] = row.value
+print("REPORT " + json.dumps(report, default=str))
+"""
+
+
+def airflow_command() -> list[str]:
+    candidate = Path(sys.executable).with_name("airflow")
+    return [str(candidate)] if candidate.exists() else [sys.executable, "-m", "airflow"]
+
+
+def demo_env(home: Path, base_url: str, api_key: str, staging: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags_examples"),
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
+        AIRFLOW_CONN_OPENAI_FILES_DEFAULT=json.dumps(
+            {"conn_type": "openai_files", "host": base_url, "password": api_key}
+        ),
+        OPENAI_FILES_STAGING=f"file://{staging}",
+    )
+    return env
+
+
+def step(
+    what: str, command: list[str], env: dict[str, str], log: Path, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    started = time.monotonic()
+    print(f"  {what} ...", end="", flush=True)
+    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    with log.open("a", encoding="utf-8") as handle:
+        handle.write(f"$ {' '.join(command)}\n{done.stdout}\n{done.stderr}\n(exit {done.returncode})\n\n")
+    print(f" {'done' if done.returncode == 0 else f'exit {done.returncode}'} ({time.monotonic() - started:.1f}s)")
+    return done
+
+
+def decode(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def seconds_between(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+def print_summary(report: dict[str, Any], files: list[dict[str, Any]], output: str, logical: date) -> bool:
+    tasks = report["tasks"]
+    xcom = {task: decode(value) for task, value in report["xcom"].items()}
+    print()
+    print(f"DAG run {report['run_id']} ({DAG_ID}, logical date {logical}): {report['state']}")
+    print()
+    print(f"  {'task':<24} {'state':<10} {'try':>3} {'seconds':>8}")
+    for ti in tasks:
+        took = seconds_between(ti["start"], ti["end"])
+        print(f"  {ti['task_id']:<24} {ti['state']:<10} {ti['try_number']:>3} {'' if took is None else f'{took:8.1f}'}")
+    deferred = "Pausing task as DEFERRED" in output and "running trigger in line" in output
+    print()
+    uploaded = xcom.get("upload_training_file") or {}
+    if uploaded:
+        print(
+            f"  uploaded   {uploaded.get('id')}  {uploaded.get('filename')}  {uploaded.get('bytes')} bytes  "
+            f"purpose {uploaded.get('purpose')}  status at upload: {uploaded.get('status')}"
+        )
+    waited = xcom.get("wait_until_processed") or {}
+    if waited:
+        how = "deferred to the trigger, then resumed" if deferred else "checked on the worker"
+        print(f"  sensor     {waited.get('id')} reached status {waited.get('status')} ({how})")
+    if xcom.get("download_for_audit"):
+        print(f"  downloaded {xcom['download_for_audit']}")
+    verified = xcom.get("verify_round_trip") or {}
+    if verified:
+        print(
+            f"  verified   {verified.get('bytes')} bytes, sha256 {str(verified.get('sha256'))[:16]}..., "
+            f"{verified.get('examples')} examples: identical byte for byte"
+        )
+    if "apply_retention" in xcom:
+        deleted = xcom["apply_retention"] or []
+        print(
+            f"  retention  deleted {len(deleted)} file(s) older than 7d{': ' + ', '.join(deleted) if deleted else ''}"
+        )
+    print()
+    print(f"  emulator now stores {len(files)} file(s):")
+    for item in files:
+        print(
+            f"    {item['id']}  {item['filename']}  {item['bytes']} bytes  purpose {item['purpose']}  "
+            f"status {item['status']}"
+        )
+    ok = report["state"] == "success" and bool(tasks) and all(ti["state"] == "success" for ti in tasks)
+    return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--date", help="logical date (YYYY-MM-DD); default: yesterday (UTC)")
+    parser.add_argument("--processing-delay", type=float, default=2.0, help="seconds before a file is processed")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args()
+    logical = date.fromisoformat(args.date) if args.date else datetime.now(timezone.utc).date() - timedelta(days=1)
+
+    from airflow_openai_files.emulator import EmulatorProcess
+
+    began = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="openai-files-demo-"))
+    home, staging, log = workdir / "airflow_home", workdir / "staging", workdir / "demo.log"
+    home.mkdir()
+    staging.mkdir()
+    ok = False
+    print(f"OpenAI Files provider demo (work directory {workdir})")
+    emulator = EmulatorProcess(data_dir=workdir / "emulator", processing_delay=args.processing_delay)
+    try:
+        emulator.start()
+        print(
+            f"  emulator listening on {emulator.base_url} "
+            f"(pid {emulator.pid}, processing delay {args.processing_delay:g}s)"
+        )
+        env = demo_env(home, emulator.base_url, emulator.api_key, staging)
+        airflow = airflow_command()
+        if step("airflow db migrate", [*airflow, "db", "migrate"], env, log, 300).returncode != 0:
+            print(f"airflow db migrate failed; see {log}")
+            return 1
+        run = step(
+            f"airflow dags test {DAG_ID} {logical}", [*airflow, "dags", "test", DAG_ID, str(logical)], env, log, 600
+        )
+        done = step("reading the run back", [sys.executable, "-c", _REPORT, DAG_ID], env, log, 120)
+        line = next((row for row in done.stdout.splitlines() if row.startswith("REPORT ")), None)
+        if line is None:
+            print(f"could not read the DAG run back; see {log}")
+            return 1
+        report = json.loads(line[len("REPORT ") :])
+        ok = print_summary(report, emulator.files(), run.stdout + run.stderr, logical) and run.returncode == 0
+    finally:
+        emulator.stop()
+        elapsed = time.monotonic() - began
+        if ok:
+            print(f"\nEvery task succeeded ({elapsed:.1f}s). Emulator stopped.")
+            if not args.keep:
+                shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"\nThe demo FAILED after {elapsed:.1f}s. Logs: {log}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
