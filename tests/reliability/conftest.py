@@ -1,0 +1,99 @@
+"""Shared fixtures of the reliability suite: an emulator with a distinctive key, hooks and operators
+whose retry waits are recorded instead of slept, end-state helpers, and a guard that fails any test
+whose logs or output show the API key."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_openai_files.emulator import Emulator
+from airflow_openai_files.hooks import OpenAIFilesHook
+from tests.reliability.helpers import CONN_ID, SECRET_KEY, SEED_CONN_ID, assert_no_key, set_connection, sha256, tune
+
+
+@pytest.fixture(autouse=True)
+def _no_key_in_logs_or_output(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> Iterator[None]:
+    """Every reliability test runs with DEBUG logs captured; none may show the key, nor may stdout/stderr."""
+    caplog.set_level(logging.DEBUG)
+    yield
+    for record in caplog.records:
+        text = record.getMessage() + (record.exc_text or "")
+        assert SECRET_KEY not in text, f"the API key leaked in a log line of {record.name}: {text[:200]}"
+    out, err = capfd.readouterr()
+    assert SECRET_KEY not in out and SECRET_KEY not in err, "the API key leaked on stdout/stderr"
+    # give the output back so pytest still shows it (e.g. the load test's counts under -rP)
+    print(out, end="")
+
+
+@pytest.fixture(scope="session")
+def _emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Emulator]]:
+    """One emulator shared by the suite (starting one costs ~0.4 s), reset before each test."""
+    running: dict[str, Emulator] = {}
+    yield running
+    for emulator in running.values():
+        emulator.stop()
+
+
+@pytest.fixture
+def emu(
+    _emulators: dict[str, Emulator], tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Emulator]:
+    """An emptied emulator that accepts only SECRET_KEY, with ``openai_files_default`` pointing at it."""
+    emulator = _emulators.get("shared")
+    if emulator is None:
+        emulator = Emulator(data_dir=tmp_path_factory.mktemp("emulator-data"), api_key=SECRET_KEY).start()
+        _emulators["shared"] = emulator
+    emulator.reset()
+    set_connection(
+        monkeypatch,
+        host=emulator.base_url,
+        password=SECRET_KEY,
+        extra={"timeout": 30, "connect_timeout": 5, "max_retries": 5},
+    )
+    # seeding and inspection go through their own connection, which tests never re-point
+    set_connection(monkeypatch, SEED_CONN_ID, host=emulator.base_url, password=SECRET_KEY)
+    yield emulator
+    if abs(emulator._running_state().store.now() - time.time()) > 1:
+        # a test moved the emulator's clock (there is no way back): the next test gets a new emulator
+        emulator.stop()
+        del _emulators["shared"]
+
+
+@pytest.fixture
+def make_hook() -> Iterator[Callable[..., OpenAIFilesHook]]:
+    """Build hooks with recorded waits (``hook.waits``); all closed at teardown."""
+    hooks: list[OpenAIFilesHook] = []
+
+    def build(conn_id: str = CONN_ID, **kwargs: Any) -> OpenAIFilesHook:
+        hook = OpenAIFilesHook(openai_conn_id=conn_id, **kwargs)
+        hook.waits = tune(hook)  # type: ignore[attr-defined]
+        hooks.append(hook)
+        return hook
+
+    yield build
+    for hook in hooks:
+        assert_no_key(repr(hook))
+        hook.close()
+
+
+@pytest.fixture
+def seed(emu: Emulator, make_hook: Callable[..., OpenAIFilesHook], tmp_path: Path) -> Callable[..., dict[str, Any]]:
+    """Upload a file (through an untouched hook) and return its File object plus ``sha256``/``data``."""
+    counter = iter(range(1_000_000))
+
+    def upload(data: bytes | None = None, *, name: str | None = None, purpose: str = "user_data") -> dict[str, Any]:
+        n = next(counter)
+        data = data if data is not None else bytes(range(256)) * (40 + n) + f"seed {n}".encode()
+        source = tmp_path / "seeds" / (name or f"seed-{n}.bin")
+        source.parent.mkdir(exist_ok=True)
+        source.write_bytes(data)
+        created = make_hook(SEED_CONN_ID).upload_file(source, purpose)
+        return {**created, "sha256": sha256(data), "data": data}
+
+    return upload
