@@ -66,7 +66,7 @@ class EmulatorState:
     store: Store
     config: EmulatorConfig
     faults: FaultRegistry = field(default_factory=FaultRegistry)
-    requests: deque[list[Any]] = field(default_factory=lambda: deque(maxlen=REQUEST_LOG_SIZE))
+    requests: deque[tuple[str, str, int]] = field(default_factory=lambda: deque(maxlen=REQUEST_LOG_SIZE))
 
     def reset(self) -> None:
         self.faults.clear()
@@ -116,13 +116,17 @@ class ContextMiddleware:
         started = time.perf_counter()
         # uvicorn's request cycle, which owns the transport: used by connection faults.
         scope["emulator.cycle"] = getattr(receive, "__self__", None)
-        seen = {"body_done": False}
+        seen = {"body_done": False, "logged": False}
         path: str = scope["path"]
-        # Logged on arrival and completed when the answer starts, so that the entry exists before
-        # the client can see anything (status 0: no answer was sent, or not yet).
-        entry = [scope["method"], path, 0]
-        if not path.startswith("/_emulator"):
-            self.state.requests.append(entry)
+
+        def log(status: int) -> None:
+            # Logged when the answer starts (or the connection is dropped), before the client can
+            # see anything; status 0: the connection was closed without an answer.
+            if not seen["logged"] and not path.startswith("/_emulator"):
+                self.state.requests.append((scope["method"], path, status))
+            seen["logged"] = True
+
+        scope["emulator.log_no_answer"] = lambda: log(0)
 
         async def tracked_receive() -> dict[str, Any]:
             message: dict[str, Any] = await receive()
@@ -142,7 +146,7 @@ class ContextMiddleware:
                     (b"openai-version", b"2020-10-01"),
                 ]
                 message = {**message, "headers": headers}
-                entry[2] = message["status"]
+                log(message["status"])
             await send(message)
 
         if path == "/v1" or path.startswith("/v1/"):
@@ -163,7 +167,10 @@ class ContextMiddleware:
                 )
                 await stamped_send({"type": "http.response.body", "body": body})
                 return
-        await self.app(scope, tracked_receive, stamped_send)
+        try:
+            await self.app(scope, tracked_receive, stamped_send)
+        finally:
+            log(0)
 
 
 # ---- request parsing helpers ----------------------------------------------------------------------
@@ -230,7 +237,7 @@ class _FormSink:
             self.form.nbytes += end - start
             if self.form.nbytes > self.max_bytes:
                 self.form.too_large = True
-                self._close_file()
+                self.close_file()
                 self.form.discard()
             elif self._out is not None:
                 self._out.write(data[start:end])
@@ -241,13 +248,13 @@ class _FormSink:
 
     def on_part_end(self) -> None:
         if self._is_file:
-            self._close_file()
+            self.close_file()
         elif self._value is not None:
             self.form.fields.setdefault(self._name, self._value.decode("utf-8", "replace"))
         self._is_file = False
         self._value = None
 
-    def _close_file(self) -> None:
+    def close_file(self) -> None:
         if self._out is not None:
             self._out.close()
             self._out = None
@@ -280,15 +287,13 @@ async def receive_form(request: Request, store: Store, file_field: str, max_byte
             if chunk:
                 parser.write(chunk)
         parser.finalize()
-    except EmulatorError:
-        sink._close_file()
-        sink.form.discard()
-        raise
     except Exception as exc:
-        sink._close_file()
+        sink.close_file()
         sink.form.discard()
+        if isinstance(exc, EmulatorError):
+            raise
         raise EmulatorError(400, f"Could not parse multipart form: {exc}") from exc
-    sink._close_file()
+    sink.close_file()
     return sink.form
 
 

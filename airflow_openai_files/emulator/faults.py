@@ -111,6 +111,9 @@ async def _close_connection(scope: dict[str, Any]) -> None:
     transport = getattr(cycle, "transport", None)
     if transport is None:
         raise RuntimeError("connection faults need the uvicorn server (no transport in this scope)")
+    log_no_answer = scope.get("emulator.log_no_answer")
+    if log_no_answer is not None:
+        log_no_answer()  # a no-op when the answer had started (truncate_body)
     transport.close()
     # Let uvicorn's connection_lost() run so the cycle knows not to answer with a 500 after us.
     for _ in range(100):

@@ -221,7 +221,7 @@ class Emulator(_EmulatorBase):
 
     def request_log(self) -> list[tuple[str, str, int]]:
         """``(method, path, status)`` of every ``/v1`` request; status 0: no response was sent."""
-        return [(str(m), str(p), int(s)) for m, p, s in self._running_state().requests]
+        return list(self._running_state().requests)
 
 
 class EmulatorProcess(_EmulatorBase):
