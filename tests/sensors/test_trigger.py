@@ -221,3 +221,18 @@ def test_cancellation_closes_cleanly(slow_emulator: Any) -> None:
             await task
 
     asyncio.run(scenario())
+
+
+def test_tls_context_is_built_once_and_shared() -> None:
+    from airflow_openai_files.triggers import _ssl_context
+
+    assert _ssl_context(True) is _ssl_context(True)
+    assert _ssl_context(False) is False
+
+
+def test_unusable_ca_bundle_is_an_error_event(
+    slow_emulator: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    set_conn(monkeypatch, slow_emulator, extra=json.dumps({"verify": str(tmp_path / "missing-ca.pem")}))
+    events = run(OpenAIFileTrigger("file-a"))
+    assert [e["status"] for e in events] == ["error"] and "'verify'" in events[0]["message"]
