@@ -25,14 +25,15 @@ if TYPE_CHECKING:
 DEFAULT_CONN_ID = "openai_files_default"
 
 
-@functools.lru_cache(maxsize=8)
-def _ssl_context(verify: bool | str) -> ssl.SSLContext | bool:
-    """
-    One TLS context per ``verify`` setting, shared by every trigger of the process.
+# Connection lookups in flight, per connection id: triggers that start together (a triggerer picking up
+# hundreds at once) share one lookup instead of each running Airflow's secrets-backend code in turn.
+_LOOKUPS: dict[str, asyncio.Task[ClientSettings]] = {}
 
-    Building one loads a CA bundle (~20 ms of CPU); doing that for each of hundreds of triggers would
-    stall the triggerer's event loop, so it is built once, in a thread.
-    """
+
+_SSL_CONTEXTS: dict[bool | str, ssl.SSLContext | bool] = {}
+
+
+def _build_ssl_context(verify: bool | str) -> ssl.SSLContext | bool:
     if verify is False:
         return False
     if verify is True:
@@ -42,6 +43,23 @@ def _ssl_context(verify: bool | str) -> ssl.SSLContext | bool:
     if os.path.isdir(verify):
         return ssl.create_default_context(capath=verify)
     return ssl.create_default_context(cafile=verify)
+
+
+async def _ssl_context(verify: bool | str) -> ssl.SSLContext | bool:
+    """
+    One TLS context per ``verify`` setting, shared by every trigger of the process.
+
+    Building one loads a CA bundle (~20 ms of CPU); doing that for each of hundreds of triggers would
+    stall the triggerer's event loop, so it is built once, in a thread.
+    """
+    if verify not in _SSL_CONTEXTS:
+        _SSL_CONTEXTS[verify] = await asyncio.to_thread(_build_ssl_context, verify)
+    return _SSL_CONTEXTS[verify]
+
+
+def _forget_lookup(conn_id: str, done: asyncio.Task[ClientSettings]) -> None:
+    if _LOOKUPS.get(conn_id) is done:
+        del _LOOKUPS[conn_id]
 
 
 class _DeadlineReached(Exception):
@@ -105,13 +123,13 @@ class OpenAIFileTrigger(BaseTrigger):
         budget = max(0.0, min(self.timeout, self.deadline - time.time()))
         end = started + budget
         try:
-            settings = await self._settings()
+            settings = await self._shared_settings()
         except OpenAIFilesError as err:
             yield self._event("error", str(err))
             return
         policy = RetryPolicy(max_retries=settings.max_retries)
         try:
-            verify = await asyncio.to_thread(_ssl_context, settings.verify)
+            verify = await _ssl_context(settings.verify)
         except (OSError, ssl.SSLError) as err:
             yield self._event("error", f"Connection {self.openai_conn_id!r}: field 'verify' is unusable: {err}")
             return
@@ -153,6 +171,17 @@ class OpenAIFileTrigger(BaseTrigger):
             f"Timed out after {time.monotonic() - started:.0f}s waiting for {self.file_id} to become "
             f"{self.target_status} ({last})"
         )
+
+    async def _shared_settings(self) -> ClientSettings:
+        """The connection's settings, sharing a lookup already in flight for the same connection id."""
+        loop = asyncio.get_running_loop()
+        pending = _LOOKUPS.get(self.openai_conn_id)
+        if pending is None or pending.get_loop() is not loop:
+            pending = loop.create_task(self._settings())
+            _LOOKUPS[self.openai_conn_id] = pending
+            pending.add_done_callback(functools.partial(_forget_lookup, self.openai_conn_id))
+        # shield: one trigger being cancelled must not cancel the lookup the others wait for.
+        return await asyncio.shield(pending)
 
     async def _settings(self) -> ClientSettings:
         """Read the connection without blocking the event loop (``BaseHook.aget_connection``)."""

@@ -226,8 +226,11 @@ def test_cancellation_closes_cleanly(slow_emulator: Any) -> None:
 def test_tls_context_is_built_once_and_shared() -> None:
     from airflow_openai_files.triggers import _ssl_context
 
-    assert _ssl_context(True) is _ssl_context(True)
-    assert _ssl_context(False) is False
+    async def contexts() -> list[Any]:
+        return [await _ssl_context(True), await _ssl_context(True), await _ssl_context(False)]
+
+    first, second, off = asyncio.run(contexts())
+    assert first is second and off is False
 
 
 def test_unusable_ca_bundle_is_an_error_event(
@@ -236,3 +239,28 @@ def test_unusable_ca_bundle_is_an_error_event(
     set_conn(monkeypatch, slow_emulator, extra=json.dumps({"verify": str(tmp_path / "missing-ca.pem")}))
     events = run(OpenAIFileTrigger("file-a"))
     assert [e["status"] for e in events] == ["error"] and "'verify'" in events[0]["message"]
+
+
+def test_triggers_starting_together_share_one_connection_lookup(
+    openai_files_connection: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.sdk import BaseHook
+
+    created = put()
+    calls: list[str] = []
+    original = BaseHook.aget_connection
+
+    async def counting(conn_id: str) -> Any:
+        calls.append(conn_id)
+        return await original(conn_id)
+
+    monkeypatch.setattr(BaseHook, "aget_connection", counting)
+
+    async def many() -> list[list[dict[str, Any]]]:
+        return await asyncio.gather(*(collect(OpenAIFileTrigger(created["id"])) for _ in range(20)))
+
+    results = asyncio.run(many())
+    assert [events[0]["status"] for events in results] == ["success"] * 20
+    assert calls == ["openai_files_default"]
+    assert run(OpenAIFileTrigger(created["id"]))[0]["status"] == "success"
+    assert len(calls) == 2  # nothing is cached once the lookup is over: edits to the connection apply
