@@ -270,6 +270,9 @@ class OpenAIFilesHook(BaseHook):
             headers=headers,
             stream=stream,
             timeout=(settings.connect_timeout, self.timeout),
+            # Per request: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override ``session.verify``,
+            # which would silently ignore the connection's ``verify`` (false or a CA bundle path).
+            verify=settings.verify,
         )
         request_id = response.headers.get("x-request-id")
         if response.status_code >= 400:
