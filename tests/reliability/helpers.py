@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -120,8 +121,10 @@ class FrontDoor:
     - ``forward()``: bytes are piped both ways to the emulator.
     """
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, tls: ssl.SSLContext | None = None) -> None:
         self.target_port = target_port
+        self.tls = tls  # terminate TLS with this server context before piping
+        self.tls_failures: list[str] = []
         self.port = free_port()
         self.mode = "refuse"
         self.stall_after: int | None = None
@@ -133,7 +136,7 @@ class FrontDoor:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/v1"
 
     def _listen(self, backlog: int) -> socket.socket:
         self._close_listener()
@@ -200,20 +203,30 @@ class FrontDoor:
                 return
             with self._lock:
                 self.accepted += 1
-            if self.mode == "silent":
-                self._held.append(conn)
-                threading.Thread(target=self._drain, args=(conn,), daemon=True).start()
-            else:
-                try:
-                    upstream = socket.create_connection(("127.0.0.1", self.target_port))
-                except OSError:
-                    conn.close()
-                    continue
-                done = threading.Semaphore(0)
-                limit = self.stall_after if self.mode == "stall" else None
-                for src, dst, cap in ((conn, upstream, None), (upstream, conn, limit)):
-                    threading.Thread(target=self._pipe, args=(src, dst, done, cap), daemon=True).start()
-                threading.Thread(target=self._close_pair, args=(conn, upstream, done), daemon=True).start()
+            threading.Thread(target=self._handle, args=(conn, self.mode), daemon=True).start()
+
+    def _handle(self, conn: socket.socket, mode: str) -> None:
+        if self.tls is not None:
+            try:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except (OSError, ssl.SSLError) as err:
+                self.tls_failures.append(repr(err))
+                conn.close()
+                return
+        if mode == "silent":
+            self._held.append(conn)
+            self._drain(conn)
+            return
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+        except OSError:
+            conn.close()
+            return
+        done = threading.Semaphore(0)
+        limit = self.stall_after if mode == "stall" else None
+        for src, dst, cap in ((conn, upstream, None), (upstream, conn, limit)):
+            threading.Thread(target=self._pipe, args=(src, dst, done, cap), daemon=True).start()
+        self._close_pair(conn, upstream, done)
 
     @staticmethod
     def _drain(conn: socket.socket) -> None:
