@@ -293,7 +293,10 @@ class OpenAIFilesHook(BaseHook):
         return self._call(what, lambda: self._send(method, path, what=what, **kwargs))
 
     def _json(self, method: str, path: str, *, what: str, **kwargs: Any) -> dict[str, Any]:
-        response = self._request(method, path, what=what, **kwargs)
+        return self._payload(self._request(method, path, what=what, **kwargs), what)
+
+    @staticmethod
+    def _payload(response: requests.Response, what: str) -> dict[str, Any]:
         try:
             payload = response.json()
         except ValueError:
@@ -353,15 +356,31 @@ class OpenAIFilesHook(BaseHook):
         :param missing_ok: treat a 404 as success (returns ``{"id", "object", "deleted": False}``).
         """
         validate_file_id(file_id)
+        what = f"Deleting {file_id}"
+        failures: list[BaseException] = []
+
+        def attempt() -> requests.Response | None:
+            try:
+                return self._send("DELETE", f"files/{file_id}", what=what)
+            except BaseException as err:
+                gone = isinstance(err, OpenAIFilesError) and err.status_code == 404
+                if gone and any(_may_have_reached_server(failure) for failure in failures):
+                    return None  # an earlier attempt deleted it, and its answer was lost
+                failures.append(err)
+                raise
+
         try:
-            result = self._json("DELETE", f"files/{file_id}", what=f"Deleting {file_id}")
+            response = self._call(what, attempt)
         except OpenAIFilesError as err:
             if missing_ok and err.status_code == 404:
                 self.log.info("File %s was already gone (request id %s)", file_id, err.request_id)
                 return {"id": file_id, "object": "file", "deleted": False}
             raise
+        if response is None:
+            self.log.warning("Deleted %s (by an earlier attempt whose answer was lost)", file_id)
+            return {"id": file_id, "object": "file", "deleted": True}
         self.log.info("Deleted %s", file_id)
-        return result
+        return self._payload(response, what)
 
     def download_file(self, file_id: str, destination: Any, *, overwrite: bool = False) -> str:
         """
