@@ -630,3 +630,44 @@ def test_retry_budget_through_operators(world: World, entry: Entry, monkeypatch:
     assert info.value.status_code == 502 and str(info.value.request_id).startswith("req_")
     assert "gave up after 3 attempt(s)" in str(info.value)
     world.assert_unchanged()
+
+
+# -- the ambiguous delete --------------------------------------------------------------------------------
+
+
+def _delete_op_strict(w: World) -> Any:
+    from airflow_openai_files.operators import OpenAIDeleteFileOperator
+
+    result = w.execute(OpenAIDeleteFileOperator(task_id="delete", file_id=w.target["id"], missing_ok=False))
+    assert result == [w.target["id"]]
+    return result
+
+
+DELETES = [e for e in ENTRIES if e.check is _check_deleted] + [
+    Entry("OpenAIDeleteFileOperator(missing_ok=False)", "DELETE", lambda w: "", _delete_op_strict, _check_deleted, True)
+]
+
+
+@pytest.mark.parametrize("entry", DELETES, ids=[e.name for e in DELETES])
+def test_ambiguous_delete_is_reported_as_deleted(world: World, entry: Entry) -> None:
+    """The server deletes the file, then the connection drops: the retry's 404 means "done", not "error"."""
+    path = f"/v1/files/{world.target['id']}"
+    world.emu.add_fault(method="DELETE", path=path, action="close_after_body")
+
+    result = entry.run(world)  # each entry asserts it reports the target as deleted
+
+    entry.check(world, result)
+    assert world.hits("DELETE", path) == [0, 404]
+
+
+def test_404_after_an_unambiguous_failure_is_still_an_error(world: World) -> None:
+    """A 429 was refused before processing, so a 404 on the retry means the file never existed."""
+    path = "/v1/files/file-doesnotexist"
+    world.emu.add_fault(method="DELETE", path=path, status=429, headers={"retry-after-ms": "1"})
+
+    with pytest.raises(OpenAIFilesError) as info:
+        world.hook().delete_file("file-doesnotexist")
+
+    assert info.value.status_code == 404
+    assert world.hits("DELETE", path) == [429, 404]
+    world.assert_unchanged()
