@@ -6,6 +6,8 @@
 - ``sdk-content ID DEST``: ``client.files.content(ID).write_to_file(DEST)`` (whole body in memory)
 - ``sdk-stream ID DEST``: ``client.files.with_streaming_response.content(ID)``, ``iter_bytes`` to DEST
 - ``sdk-chunked PATH``: ``client.uploads.upload_file_chunked(file=Path(PATH), ...)`` (64 MiB parts, in turn)
+- ``sdk-chunked-md5 PATH``: the same with ``md5=``, computed from the file first (inside the timing), so the
+  server checks the bytes as it does for the hook
 - ``hook-post PATH``: the hook's streamed ``POST /files`` body at any size (the 512 MiB API cap is checked
   before it in ``upload_file``; the sink accepts more, which shows the memory bound does not depend on size)
 
@@ -15,6 +17,7 @@ after a warm-up request, as in the memory probe.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -45,9 +48,16 @@ def sdk_transfer(mode: str, base_url: str, target: str, dest: str | None) -> dic
         with client.files.with_streaming_response.content(target) as response, open(dest, "wb") as out:
             for chunk in response.iter_bytes(MiB):
                 out.write(chunk)
-    elif mode == "sdk-chunked":
+    elif mode in ("sdk-chunked", "sdk-chunked-md5"):
+        extra: dict[str, Any] = {}
+        if mode == "sdk-chunked-md5":
+            digest = hashlib.md5(usedforsecurity=False)
+            with open(target, "rb") as handle:
+                while block := handle.read(MiB):
+                    digest.update(block)
+            extra["md5"] = digest.hexdigest()
         upload = client.uploads.upload_file_chunked(
-            file=Path(target), mime_type="application/octet-stream", purpose="user_data"
+            file=Path(target), mime_type="application/octet-stream", purpose="user_data", **extra
         )
         result["id"] = upload.file.id if upload.file else None
         result["status"] = upload.status

@@ -25,6 +25,7 @@ def test_benchmark_prints_its_table() -> None:
             "--import-runs=1",
             "--triggers=10",
             "--poll-interval=0.5",
+            "--part-latency=0.1",
         ],
         cwd=REPO,
         env=probe_env(),
@@ -37,5 +38,5 @@ def test_benchmark_prints_its_table() -> None:
     assert "| Section | Measurement | Time (median) | vs curl | Peak RSS growth | Target | Result |" in out
     for section in SECTIONS:
         assert f"| {section}" in out, f"section {section!r} missing from:\n{out}"
-    assert "sha256 verified" in out
+    assert "(sha256 ok)" in out
     assert "targets checked" in out

@@ -3,13 +3,14 @@
 ``python -m tests.benchmarks.trigger BASE_URL COUNT POLL_INTERVAL`` (run in a fresh process, against an
 emulator started with a huge processing delay) prints JSON. It uploads COUNT small files (they stay
 ``uploaded``), runs COUNT triggers as tasks of one event loop next to a ticker that measures how late
-``asyncio.sleep(0.01)`` wakes, waits until every trigger has polled once, then moves the emulator's
+``asyncio.sleep(0.01)`` wakes, waits until every trigger has polled once and two poll intervals more, then moves the emulator's
 clock past the delay (the flip: every file is ``processed`` from that instant) and times the events.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import json
 import os
@@ -60,6 +61,16 @@ async def run(base_url: str, ids: list[str], poll_interval: float) -> dict[str, 
             lags.append((now, now - before - TICK))
 
     events: dict[str, tuple[float, dict[str, Any]]] = {}
+    collections: list[tuple[float, float, int]] = []  # (start, end, generation) of each garbage collection
+    gc_started: list[float] = [0.0]
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            gc_started[0] = time.monotonic()
+        else:
+            collections.append((gc_started[0], time.monotonic(), info["generation"]))
+
+    gc.callbacks.append(on_gc)
 
     async def watch(trigger: OpenAIFileTrigger) -> None:
         async for event in trigger.run():
@@ -79,15 +90,26 @@ async def run(base_url: str, ids: list[str], poll_interval: float) -> dict[str, 
                 raise RuntimeError("the triggers did not all poll within 120 s")
             await asyncio.sleep(0.2)
         first_round = time.monotonic()
+        # Two more rounds of steady polling, then the flip lands just after a round: close to the
+        # worst case, where every trigger has just polled and sees the change one interval later.
+        await asyncio.sleep(2 * poll_interval)
         flip = time.monotonic()
         await admin_client.post(f"{admin}/clock", json={"advance": FLIP_SECONDS})
     await asyncio.wait_for(asyncio.gather(*tasks), timeout=poll_interval * 3 + 120)
     stop.set()
     await tick_task
+    gc.callbacks.remove(on_gc)
+
+    def during_gc(when: float, lag: float) -> bool:
+        began = when - lag - TICK
+        return any(start < when and end > began for start, end, _ in collections)
+
     last = max(when for when, _ in events.values())
     statuses = sorted({payload["status"] for _, payload in events.values()})
     startup = [lag for when, lag in lags if when <= first_round]
     polling = sorted(lag for when, lag in lags if when > first_round)
+    before_flip = [lag for when, lag in lags if first_round < when <= flip]
+    after_flip = [lag for when, lag in lags if when > flip]
     return {
         "triggers": len(ids),
         "poll_interval": poll_interval,
@@ -99,7 +121,15 @@ async def run(base_url: str, ids: list[str], poll_interval: float) -> dict[str, 
         "lag_max_polling": polling[-1] if polling else 0.0,
         "lag_p99_polling": polling[int(len(polling) * 0.99)] if polling else 0.0,
         "lag_max_startup": max(startup) if startup else 0.0,
+        "lag_max_before_flip": max(before_flip, default=0.0),
+        "lag_max_after_flip": max(after_flip, default=0.0),
         "ticks": len(lags),
+        "lag_max_polling_outside_gc": max(
+            (lag for when, lag in lags if when > first_round and not during_gc(when, lag)), default=0.0
+        ),
+        "gc_max_pause": max((end - start for start, end, _ in collections if start > first_round), default=0.0),
+        "gc_full_collections": sum(1 for start, _, gen in collections if gen == 2 and start > first_round),
+        "gc_objects": len(gc.get_objects()),
     }
 
 
