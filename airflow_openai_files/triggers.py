@@ -224,10 +224,13 @@ class OpenAIFileTrigger(BaseTrigger):
             remaining = end - time.monotonic()
             if remaining <= 0:
                 raise _DeadlineReached("time ran out before the next check")
+            # The request's own timeouts end it by the deadline. Not asyncio.wait_for: before Python 3.12 it can
+            # swallow a cancellation that arrives as the answer does, and the triggerer cancels triggers.
+            limit = min(settings.timeout, remaining)
             try:
-                response = await asyncio.wait_for(client.get(url), timeout=remaining)
-            except asyncio.TimeoutError:
-                raise _DeadlineReached("the last request was still running at the deadline") from None
+                response = await client.get(
+                    url, timeout=httpx.Timeout(limit, connect=min(settings.connect_timeout, limit))
+                )
             except httpx.TransportError as exc:  # connection refused or dropped, read/connect timeouts
                 if isinstance(exc, httpx.UnsupportedProtocol):
                     raise OpenAIFilesError(f"{what} failed: {exc}") from exc
@@ -248,7 +251,7 @@ class OpenAIFileTrigger(BaseTrigger):
                     )
                 raise error
             wait = policy.wait_for(attempt, error.retry_after)
-            if time.monotonic() + wait >= end:
+            if time.monotonic() + wait >= end:  # also a request cut short by the deadline
                 raise _DeadlineReached(f"last attempt: {error}")
             self.log.warning(
                 "Attempt %d of %d failed (%s); retrying in %.2fs", attempt, policy.max_retries + 1, error, wait

@@ -264,3 +264,38 @@ def test_triggers_starting_together_share_one_connection_lookup(
     assert calls == ["openai_files_default"]
     assert run(OpenAIFileTrigger(created["id"]))[0]["status"] == "success"
     assert len(calls) == 2  # nothing is cached once the lookup is over: edits to the connection apply
+
+
+def test_cancelled_mid_request_stops(slow_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    created = put()
+    slow_emulator.add_fault(method="GET", path="/v1/files/*", delay=5.0)
+    original = httpx.AsyncClient.send
+
+    async def scenario() -> float:
+        sent = asyncio.Event()
+
+        async def spy(self: httpx.AsyncClient, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+            sent.set()
+            return await original(self, request, **kwargs)
+
+        monkeypatch.setattr(httpx.AsyncClient, "send", spy)
+        task = asyncio.ensure_future(collect(OpenAIFileTrigger(created["id"], poll_interval=1, timeout=60)))
+        await asyncio.wait_for(sent.wait(), 10)
+        started = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return time.monotonic() - started
+
+    assert asyncio.run(scenario()) < 1.0
+
+
+def test_slow_answer_is_cut_at_the_deadline(slow_emulator: Any) -> None:
+    created = put()
+    slow_emulator.add_fault(method="GET", path="/v1/files/*", delay=5.0)
+    started = time.monotonic()
+    events = run(OpenAIFileTrigger(created["id"], timeout=0.5))
+    assert [e["status"] for e in events] == ["timeout"]
+    assert time.monotonic() - started < 3
