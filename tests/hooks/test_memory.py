@@ -26,7 +26,14 @@ def probe(*args: str, env: dict[str, str] | None = None) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, "-m", "tests.support.memory_probe", *args],
         cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=str(REPO), **(env or {})),
+        # A clean environment: what other tests left in os.environ must not change what is measured.
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": os.environ.get("HOME", "/tmp"),
+            "PYTHONPATH": str(REPO),
+            "AIRFLOW_HOME": str(REPO / ".pytest-airflow-home"),
+            **(env or {}),
+        },
         capture_output=True,
         text=True,
         timeout=300,
