@@ -155,7 +155,12 @@ class OpenAIUploadFileOperator(_OpenAIFilesOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         expires = self.expires_after_seconds
         if isinstance(expires, str):
-            expires = int(expires) if expires.strip() else None
+            try:
+                expires = int(expires) if expires.strip() else None
+            except ValueError:
+                raise AirflowException(
+                    f"{self.task_id}: expires_after_seconds must be a whole number of seconds, got {expires!r}"
+                ) from None
         reconcile_since = self._reconcile_since(context)
         created = self.hook.upload_file(
             _as_storage(self.file_path),
@@ -187,7 +192,7 @@ class OpenAIUploadFileOperator(_OpenAIFilesOperator):
             # No run start known: look back over the retries' worth of time.
             return time.time() - 24 * 3600
         self.log.info(
-            "Try %s: reusing a file an earlier try may have uploaded since %s",
+            "Try %s: an upload by an earlier try since %s is reused rather than sent again",
             getattr(ti, "try_number", "?"),
             started.isoformat(),
         )

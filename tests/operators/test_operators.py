@@ -363,3 +363,11 @@ def test_modules_import_without_the_hook() -> None:
     new, ours = line[len("RESULT ") :].split(" ; ")
     assert "airflow_openai_files.hooks" not in ours and "airflow_openai_files.triggers" not in ours
     assert "requests_toolbelt" not in new and "httpx" not in new
+
+
+def test_upload_rejects_a_non_numeric_expiry(fine_tune_file: Path) -> None:
+    op = OpenAIUploadFileOperator(
+        task_id="u", file_path=str(fine_tune_file), purpose="fine-tune", expires_after_seconds="soon"
+    )
+    with pytest.raises(AirflowException, match="whole number"):
+        op.execute(make_context())
