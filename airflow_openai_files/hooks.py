@@ -559,7 +559,18 @@ class OpenAIFilesHook(BaseHook):
         def attempt() -> dict[str, Any]:
             if first_sent and _may_have_reached_server(last_error[0]):
                 # The previous attempt may have created the file even though we saw no answer.
-                found = self.find_uploaded(name, upload.size, purpose, since=first_sent[0])
+                try:
+                    found = self.find_uploaded(name, upload.size, purpose, since=first_sent[0])
+                except OpenAIFilesError as err:
+                    raise OpenAIFilesError(
+                        f"{what}: an earlier attempt may have created the file, and checking for it failed "
+                        f"({err.message}); not re-sending it blind",
+                        status_code=err.status_code,
+                        error_type=err.error_type,
+                        code=err.code,
+                        param=err.param,
+                        request_id=err.request_id,
+                    ) from err
                 if found is not None:
                     self.log.warning(
                         "The previous attempt did create %s (%s); not uploading it again", found["id"], name
