@@ -92,6 +92,19 @@ def error_fields(body: bytes | str | None) -> dict[str, Any]:
     return error if isinstance(error, dict) else {}
 
 
+def json_object(parse: Callable[[], Any], what: str, headers: Mapping[str, str]) -> dict[str, Any]:
+    """The JSON object of a 2xx answer (``parse`` is the client's ``response.json``), or a clear error."""
+    try:
+        payload = parse()
+    except ValueError:
+        raise OpenAIFilesError(f"{what}: the answer was not JSON", request_id=headers.get("x-request-id")) from None
+    if not isinstance(payload, dict):
+        raise OpenAIFilesError(
+            f"{what}: expected a JSON object, got {type(payload).__name__}", request_id=headers.get("x-request-id")
+        )
+    return payload
+
+
 def classify(status: int, headers: Mapping[str, str], body: bytes | str | None, *, what: str) -> OpenAIFilesError:
     """Build the error for a non-2xx answer: a RetryableError when the policy allows a retry."""
     lowered = {k.lower(): v for k, v in headers.items()}

@@ -59,6 +59,7 @@ class MultipartUpload:
         self.purpose = purpose
         self.expires_after_seconds = expires_after_seconds
         self.upload_id: str | None = None
+        self.request_id: str | None = None
         self._cancelled = threading.Event()
         self._progress = Progress(self.log, f"Uploading {name} in parts", upload.size)
         self._sent = 0
@@ -81,7 +82,7 @@ class MultipartUpload:
         file_obj: dict[str, Any] = completed.get("file") or {}
         elapsed = max(time.time() - started, 1e-9)
         self.log.info(
-            "Uploaded %s as %s through Upload %s: %.1f MiB in %d part(s), %.1fs (%.1f MiB/s)",
+            "Uploaded %s as %s through Upload %s: %.1f MiB in %d part(s), %.1fs (%.1f MiB/s), request id %s",
             self.name,
             file_obj.get("id"),
             self.upload_id,
@@ -89,6 +90,7 @@ class MultipartUpload:
             len(part_ids),
             elapsed,
             self.source.size / MiB / elapsed,
+            self.request_id,
         )
         return file_obj
 
@@ -216,7 +218,7 @@ class MultipartUpload:
     def _post_part(self, index: int, body: Any) -> str:
         if self._cancelled.is_set():
             raise UploadCancelledError(f"Upload {self.upload_id} was cancelled")
-        part = self.hook._send_multipart(
+        part, _ = self.hook._send_multipart(
             f"Sending part {index + 1} of Upload {self.upload_id}",
             f"uploads/{self.upload_id}/parts",
             [("data", (self.name, body))],
@@ -236,12 +238,11 @@ class MultipartUpload:
     def _complete(self, part_ids: list[str], md5: str, started: float) -> dict[str, Any]:
         what = f"Completing Upload {self.upload_id}"
         try:
-            return self.hook._json(
-                "POST",
-                f"uploads/{self.upload_id}/complete",
-                json={"part_ids": part_ids, "md5": md5},
-                what=what,
+            response = self.hook._request(
+                "POST", f"uploads/{self.upload_id}/complete", json={"part_ids": part_ids, "md5": md5}, what=what
             )
+            self.request_id = response.headers.get("x-request-id")
+            return self.hook._payload(response, what)
         except OpenAIFilesError as err:
             # A completion whose answer was lost looks like "already completed" on the retry.
             if err.status_code != 400 or "complete" not in str(err).lower():

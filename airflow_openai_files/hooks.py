@@ -20,7 +20,7 @@ from urllib3.fields import format_multipart_header_param
 
 from airflow_openai_files._io import BoundedReader, Destination, UploadSource, resolve_source
 from airflow_openai_files._progress import Progress
-from airflow_openai_files._retry import RetryableError, RetryPolicy, classify
+from airflow_openai_files._retry import RetryableError, RetryPolicy, classify, json_object
 from airflow_openai_files._settings import ClientSettings, load_settings
 from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesValidationError
 from airflow_openai_files.validation import PURPOSES
@@ -297,15 +297,7 @@ class OpenAIFilesHook(BaseHook):
 
     @staticmethod
     def _payload(response: requests.Response, what: str) -> dict[str, Any]:
-        try:
-            payload = response.json()
-        except ValueError:
-            raise OpenAIFilesError(
-                f"{what}: the answer was not JSON", request_id=response.headers.get("x-request-id")
-            ) from None
-        if not isinstance(payload, dict):
-            raise OpenAIFilesError(f"{what}: expected a JSON object, got {type(payload).__name__}")
-        return payload
+        return json_object(response.json, what, response.headers)
 
     # -- files ----------------------------------------------------------------------------------------
 
@@ -379,7 +371,7 @@ class OpenAIFilesHook(BaseHook):
         if response is None:
             self.log.warning("Deleted %s (by an earlier attempt whose answer was lost)", file_id)
             return {"id": file_id, "object": "file", "deleted": True}
-        self.log.info("Deleted %s", file_id)
+        self.log.info("Deleted %s (request id %s)", file_id, response.headers.get("x-request-id"))
         return self._payload(response, what)
 
     def download_file(self, file_id: str, destination: Any, *, overwrite: bool = False) -> str:
@@ -556,7 +548,7 @@ class OpenAIFilesHook(BaseHook):
         first_sent: list[float] = []
         last_error: list[BaseException | None] = [None]
 
-        def attempt() -> dict[str, Any]:
+        def attempt() -> tuple[dict[str, Any], str | None]:
             if first_sent and _may_have_reached_server(last_error[0]):
                 # The previous attempt may have created the file even though we saw no answer.
                 try:
@@ -575,7 +567,7 @@ class OpenAIFilesHook(BaseHook):
                     self.log.warning(
                         "The previous attempt did create %s (%s); not uploading it again", found["id"], name
                     )
-                    return found
+                    return found, None
             first_sent.append(time.time())
             try:
                 with upload.open() as stream:
@@ -586,10 +578,10 @@ class OpenAIFilesHook(BaseHook):
                 raise
 
         started = time.monotonic()
-        created = self._call(what, attempt)
+        created, request_id = self._call(what, attempt)
         elapsed = max(time.monotonic() - started, 1e-9)
         self.log.info(
-            "Uploaded %s as %s (%s, purpose %s) in %.1fs (%.1f MiB/s), status %s",
+            "Uploaded %s as %s (%s, purpose %s) in %.1fs (%.1f MiB/s), status %s, request id %s",
             name,
             created.get("id"),
             _mib(upload.size),
@@ -597,12 +589,13 @@ class OpenAIFilesHook(BaseHook):
             elapsed,
             upload.size / MiB / elapsed,
             created.get("status"),
+            request_id,
         )
         return created
 
     def _send_multipart(
         self, what: str, path: str, fields: list[tuple[str, Any]], progress: Progress | None
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], str | None]:
         """One streamed multipart POST; the body is read from the open source as the socket drains it."""
         deadline = time.monotonic() + self.timeout
         if progress is not None:
@@ -616,10 +609,7 @@ class OpenAIFilesHook(BaseHook):
 
         body = MultipartBody(fields, on_read)
         response = self._send("POST", path, what=what, data=body, headers={"Content-Type": body.content_type})
-        payload = response.json()
-        request_id = response.headers.get("x-request-id")
-        self.log.debug("%s answered with request id %s", what, request_id)
-        return payload if isinstance(payload, dict) else {"data": payload}
+        return self._payload(response, what), response.headers.get("x-request-id")
 
     def _register_upload(self, upload: Any) -> None:
         with self._uploads_lock:

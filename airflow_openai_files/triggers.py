@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_openai_files._retry import RetryableError, RetryPolicy, classify
+from airflow_openai_files._retry import RetryableError, RetryPolicy, classify, json_object
 from airflow_openai_files._settings import ClientSettings, parse_settings
 from airflow_openai_files.exceptions import OpenAIFilesConfigError, OpenAIFilesError
 from airflow_openai_files.hooks import validate_file_id
@@ -260,12 +260,4 @@ class OpenAIFileTrigger(BaseTrigger):
 
     @staticmethod
     def _parse(response: httpx.Response, what: str) -> dict[str, Any]:
-        try:
-            payload = response.json()
-        except ValueError:
-            raise OpenAIFilesError(
-                f"{what}: the answer was not JSON", request_id=response.headers.get("x-request-id")
-            ) from None
-        if not isinstance(payload, dict):
-            raise OpenAIFilesError(f"{what}: expected a JSON object, got {type(payload).__name__}")
-        return payload
+        return json_object(response.json, what, response.headers)
