@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
 
+from airflow_openai_files.exceptions import OpenAIFilesValidationError
 from airflow_openai_files.status import extract_file_id
 
 if TYPE_CHECKING:
@@ -158,7 +158,7 @@ class OpenAIUploadFileOperator(_OpenAIFilesOperator):
             try:
                 expires = int(expires) if expires.strip() else None
             except ValueError:
-                raise AirflowException(
+                raise OpenAIFilesValidationError(
                     f"{self.task_id}: expires_after_seconds must be a whole number of seconds, got {expires!r}"
                 ) from None
         reconcile_since = self._reconcile_since(context)
@@ -267,7 +267,7 @@ class OpenAIDeleteFileOperator(_OpenAIFilesOperator):
         try:
             ids = _file_ids(self.file_id)
         except ValueError as err:
-            raise AirflowException(f"{self.task_id}: {err}") from None
+            raise OpenAIFilesValidationError(f"{self.task_id}: {err}") from None
         deleted: list[str] = []
         for file_id in ids:
             result = self.hook.delete_file(file_id, missing_ok=self.missing_ok)
@@ -326,9 +326,9 @@ class OpenAIFilesCleanupOperator(_OpenAIFilesOperator):
         try:
             age = parse_duration(self.older_than)
         except ValueError as err:
-            raise AirflowException(f"{self.task_id}: {err}") from None
+            raise OpenAIFilesValidationError(f"{self.task_id}: {err}") from None
         if purpose is None and glob is None and age is None:
-            raise AirflowException(
+            raise OpenAIFilesValidationError(
                 f"{self.task_id}: every filter rendered empty (purpose, filename_glob, older_than); refusing to "
                 "delete every file of the project"
             )

@@ -225,7 +225,6 @@ def _rows() -> list[Any]:
                 f"operator-delete-id-{name}",
                 lambda b, i=bad: b.delete_op(i),
                 "Invalid file id",
-                xfail="OpenAIDeleteFileOperator raises a bare AirflowException for an empty id" if bad == "" else None,
             ),
         ]
     rows += [
