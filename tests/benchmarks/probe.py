@@ -11,8 +11,9 @@
 - ``hook-post PATH``: the hook's streamed ``POST /files`` body at any size (the 512 MiB API cap is checked
   before it in ``upload_file``; the sink accepts more, which shows the memory bound does not depend on size)
 
-Wall time excludes interpreter start-up and imports; RSS growth is the lifetime peak minus the RSS
-after a warm-up request, as in the memory probe.
+Wall time excludes interpreter start-up, imports and a small warm-up transfer of the same kind; RSS growth
+is the peak (VmHWM, reset after the warm-up) minus the RSS before the transfer, as in the memory probe.
+Downloads warm up on ``PROBE_WARM_ID`` (default ``file-sink-1048576``, which only the sink has).
 """
 
 from __future__ import annotations
@@ -25,14 +26,36 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.support.memory_probe import MiB, current_rss, peak_rss
+from tests.support.memory_probe import MiB, current_rss, peak_rss, reset_peak, warm_up
+
+
+def sdk_warm_up(client: Any, mode: str) -> None:
+    """One small transfer of the same kind first, as the memory probe does for the hook."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        small = Path(tmp, "warm.bin")
+        if mode in ("sdk-content", "sdk-stream"):
+            warm_id = os.environ.get("PROBE_WARM_ID", f"file-sink-{MiB}")
+            client.files.content(warm_id).write_to_file(small)
+            with client.files.with_streaming_response.content(warm_id) as response:
+                for _ in response.iter_bytes(MiB):
+                    pass
+            return
+        small.write_bytes(b"w" * MiB)
+        if mode.startswith("sdk-chunked"):
+            client.uploads.upload_file_chunked(file=small, mime_type="application/octet-stream", purpose="user_data")
+        else:
+            with open(small, "rb") as handle:
+                client.files.create(file=handle, purpose="user_data")
 
 
 def sdk_transfer(mode: str, base_url: str, target: str, dest: str | None) -> dict[str, Any]:
     import openai
 
     client = openai.OpenAI(base_url=base_url, api_key="sk-probe-key", max_retries=0, timeout=1800)
-    client.files.list(limit=1)  # warm up: connection, lazy imports
+    sdk_warm_up(client, mode)
+    reset_peak()
     before = current_rss()
     started = time.perf_counter()
     result: dict[str, Any] = {}
@@ -75,7 +98,8 @@ def hook_post(base_url: str, target: str) -> dict[str, Any]:
     from airflow_openai_files.hooks import OpenAIFilesHook
 
     hook = OpenAIFilesHook()
-    hook.test_connection()
+    warm_up(hook, "hook-post", base_url)
+    reset_peak()
     before = current_rss()
     started = time.perf_counter()
     source = resolve_source(target)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import shutil
@@ -24,6 +23,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from tests.benchmarks import imports, transfers, trigger
 from tests.benchmarks.common import (
+    MiB,
     Row,
     emulator,
     fmt_size,
@@ -154,11 +154,9 @@ def main(argv: list[str] | None = None) -> int:
                 if "upload" in args.only:
                     rows += transfers.upload("emulator", url, source, args.runs, transfers.emulator_cleanup(url))
                 if "download" in args.only:
-                    stored = transfers.run_curl(
-                        [*transfers.AUTH, "-F", f"file=@{source}", "-F", "purpose=user_data", f"{url}/files"]
-                    )
-                    file_id = json.loads(stored["stdout"])["id"]
-                    rows += transfers.download("emulator", url, file_id, size, args.runs, workdir)
+                    file_id = transfers.store(url, source)
+                    warm_id = transfers.store(url, make_file(workdir / "warm.bin", MiB))
+                    rows += transfers.download("emulator", url, file_id, size, args.runs, workdir, warm_id)
                     http_json("DELETE", f"{url}/files/{file_id}")
                 source.unlink(missing_ok=True)
                 if "multipart" in args.only:

@@ -49,6 +49,13 @@ def emulator_cleanup(base_url: str) -> Cleanup:
     return delete
 
 
+def store(url: str, path: Path) -> str:
+    """Upload a file to the emulator with curl (outside any timing) and return its id."""
+    stored = run_curl([*AUTH, "-F", f"file=@{path}", "-F", "purpose=user_data", f"{url}/files"])
+    file_id: str = json.loads(stored["stdout"])["id"]
+    return file_id
+
+
 def _curl_rss(results: list[dict[str, Any]]) -> str:
     peaks = [r["peak_rss"] for r in results if r.get("peak_rss")]
     return f"{fmt_mib(max(peaks))} (abs.)" if peaks else "n/a"
@@ -102,7 +109,9 @@ def upload(server: str, url: str, path: Path, runs: int, cleanup: Cleanup = _no_
     ]
 
 
-def download(server: str, url: str, file_id: str, size: int, runs: int, workdir: Path) -> list[Row]:
+def download(
+    server: str, url: str, file_id: str, size: int, runs: int, workdir: Path, warm_id: str | None = None
+) -> list[Row]:
     """Section 2: the same file from the same server through the hook, ``curl -o`` and the SDK (twice)."""
     hook, curl, content, stream = Sample(), Sample(), Sample(), Sample()
     curl_runs: list[dict[str, Any]] = []
@@ -115,16 +124,16 @@ def download(server: str, url: str, file_id: str, size: int, runs: int, workdir:
             raise RuntimeError(f"downloaded {got} bytes of {size}")
 
     for _ in range(runs):
-        env = {"PROBE_DEST": str(dest), "PROBE_FILE_ID": file_id}
+        env = {"PROBE_DEST": str(dest), "PROBE_FILE_ID": file_id, **({"PROBE_WARM_ID": warm_id} if warm_id else {})}
         hook.add(run_probe(MEMORY_PROBE, "download", url, str(size), env=env))
         check()
         result = run_curl([*AUTH, "-o", str(dest), f"{url}/files/{file_id}/content"])
         curl.seconds.append(result["seconds"])
         curl_runs.append(result)
         check()
-        content.add(run_probe(CLIENT_PROBE, "sdk-content", url, file_id, str(dest)))
+        content.add(run_probe(CLIENT_PROBE, "sdk-content", url, file_id, str(dest), env=env))
         check()
-        stream.add(run_probe(CLIENT_PROBE, "sdk-stream", url, file_id, str(dest)))
+        stream.add(run_probe(CLIENT_PROBE, "sdk-stream", url, file_id, str(dest), env=env))
         check()
     section = f"2. Download {fmt_size(size)} from the {server}"
     return [
