@@ -193,7 +193,7 @@ def header(
             f"Sections 1-2: {fmt_size(size)}, median of {args.runs} runs; section 3: "
             f"{', '.join(fmt_size(n) for n in memory_sizes)}; section 6: {fmt_size(multipart_size)}, "
             f"{mp_runs} runs, {args.concurrency} parts at a time, 64 MiB parts. Peak RSS growth: the worst run. "
-            "Hook and SDK times exclude interpreter start-up and imports; curl's include its process start, and "
+            "Hook and SDK times exclude interpreter start-up, imports and a small warm-up transfer; curl's include its process start, and "
             "its RSS is its absolute peak (from /usr/bin/time).",
             "",
         ]
