@@ -7,7 +7,6 @@ import logging
 import re
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -15,8 +14,8 @@ import requests
 import urllib3
 from airflow.sdk import BaseHook
 from requests.adapters import HTTPAdapter
+from requests_toolbelt import MultipartEncoder
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
-from urllib3.fields import format_multipart_header_param
 
 from airflow_openai_files._io import BoundedReader, Destination, UploadSource, resolve_source
 from airflow_openai_files._progress import Progress
@@ -643,37 +642,32 @@ class OpenAIFilesHook(BaseHook):
 
 class MultipartBody:
     """
-    A ``multipart/form-data`` body read straight from the sources as the socket drains it.
+    A requests-toolbelt ``MultipartEncoder`` body, streamed without the encoder's copy buffer.
 
-    requests-toolbelt's MultipartEncoder copies every block through a BytesIO buffer (write, read,
-    truncate): about a third of the CPU time of a loopback upload. Here each ``read`` returns the
-    source's own block (or a small header), so a block is copied once, from the file into the socket.
-    ``len()`` gives requests the Content-Length. File fields are ``(filename, reader)`` where the
+    The encoder does the encoding (boundary, per-part headers and their quoting, the length); its
+    own ``read`` copies every block through a BytesIO (write, read, truncate), which cost about a third
+    of the CPU time of a loopback upload and put the hook at 1.6x curl's time. Here each ``read``
+    returns the source's own block or a small header, in the encoder's wire order, so a block is
+    copied once, from the file into the socket. File fields are ``(filename, reader)`` where the
     reader has a ``len`` (see ``BoundedReader``); other fields are strings.
     """
 
     def __init__(self, fields: list[tuple[str, Any]], on_read: Callable[[int], None] | None = None) -> None:
-        boundary = uuid.uuid4().hex
-        self.content_type = f"multipart/form-data; boundary={boundary}"
+        encoder = MultipartEncoder(
+            fields=[
+                (key, (value[0], value[1], "application/octet-stream") if isinstance(value, tuple) else value)
+                for key, value in fields
+            ]
+        )
+        self.content_type: str = encoder.content_type
+        boundary = f"--{encoder.boundary_value}".encode()
         self._parts: list[Any] = []
-        for key, value in fields:
-            if isinstance(value, tuple):
-                filename, reader = value
-                disposition = f"form-data; {format_multipart_header_param('name', key)}; " + (
-                    format_multipart_header_param("filename", filename)
-                )
-                head = (
-                    f"--{boundary}\r\nContent-Disposition: {disposition}\r\n"
-                    "Content-Type: application/octet-stream\r\n\r\n"
-                )
-                self._parts += [head.encode(), reader, b"\r\n"]
-            else:
-                self._parts.append(
-                    f"--{boundary}\r\nContent-Disposition: form-data; {format_multipart_header_param('name', key)}"
-                    f"\r\n\r\n{value}\r\n".encode()
-                )
-        self._parts.append(f"--{boundary}--\r\n".encode())
+        for part in encoder.parts:
+            self._parts += [boundary + b"\r\n" + part.headers, part.body, b"\r\n"]
+        self._parts.append(boundary + b"--\r\n")
         self._length = sum(len(p) if isinstance(p, bytes) else p.len for p in self._parts)
+        if self._length != encoder.len:  # the encoder's layout changed: fail loudly rather than send garbage
+            raise OpenAIFilesError(f"multipart layout mismatch ({self._length} != {encoder.len} bytes)")
         self._on_read = on_read
         self.bytes_read = 0
 

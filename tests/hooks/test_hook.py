@@ -497,3 +497,26 @@ def test_errors_and_logs_never_show_the_key(
 def test_sha256_helper_sanity() -> None:
     # guards the fixtures above: the binary sample covers every byte value
     assert len(set(BINARY)) == 256 and hashlib.sha256(BINARY).hexdigest()
+
+
+def test_multipart_body_matches_the_encoders_own_bytes() -> None:
+    """The fast reader must put exactly what requests-toolbelt's MultipartEncoder encodes on the wire."""
+    from requests_toolbelt import MultipartEncoder
+
+    from airflow_openai_files._io import BoundedReader
+    from airflow_openai_files.hooks import MultipartBody
+
+    data = BINARY * 300
+    fields = [("purpose", "fine-tune"), ("file", ('naïve "name".jsonl', BoundedReader(io.BytesIO(data), len(data))))]
+    body = MultipartBody(fields)
+    streamed = b"".join(iter(lambda: body.read(7000), b""))
+    assert len(streamed) == len(body)
+    boundary = body.content_type.split("boundary=")[1]
+    reference = MultipartEncoder(
+        fields=[
+            ("purpose", "fine-tune"),
+            ("file", ('naïve "name".jsonl', io.BytesIO(data), "application/octet-stream")),
+        ],
+        boundary=boundary,
+    ).to_string()
+    assert streamed == reference
