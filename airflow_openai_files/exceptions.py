@@ -37,6 +37,17 @@ class OpenAIFilesError(AirflowException):
         self.request_id = request_id
         super().__init__(self._render())
 
+    def reworded(self, message: str) -> OpenAIFilesError:
+        """A plain OpenAIFilesError with a new message and this error's status, type, code, param and request id."""
+        return OpenAIFilesError(
+            message,
+            status_code=self.status_code,
+            error_type=self.error_type,
+            code=self.code,
+            param=self.param,
+            request_id=self.request_id,
+        )
+
     def _render(self) -> str:
         details = [
             f"{name}={value}"

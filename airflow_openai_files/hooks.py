@@ -231,13 +231,8 @@ class OpenAIFilesHook(BaseHook):
         except OpenAIFilesError as err:
             if isinstance(err, RetryableError):
                 attempts = retrying.statistics.get("attempt_number", 1)
-                raise OpenAIFilesError(
-                    f"{err.message}; gave up after {attempts} attempt(s) in {time.monotonic() - started:.1f}s",
-                    status_code=err.status_code,
-                    error_type=err.error_type,
-                    code=err.code,
-                    param=err.param,
-                    request_id=err.request_id,
+                raise err.reworded(
+                    f"{err.message}; gave up after {attempts} attempt(s) in {time.monotonic() - started:.1f}s"
                 ) from None
             raise
         except requests.exceptions.RequestException as err:
@@ -553,14 +548,9 @@ class OpenAIFilesHook(BaseHook):
                 try:
                     found = self.find_uploaded(name, upload.size, purpose, since=first_sent[0])
                 except OpenAIFilesError as err:
-                    raise OpenAIFilesError(
+                    raise err.reworded(
                         f"{what}: an earlier attempt may have created the file, and checking for it failed "
-                        f"({err.message}); not re-sending it blind",
-                        status_code=err.status_code,
-                        error_type=err.error_type,
-                        code=err.code,
-                        param=err.param,
-                        request_id=err.request_id,
+                        f"({err.message}); not re-sending it blind"
                     ) from err
                 if found is not None:
                     self.log.warning(

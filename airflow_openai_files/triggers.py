@@ -241,14 +241,7 @@ class OpenAIFileTrigger(BaseTrigger):
                 error = classify(response.status_code, response.headers, response.content[:65536], what=what)
             if not isinstance(error, RetryableError) or attempt > policy.max_retries:
                 if isinstance(error, RetryableError):
-                    raise OpenAIFilesError(
-                        f"{error.message}; gave up after {attempt} attempt(s)",
-                        status_code=error.status_code,
-                        error_type=error.error_type,
-                        code=error.code,
-                        param=error.param,
-                        request_id=error.request_id,
-                    )
+                    raise error.reworded(f"{error.message}; gave up after {attempt} attempt(s)")
                 raise error
             wait = policy.wait_for(attempt, error.retry_after)
             if time.monotonic() + wait >= end:  # also a request cut short by the deadline
