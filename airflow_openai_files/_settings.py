@@ -51,8 +51,13 @@ def _fail(conn_id: str, field_name: str, problem: str) -> OpenAIFilesConfigError
     return OpenAIFilesConfigError(f"Connection {conn_id!r}: field {field_name!r} {problem}")
 
 
-def normalize_base_url(conn_id: str, host: str | None, port: int | None = None) -> str:
-    """Return the base URL for a connection's host, defaulting to the public API."""
+def normalize_base_url(conn_id: str, host: str | None, port: int | None = None, schema: str | None = None) -> str:
+    """
+    Return the base URL for a connection's host, defaulting to the public API.
+
+    A connection given as a URI (``openai-files://:KEY@host:8089/v1``) arrives split into host, port and
+    schema (``v1``); they are put back together.
+    """
     raw = (host or "").strip()
     if not raw:
         return DEFAULT_BASE_URL
@@ -74,7 +79,10 @@ def normalize_base_url(conn_id: str, host: str | None, port: int | None = None) 
     netloc = parts.netloc
     if port and parsed_port is None:
         netloc = f"{netloc}:{port}"
-    return f"{parts.scheme}://{netloc}{parts.path}".rstrip("/")
+    path = parts.path
+    if schema and schema.strip("/") and path.strip("/") == "":
+        path = "/" + schema.strip("/")
+    return f"{parts.scheme}://{netloc}{path}".rstrip("/")
 
 
 def _number(conn_id: str, name: str, value: Any, default: float) -> float:
@@ -123,6 +131,7 @@ def parse_settings(
     password: str | None,
     extra: dict[str, Any],
     port: int | None = None,
+    schema: str | None = None,
 ) -> ClientSettings:
     """Validate connection fields; every problem names the connection and the field."""
     api_key = (password or "").strip() or str(extra.get("api_key") or "").strip()
@@ -130,7 +139,7 @@ def parse_settings(
         raise _fail(conn_id, "password", "(API Key) is empty: set the connection's password to an OpenAI key")
     return ClientSettings(
         conn_id=conn_id,
-        base_url=normalize_base_url(conn_id, host, port),
+        base_url=normalize_base_url(conn_id, host, port, schema),
         api_key=api_key,
         organization=(str(extra["organization"]).strip() or None) if extra.get("organization") else None,
         project=(str(extra["project"]).strip() or None) if extra.get("project") else None,
@@ -160,7 +169,9 @@ def load_settings(conn_id: str) -> ClientSettings:
         extra = conn.extra_dejson or {}
     except Exception:
         raise _fail(conn_id, "extra", "is not valid JSON") from None
-    settings = parse_settings(conn_id, host=conn.host, password=conn.password, extra=extra, port=conn.port)
+    settings = parse_settings(
+        conn_id, host=conn.host, password=conn.password, extra=extra, port=conn.port, schema=conn.schema
+    )
     mask_key(settings.api_key)
     return settings
 

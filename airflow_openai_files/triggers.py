@@ -203,7 +203,12 @@ class OpenAIFileTrigger(BaseTrigger):
                 f"Connection {self.openai_conn_id!r}: field 'extra' is not valid JSON"
             ) from None
         settings = parse_settings(
-            self.openai_conn_id, host=conn.host, password=conn.password, extra=extra or {}, port=conn.port
+            self.openai_conn_id,
+            host=conn.host,
+            password=conn.password,
+            extra=extra or {},
+            port=conn.port,
+            schema=conn.schema,
         )
         try:
             from airflow.sdk.log import amask_secret

@@ -33,6 +33,16 @@ def test_port_field_is_kept_when_host_has_none() -> None:
     assert parse_settings("c", host="127.0.0.1", password="k", extra={}, port=8089).base_url == "https://127.0.0.1:8089"
 
 
+def test_uri_form_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A URI splits the base URL into host, port and schema; the hook puts it back together."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_URI_CONN", "openai-files://:sk-uri-key@api.example.com:8443/v1?project=proj-7&max_retries=2"
+    )
+    hook = OpenAIFilesHook("uri_conn")
+    assert hook.settings.base_url == "https://api.example.com:8443/v1"
+    assert (hook.settings.project, hook.settings.max_retries, hook.settings.api_key) == ("proj-7", 2, "sk-uri-key")
+
+
 def test_defaults_and_extras() -> None:
     s = settings(
         organization="org-1", project="proj-2", timeout="30", connect_timeout=2, max_retries="3", verify="false"
