@@ -82,7 +82,12 @@ def _may_have_reached_server(exc: BaseException | None) -> bool:
     """False only when we know the request was not processed (refused connection, rate limited)."""
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return False
-    if isinstance(exc, requests.exceptions.ConnectionError) and "NewConnectionError" in repr(exc):
+    # requests wraps urllib3's MaxRetryError; its reason says whether a connection was ever made.
+    if (
+        isinstance(exc, requests.exceptions.ConnectionError)
+        and exc.args
+        and isinstance(getattr(exc.args[0], "reason", None), urllib3.exceptions.NewConnectionError)
+    ):
         return False
     return not (isinstance(exc, RetryableError) and exc.status_code == 429)
 
