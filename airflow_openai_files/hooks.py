@@ -32,6 +32,8 @@ EXPIRES_MIN, EXPIRES_MAX = 3600, 2_592_000
 JSONL_PURPOSES = ("fine-tune", "batch")
 # Larger socket writes and reads than http.client's 16 KiB: far fewer Python-level calls per GiB.
 IO_BLOCK = 1 * MiB
+# How long to look for an unanswered (read-timed-out) upload in the file list before sending it again.
+SETTLE_MIN, SETTLE_MAX = 5.0, 30.0
 _FILE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*")
 
 log = logging.getLogger(__name__)
@@ -551,7 +553,7 @@ class OpenAIFilesHook(BaseHook):
             if first_sent and _may_have_reached_server(last_error[0]):
                 # The previous attempt may have created the file even though we saw no answer.
                 try:
-                    found = self.find_uploaded(name, upload.size, purpose, since=first_sent[0])
+                    found = self._await_uploaded(name, upload.size, purpose, first_sent[0], last_error[0])
                 except OpenAIFilesError as err:
                     raise err.reworded(
                         f"{what}: an earlier attempt may have created the file, and checking for it failed "
@@ -619,6 +621,30 @@ class OpenAIFilesHook(BaseHook):
             active = list(self._uploads)
         for upload in active:
             upload.cancel()
+
+    def _await_uploaded(
+        self, name: str, size: int, purpose: str, since: float, failure: BaseException | None
+    ) -> dict[str, Any] | None:
+        """
+        Look for the file an unanswered attempt may have created.
+
+        After a read timeout the server had the whole body and may still be working on it: keep looking
+        for twice the timeout (at least ``SETTLE_MIN``, at most ``SETTLE_MAX`` seconds) before concluding
+        it never arrived, so a slow answer does not become a second file.
+        """
+        settle = 0.0
+        if isinstance(failure, requests.exceptions.Timeout) and not isinstance(
+            failure, requests.exceptions.ConnectTimeout
+        ):
+            settle = min(max(2 * self.timeout, SETTLE_MIN), SETTLE_MAX)
+        end = time.monotonic() + settle
+        interval = max(0.1, min(2.0, settle / 5))
+        while True:
+            found = self.find_uploaded(name, size, purpose, since=since)
+            remaining = end - time.monotonic()
+            if found is not None or remaining <= 0:
+                return found
+            time.sleep(min(interval, remaining))
 
     def find_uploaded(self, filename: str, size: int, purpose: str, *, since: float) -> dict[str, Any] | None:
         """
