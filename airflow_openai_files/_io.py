@@ -24,7 +24,9 @@ LOCAL_PROTOCOLS = ("file", "local", "")
 
 
 def _is_object_storage_path(value: object) -> bool:
-    return hasattr(value, "protocol") and hasattr(value, "fs") and hasattr(value, "open")
+    # Look on the class: reading ``fs`` on the instance would already try to attach the filesystem.
+    cls = type(value)
+    return hasattr(cls, "protocol") and hasattr(cls, "fs") and hasattr(cls, "open")
 
 
 def as_local_path(value: Any) -> Path | None:
@@ -77,8 +79,24 @@ def resolve_source(source: Any) -> UploadSource:
     )
 
 
+@contextlib.contextmanager
+def _store_errors(path: Any) -> Iterator[None]:
+    """Airflow raises a bare ValueError for a scheme no provider registered: say what to do instead."""
+    try:
+        yield
+    except ValueError as err:
+        if "No filesystem registered" not in str(err):
+            raise
+        raise OpenAIFilesValidationError(
+            f"{str(path)!r}: {err}. Install the provider for that store, or register an fsspec filesystem "
+            "with airflow.sdk.io.attach(protocol=..., fs=...)"
+        ) from None
+
+
 def _object_storage_source(path: ObjectStoragePath) -> UploadSource:
-    if not path.exists():
+    with _store_errors(path):
+        exists = path.exists()
+    if not exists:
         raise OpenAIFilesValidationError(f"Upload source {str(path)!r} does not exist")
     if not path.is_file():
         raise OpenAIFilesValidationError(f"Upload source {str(path)!r} is not a file")
@@ -187,7 +205,9 @@ class Destination:
                 )
         else:
             assert self.remote is not None
-            if self.remote.exists() and not self.overwrite:
+            with _store_errors(self.remote):
+                exists = self.remote.exists()
+            if exists and not self.overwrite:
                 raise OpenAIFilesValidationError(
                     f"Download destination {self.display!r} already exists (pass overwrite=True to replace it)"
                 )

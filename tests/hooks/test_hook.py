@@ -520,3 +520,31 @@ def test_multipart_body_matches_the_encoders_own_bytes() -> None:
         boundary=boundary,
     ).to_string()
     assert streamed == reference
+
+
+def test_unregistered_storage_scheme_is_a_clear_error(hook: OpenAIFilesHook, requests_mock: Any) -> None:
+    """Airflow 3.3 raises a bare ValueError for a scheme no provider registered (e.g. memory:// before attach())."""
+
+    class UnregisteredPath:  # what ObjectStoragePath does for such a scheme, without touching global state
+        protocol = "memory"
+        fs = property(lambda self: self._fail())
+        name = "key.jsonl"
+        parent = property(lambda self: self)
+
+        def _fail(self) -> Any:
+            raise ValueError("No filesystem registered for scheme memory")
+
+        def exists(self) -> bool:
+            return self._fail()
+
+        def open(self, mode: str = "rb") -> Any:
+            return self._fail()
+
+        def __str__(self) -> str:
+            return "memory://bucket/key.jsonl"
+
+    with pytest.raises(OpenAIFilesValidationError, match="attach"):
+        hook.upload_file(UnregisteredPath(), "user_data")
+    with pytest.raises(OpenAIFilesValidationError, match="attach"):
+        hook.download_file("file-abc123", UnregisteredPath())
+    assert requests_mock.call_count == 0
