@@ -58,6 +58,21 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Total time allowed for one request attempt. Default 600.",
                         "schema": {"type": ["number", "null"]},
                     },
+                    "connect_timeout": {
+                        "label": "Connect timeout (seconds)",
+                        "description": "Time allowed to open the connection. Default 10.",
+                        "schema": {"type": ["number", "null"]},
+                    },
+                    "verify": {
+                        "label": "TLS verification",
+                        "description": "true (default), false, or the path of a CA bundle.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "multipart_threshold": {
+                        "label": "Uploads API threshold (bytes)",
+                        "description": "Larger files go through the Uploads API in parallel parts. Default 536870912.",
+                        "schema": {"type": ["integer", "null"]},
+                    },
                     "max_retries": {
                         "label": "Max retries",
                         "description": "Retries after the first attempt for retryable failures. Default 5.",
