@@ -12,19 +12,12 @@ import pytest
 
 from airflow_openai_files.emulator import EmulatorProcess
 from airflow_openai_files.operators import OpenAIUploadFileOperator
+from tests.benchmarks.common import sha256_file
 from tests.support.memory_probe import current_rss, peak_rss, reset_peak
 from tests.support.task_helpers import make_context
 
 MiB = 1024 * 1024
 SIZE = 2 * 1024 * MiB
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(4 * MiB):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @pytest.mark.slow
@@ -64,7 +57,7 @@ def test_two_gib_through_the_upload_operator(tmp_path: Path, monkeypatch: pytest
         assert [f["id"] for f in emu.files()] == [created["id"]]
         stored = emu.content_path(created["id"])
         source.unlink()  # free 2 GiB before hashing the stored copy
-        assert sha256(stored) == expected
+        assert sha256_file(stored) == expected
         # The peak mark was reset just before: one whole 64 MiB part held in memory would show here.
         assert growth < 48 * MiB
     assert not os.path.exists(source)
