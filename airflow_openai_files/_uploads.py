@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import mimetypes
 import threading
 import time
@@ -255,8 +256,6 @@ class MultipartUpload:
 
 class _BytesReader(BoundedReader):
     def __init__(self, data: bytes | bytearray, on_read: Any) -> None:
-        import io
-
         super().__init__(io.BytesIO(data), len(data), on_read)
 
 
