@@ -376,19 +376,25 @@ def test_upload_streams_the_same_body_on_every_attempt(
     assert fields["expires_after[seconds]"][1] == b"3600"
 
 
-def test_upload_from_a_file_object_rewinds_for_each_attempt(hook: OpenAIFilesHook, requests_mock: Any) -> None:
-    stream = io.BytesIO(b"prefix" + BINARY)
-    stream.seek(6)
+def record_file_bodies(requests_mock: Any, first_status: int) -> list[bytes]:
+    """Answer POST /files with ``first_status`` once, then success; collect the file field of every attempt."""
     bodies: list[bytes] = []
 
     def answer(request: Any, context: Any) -> dict[str, Any]:
         bodies.append(multipart_fields(request.body.read(), request.headers["Content-Type"])["file"][1])
         if len(bodies) == 1:
-            context.status_code = 500
+            context.status_code = first_status
         return dict(FILE, bytes=len(bodies[-1]))
 
     requests_mock.post(f"{BASE_URL}/files", json=answer)
     requests_mock.get(f"{BASE_URL}/files", json={"object": "list", "data": [], "has_more": False})
+    return bodies
+
+
+def test_upload_from_a_file_object_rewinds_for_each_attempt(hook: OpenAIFilesHook, requests_mock: Any) -> None:
+    stream = io.BytesIO(b"prefix" + BINARY)
+    stream.seek(6)
+    bodies = record_file_bodies(requests_mock, first_status=500)
     hook.upload_file(stream, "assistants", filename="blob.bin")
     assert bodies == [BINARY, BINARY]
 
@@ -406,16 +412,7 @@ def test_upload_from_a_non_seekable_stream_is_spooled(hook: OpenAIFilesHook, req
             buffer[: len(chunk)] = chunk
             return len(chunk)
 
-    bodies: list[bytes] = []
-
-    def answer(request: Any, context: Any) -> dict[str, Any]:
-        bodies.append(multipart_fields(request.body.read(), request.headers["Content-Type"])["file"][1])
-        if len(bodies) == 1:
-            context.status_code = 503
-        return dict(FILE, bytes=len(bodies[-1]))
-
-    requests_mock.post(f"{BASE_URL}/files", json=answer)
-    requests_mock.get(f"{BASE_URL}/files", json={"object": "list", "data": [], "has_more": False})
+    bodies = record_file_bodies(requests_mock, first_status=503)
     hook.upload_file(Pipe(BINARY), "assistants", filename="pipe.bin")
     assert bodies == [BINARY, BINARY]
 
