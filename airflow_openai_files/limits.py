@@ -1,0 +1,94 @@
+"""The service's limits, purposes and id patterns: one place, used by the client, the validators
+and the emulator.
+
+Sources: OpenAI's API reference (Files, Uploads, Batch, Fine-tuning) and the official SDK's types,
+summarised in the project's reference notes. The emulator's deliberately lenient readings of the
+size limits are derived below (``EMULATOR_*``) and nowhere else.
+"""
+
+from __future__ import annotations
+
+import re
+
+MB = 1000 * 1000
+MiB = 1024 * 1024
+GB = 1000 * MB
+
+DEFAULT_CONN_ID = "openai_files_default"
+CONN_TYPE = "openai_files"
+
+# --- Files -------------------------------------------------------------------------------------
+#: Purposes a client may upload with ``POST /files`` or ``POST /uploads``.
+UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+#: Purposes of files the platform itself creates; never accepted on upload.
+SERVICE_PURPOSES = ("assistants_output", "batch_output", "fine-tune-results")
+#: Every purpose a file can have (valid ``list_files(purpose=...)`` filters).
+ALL_PURPOSES = UPLOAD_PURPOSES + SERVICE_PURPOSES
+#: ``GET /files/{id}/content`` answers bytes only for these purposes; the others get HTTP 400
+#: "Not allowed to download files of purpose: <purpose>".
+DOWNLOADABLE_PURPOSES = ("batch", "vision", *SERVICE_PURPOSES)
+#: Purposes whose content is JSONL the client and the emulator check line by line.
+JSONL_PURPOSES = ("fine-tune", "batch")
+
+FILE_MAX_MB = 512  # POST /files, per file
+BATCH_FILE_MAX_MB = 200  # a batch input file
+PART_MAX_MB = 64  # one Uploads API part
+UPLOAD_MAX_GB = 8  # one Upload in all
+
+# The client reads the per-file "MB" figures as MiB (as it always has) and the Upload total as
+# decimal GB, the stricter reading of the two.
+FILE_MAX_BYTES = FILE_MAX_MB * MiB
+BATCH_FILE_MAX_BYTES = BATCH_FILE_MAX_MB * MiB
+PART_MAX_BYTES = PART_MAX_MB * MiB
+UPLOAD_MAX_BYTES = UPLOAD_MAX_GB * GB
+#: The emulator's lenient readings: every documented size read in binary units (MiB, GiB), the
+#: larger reading, so the emulator never refuses what the service accepts. The only deliberate
+#: leniency in the limits, named here and listed in the README's Fidelity table.
+EMULATOR_FILE_MAX_BYTES = FILE_MAX_MB * MiB
+EMULATOR_BATCH_FILE_MAX_BYTES = BATCH_FILE_MAX_MB * MiB
+EMULATOR_PART_MAX_BYTES = PART_MAX_MB * MiB
+EMULATOR_UPLOAD_MAX_BYTES = UPLOAD_MAX_GB * 1024 * MiB
+
+EXPIRES_MIN_SECONDS = 3600
+EXPIRES_MAX_SECONDS = 30 * 24 * 3600  # 2,592,000
+BATCH_DEFAULT_EXPIRY_SECONDS = 30 * 24 * 3600
+UPLOAD_LIFETIME_SECONDS = 3600
+
+LIST_LIMIT_MAX = 10_000
+
+# --- JSONL content -----------------------------------------------------------------------------
+FINE_TUNE_MIN_EXAMPLES = 10
+BATCH_MAX_LINES = 50_000
+MAX_LINE_BYTES = 64 * MiB
+CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+# --- Batches -----------------------------------------------------------------------------------
+BATCH_ENDPOINTS = (
+    "/v1/responses",
+    "/v1/chat/completions",
+    "/v1/embeddings",
+    "/v1/completions",
+    "/v1/moderations",
+    "/v1/images/generations",
+    "/v1/images/edits",
+    "/v1/videos",
+)
+BATCH_COMPLETION_WINDOWS = ("24h",)
+METADATA_MAX_PAIRS = 16
+METADATA_KEY_MAX = 64
+METADATA_VALUE_MAX = 512
+
+# --- Fine-tuning -------------------------------------------------------------------------------
+FINE_TUNING_METHODS = ("supervised", "dpo", "reinforcement")
+FINE_TUNING_SUFFIX_MAX = 64
+#: The day OpenAI stops creating new self-serve fine-tuning jobs (OpenAI deprecations, 2026-05-07).
+OPENAI_FINE_TUNING_CUTOFF = "2027-01-06"
+
+# --- Ids ---------------------------------------------------------------------------------------
+#: What the client accepts as an id before putting it in a URL path (any service, any prefix).
+SAFE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*")
+FILE_ID_RE = re.compile(r"^file-[A-Za-z0-9]{1,64}$")
+UPLOAD_ID_RE = re.compile(r"^upload_[A-Za-z0-9]{1,64}$")
+PART_ID_RE = re.compile(r"^part_[A-Za-z0-9]{1,64}$")
+BATCH_ID_RE = re.compile(r"^batch_[A-Za-z0-9]{1,64}$")
+FINE_TUNING_JOB_ID_RE = re.compile(r"^ftjob-[A-Za-z0-9]{1,64}$")
