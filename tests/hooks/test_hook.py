@@ -107,7 +107,7 @@ def test_delete_file_and_missing_ok(hook: OpenAIFilesHook, requests_mock: Any) -
     assert hook.delete_file("file-gone", missing_ok=True) == {"id": "file-gone", "object": "file", "deleted": False}
     with pytest.raises(OpenAIFilesError) as info:
         hook.delete_file("file-gone")
-    assert info.value.status_code == 404 and info.value.param == "id"
+    assert info.value.http_status == 404 and info.value.param == "id"
 
 
 def test_test_connection(hook: OpenAIFilesHook, requests_mock: Any) -> None:
@@ -501,7 +501,7 @@ def test_multipart_body_matches_the_encoders_own_bytes() -> None:
     from requests_toolbelt import MultipartEncoder
 
     from airflow_openai_files._io import BoundedReader
-    from airflow_openai_files.hooks import MultipartBody
+    from airflow_openai_files._transport import MultipartBody
 
     data = BINARY * 300
     fields = [("purpose", "fine-tune"), ("file", ('naïve "name".jsonl', BoundedReader(io.BytesIO(data), len(data))))]

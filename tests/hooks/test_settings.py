@@ -102,7 +102,7 @@ def test_hook_reads_connection_from_environment(monkeypatch: pytest.MonkeyPatch)
     set_connection(monkeypatch, "custom", extra={"max_retries": 2, "project": "p"})
     hook = OpenAIFilesHook(openai_conn_id="custom")
     assert hook.settings.project == "p"
-    assert hook.retry_policy.max_retries == 2
+    assert hook.max_retries == 2
     assert API_KEY not in repr(hook)
 
 
@@ -110,7 +110,7 @@ def test_hook_argument_overrides_connection_retries(monkeypatch: pytest.MonkeyPa
     set_connection(monkeypatch, extra={"max_retries": 2})
     hook = OpenAIFilesHook(max_retries=0)
     hook.settings  # noqa: B018
-    assert hook.retry_policy.max_retries == 0
+    assert hook.max_retries == 0
 
 
 def test_missing_connection_is_clear(monkeypatch: pytest.MonkeyPatch) -> None:
