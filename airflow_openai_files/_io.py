@@ -115,7 +115,9 @@ def _store_errors(path: Any) -> Iterator[None]:
             f"(for S3: pip install 'apache-airflow-providers-amazon[s3fs]')"
         ) from None
     except ValueError as err:
-        if "No filesystem registered" not in str(err) and "No registered store" not in str(err):
+        if not any(
+            sign in str(err) for sign in ("No filesystem registered", "No registered store", "Unsupported filesystem")
+        ):
             raise
         raise OpenAIFilesValidationError(
             f"{text!r}: {err}. Install the provider for that store, or register an fsspec filesystem "

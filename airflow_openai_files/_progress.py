@@ -24,8 +24,8 @@ def human_size(size: float) -> str:
 
 
 def rate(size: float, seconds: float) -> str:
-    """Throughput in MiB/s, with the unit (``4.2 MiB/s``)."""
-    return f"{size / MiB / max(seconds, 1e-9):.1f} MiB/s"
+    """Throughput with a unit that fits (``4.2 MiB/s``, ``812.0 KiB/s``)."""
+    return f"{human_size(size / max(seconds, 1e-3))}/s"
 
 
 def request_id_note(request_id: str | None) -> str:

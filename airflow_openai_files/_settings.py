@@ -138,7 +138,9 @@ def _verify(conn_id: str, value: Any, ca_bundle: Any) -> bool | str:
         elif os.sep in text or "/" in text or text.lower().endswith((".pem", ".crt", ".cer")):
             switch = text  # the former way of naming a CA bundle
         else:
-            raise _fail(conn_id, "verify", f"must be true or false, got {value!r} (put a CA bundle path in 'ca_bundle')")
+            raise _fail(
+                conn_id, "verify", f"must be true or false, got {value!r} (put a CA bundle path in 'ca_bundle')"
+            )
     if switch is False:
         return False
     return bundle or switch

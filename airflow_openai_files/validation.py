@@ -19,10 +19,10 @@ from datetime import timedelta
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from airflow_openai_files import limits
-from airflow_openai_files.exceptions import OpenAIFilesValidationError
 
 if TYPE_CHECKING:
     from airflow_openai_files._io import UploadSource
+    from airflow_openai_files.exceptions import OpenAIFilesValidationError
 
 #: Purposes accepted on upload (kept under its old name for the emulator and existing callers).
 PURPOSES = limits.UPLOAD_PURPOSES
@@ -36,6 +36,14 @@ _DURATION_UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
 MATCH_ALL_GLOBS = frozenset({"*", "**", "*.*"})
 
 
+def _invalid(message: str) -> OpenAIFilesValidationError:
+    # Imported on use: this module stays standard-library only at import time, so the emulator
+    # (which imports the JSONL checks) neither loads Airflow nor prints its configuration banner.
+    from airflow_openai_files.exceptions import OpenAIFilesValidationError
+
+    return OpenAIFilesValidationError(message)
+
+
 def is_templated(value: Any) -> bool:
     """A value Airflow still has to render (checked when the task starts instead of at parse time)."""
     return isinstance(value, str) and "{{" in value
@@ -44,9 +52,9 @@ def is_templated(value: Any) -> bool:
 def validate_file_id(file_id: Any, *, kind: str = "file") -> str:
     """Refuse ids that could reach another endpoint once put in a URL path."""
     if not isinstance(file_id, str) or not file_id:
-        raise OpenAIFilesValidationError(f"Invalid {kind} id {file_id!r}: must be a non-empty string")
+        raise _invalid(f"Invalid {kind} id {file_id!r}: must be a non-empty string")
     if not limits.SAFE_ID_RE.fullmatch(file_id) or ".." in file_id:
-        raise OpenAIFilesValidationError(
+        raise _invalid(
             f"Invalid {kind} id {file_id!r}: only letters, digits, '-' and '_' are allowed "
             "(no '/', '?', '#', '..' or whitespace)"
         )
@@ -59,7 +67,7 @@ def check_purpose(purpose: Any, *, allowed: tuple[str, ...] = limits.UPLOAD_PURP
         hint = ""
         if isinstance(purpose, str) and purpose.strip().lower().replace("_", "-") in ("finetune", "fine-tune"):
             hint = " (did you mean 'fine-tune'?)"
-        raise OpenAIFilesValidationError(f"Unknown {what} {purpose!r}{hint}: expected one of {', '.join(allowed)}")
+        raise _invalid(f"Unknown {what} {purpose!r}{hint}: expected one of {', '.join(allowed)}")
     return str(purpose)
 
 
@@ -72,14 +80,12 @@ def check_expiry(seconds: Any) -> int | None:
         try:
             seconds = int(text)
         except ValueError:
-            raise OpenAIFilesValidationError(
-                f"expires_after_seconds must be a whole number of seconds, got {seconds!r}"
-            ) from None
+            raise _invalid(f"expires_after_seconds must be a whole number of seconds, got {seconds!r}") from None
     if seconds is None:
         return None
     low, high = limits.EXPIRES_MIN_SECONDS, limits.EXPIRES_MAX_SECONDS
     if isinstance(seconds, bool) or not isinstance(seconds, int) or not low <= seconds <= high:
-        raise OpenAIFilesValidationError(
+        raise _invalid(
             f"expires_after_seconds must be a whole number from {low} to {high} (1 hour to 30 days), got {seconds!r}"
         )
     return seconds
@@ -104,31 +110,31 @@ def parse_duration(value: Any) -> timedelta | None:
         except ValueError:
             parts = _DURATION_PART.findall(text)
             if not parts or "".join(f"{n}{u}" for n, u in parts) != text:
-                raise OpenAIFilesValidationError(
+                raise _invalid(
                     f"older_than {value!r} is not a duration: use e.g. '7d', '12h', '1d12h', '30m', seconds "
                     "or a timedelta"
                 ) from None
             result = timedelta(seconds=sum(float(n) * _DURATION_UNITS[u] for n, u in parts))
     else:
-        raise OpenAIFilesValidationError(
-            f"older_than must be a timedelta, seconds or a string like '7d'; got {type(value).__name__}"
-        )
+        raise _invalid(f"older_than must be a timedelta, seconds or a string like '7d'; got {type(value).__name__}")
     if result.total_seconds() <= 0:
-        raise OpenAIFilesValidationError(f"older_than must be a positive duration, got {value!r}")
+        raise _invalid(f"older_than must be a positive duration, got {value!r}")
     return result
 
 
-def check_cleanup_filters(purpose: Any, filename_glob: Any, older_than: Any) -> tuple[str | None, str | None, timedelta | None]:
+def check_cleanup_filters(
+    purpose: Any, filename_glob: Any, older_than: Any
+) -> tuple[str | None, str | None, timedelta | None]:
     """The clean-up's filters, checked: known purpose, positive age, and not a filter set matching everything."""
     clean_purpose = (purpose or "").strip() or None if isinstance(purpose, str) or purpose is None else purpose
     if clean_purpose is not None:
         check_purpose(clean_purpose, allowed=limits.ALL_PURPOSES)
     glob = (filename_glob or "").strip() or None if isinstance(filename_glob, str) or filename_glob is None else None
     if filename_glob is not None and not isinstance(filename_glob, str):
-        raise OpenAIFilesValidationError(f"filename_glob must be a string, got {type(filename_glob).__name__}")
+        raise _invalid(f"filename_glob must be a string, got {type(filename_glob).__name__}")
     age = parse_duration(older_than)
     if clean_purpose is None and age is None and (glob is None or glob in MATCH_ALL_GLOBS):
-        raise OpenAIFilesValidationError(
+        raise _invalid(
             "give at least one of purpose, filename_glob or older_than that narrows the match (every filter "
             f"is empty or matches everything: purpose={purpose!r}, filename_glob={filename_glob!r}, "
             f"older_than={older_than!r}); refusing: a clean-up without a filter would delete every file of the project"
@@ -142,16 +148,16 @@ def check_source(upload: UploadSource, name: str, purpose: str, multipart: bool 
 
     where = upload.description
     if upload.size == 0:
-        raise OpenAIFilesValidationError(f"Upload source {where!r} is empty")
+        raise _invalid(f"Upload source {where!r} is empty")
     if purpose in limits.JSONL_PURPOSES and not name.lower().endswith(".jsonl"):
-        raise OpenAIFilesValidationError(f"{purpose} files must be .jsonl; {name!r} is not")
+        raise _invalid(f"{purpose} files must be .jsonl; {name!r} is not")
     if purpose == "batch" and upload.size > limits.BATCH_FILE_MAX_BYTES:
-        raise OpenAIFilesValidationError(
+        raise _invalid(
             f"Batch input {where!r} is {human_size(upload.size)}; the Batch API accepts at most "
             f"{human_size(limits.BATCH_FILE_MAX_BYTES)}"
         )
     if multipart is False and upload.size > limits.FILE_MAX_BYTES:
-        raise OpenAIFilesValidationError(
+        raise _invalid(
             f"Upload source {where!r} is {human_size(upload.size)}: POST /files accepts at most "
             f"{human_size(limits.FILE_MAX_BYTES)}; allow the Uploads API (multipart=None or True) for larger files"
         )
@@ -159,7 +165,7 @@ def check_source(upload: UploadSource, name: str, purpose: str, multipart: bool 
         with upload.open() as stream:
             problem = check_jsonl(stream, purpose)
         if problem is not None:
-            raise OpenAIFilesValidationError(f"{where}: invalid {purpose} JSONL: {describe(problem)}")
+            raise _invalid(f"{where}: invalid {purpose} JSONL: {describe(problem)}")
 
 
 class JsonlProblem(NamedTuple):

@@ -85,7 +85,13 @@ class OpenAIUploadFileOperator(OpenAIFilesMixin, BaseOperator):
     :param openai_conn_id: the ``openai_files`` connection (templated).
     """
 
-    template_fields: Sequence[str] = ("file_path", "purpose", "filename", "expires_after_seconds", *CONN_TEMPLATE_FIELDS)
+    template_fields: Sequence[str] = (
+        "file_path",
+        "purpose",
+        "filename",
+        "expires_after_seconds",
+        *CONN_TEMPLATE_FIELDS,
+    )
     ui_color = "#e8f6f3"
 
     def __init__(

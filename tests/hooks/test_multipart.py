@@ -12,17 +12,10 @@ import pytest
 
 from airflow_openai_files.exceptions import OpenAIFilesError
 from airflow_openai_files.hooks import OpenAIFilesHook
+from tests.support.files import sha256
 
 MiB = 1024 * 1024
 PART = 1 * MiB
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(MiB):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @pytest.fixture

@@ -28,12 +28,12 @@ from tests.reliability.helpers import (
     assert_no_key,
     context,
     part_files,
-    set_connection,
-    sha256,
     stored,
     tune,
     v1_log,
 )
+from tests.support.connections import set_connection
+from tests.support.files import sha256
 
 
 class World:

@@ -29,18 +29,9 @@ from airflow_openai_files._settings import parse_settings
 from airflow_openai_files.emulator import Emulator
 from airflow_openai_files.exceptions import OpenAIFilesConfigError, OpenAIFilesError, OpenAIFilesValidationError
 from airflow_openai_files.hooks import OpenAIFilesHook, validate_file_id
-from tests.reliability.helpers import (
-    SECRET_KEY,
-    FrontDoor,
-    assert_no_key,
-    context,
-    part_files,
-    set_connection,
-    sha256,
-    stored,
-    tune,
-    v1_log,
-)
+from tests.reliability.helpers import SECRET_KEY, FrontDoor, assert_no_key, context, part_files, stored, tune, v1_log
+from tests.support.connections import set_connection
+from tests.support.files import sha256
 
 # -- the key ---------------------------------------------------------------------------------------------
 
