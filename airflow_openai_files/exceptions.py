@@ -59,8 +59,8 @@ class OpenAIFilesError(AirflowException):
         self.request_id = request_id
         super().__init__(self._render())
 
-    @property  # type: ignore[override]
-    def status_code(self) -> int | None:  # AirflowException types it HTTPStatus: renamed to http_status
+    @property
+    def status_code(self) -> int | None:  # type: ignore[override]  # AirflowException's is an HTTPStatus
         """Deprecated alias of :attr:`http_status` (kept for one release)."""
         warnings.warn(
             "OpenAIFilesError.status_code is deprecated; read http_status instead", DeprecationWarning, stacklevel=2

@@ -16,7 +16,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_openai_files._retry import RetryableError, RetryPolicy, classify, json_object
 from airflow_openai_files._settings import ClientSettings, parse_settings
 from airflow_openai_files.exceptions import OpenAIFilesConfigError, OpenAIFilesError
-from airflow_openai_files.validation import validate_file_id
+from airflow_openai_files.hooks import validate_file_id
 from airflow_openai_files.status import check_target_status, evaluate, not_found_message
 
 if TYPE_CHECKING:

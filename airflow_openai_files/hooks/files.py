@@ -33,8 +33,6 @@ from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesValidat
 from airflow_openai_files.validation import check_expiry, check_purpose, check_source, validate_file_id
 
 if TYPE_CHECKING:
-    import logging
-
     from airflow_openai_files._settings import ClientSettings
     from airflow_openai_files._transport import Transport
     from airflow_openai_files._uploads import UploadRegistry
@@ -46,12 +44,13 @@ class FilesAPIMixin:
     if TYPE_CHECKING:
         _transport: Transport
         settings: ClientSettings
-        log: logging.Logger
         part_size: int
         max_concurrency: int
 
         @property
         def multipart_threshold(self) -> int: ...
+
+        log: Any  # LoggingMixin's logger
 
     @functools.cached_property
     def _upload_registry(self) -> UploadRegistry:

@@ -224,7 +224,7 @@ def test_delete_missing_fails_when_not_missing_ok(openai_files_connection: Any) 
     op = OpenAIDeleteFileOperator(task_id="d", file_id="file-doesnotexist", missing_ok=False)
     with pytest.raises(OpenAIFilesError) as info:
         op.execute(make_context())
-    assert info.value.status_code == 404
+    assert info.value.http_status == 404
 
 
 def test_delete_templated_list(openai_files_connection: Any, fine_tune_file: Path) -> None:

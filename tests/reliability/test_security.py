@@ -123,7 +123,7 @@ def test_key_never_leaks_through_a_failing_and_succeeding_pipeline(
             assert_no_key(hook, hook.settings)
     finally:
         del os.environ["AIRFLOW_CONN_WRONG_KEY"], os.environ["AIRFLOW_CONN_CLOSED_PORT"]
-    assert errors[0].status_code == 401 and "Incorrect API key" in str(errors[0])
+    assert errors[0].http_status == 401 and "Incorrect API key" in str(errors[0])
 
     for err in errors:
         assert_no_key(*_everything_about(err))
