@@ -1,4 +1,11 @@
-"""Upload sources and download destinations: local paths, file objects and ObjectStoragePaths."""
+"""Upload sources and download destinations: local paths, file objects and ObjectStoragePaths.
+
+:func:`as_location` is the one parser of a location given as a string, used by the hook and the
+operators alike: ``scheme://...`` becomes an ``ObjectStoragePath`` (except ``file://``, a local
+path); anything else without a scheme is a local path. A store Airflow cannot open (no provider
+registered the scheme, or its fsspec package such as ``s3fs`` is missing) is an
+``OpenAIFilesValidationError`` that says what to install or attach.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import contextlib
 import functools
 import io
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -21,6 +29,19 @@ if TYPE_CHECKING:
 
 COPY_CHUNK = 1024 * 1024
 LOCAL_PROTOCOLS = ("file", "local", "")
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+#: fsspec implementations a scheme needs, for the "install ..." hint.
+_FS_PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "abfs": "adlfs", "az": "adlfs"}
+
+
+def as_location(value: Any) -> Any:
+    """A ``scheme://...`` string (other than ``file://``) as an ObjectStoragePath; other values unchanged."""
+    if isinstance(value, str) and _URL_SCHEME.match(value) and not value.startswith("file://"):
+        from airflow.sdk import ObjectStoragePath
+
+        with _store_errors(value):
+            return ObjectStoragePath(value)
+    return value
 
 
 def _is_object_storage_path(value: object) -> bool:
@@ -62,6 +83,7 @@ class UploadSource:
 
 def resolve_source(source: Any) -> UploadSource:
     """Check a source exists, is a regular non-empty file, and make it re-openable for retries."""
+    source = as_location(source)
     local = as_local_path(source)
     if local is not None:
         if not local.exists():
@@ -81,14 +103,24 @@ def resolve_source(source: Any) -> UploadSource:
 
 @contextlib.contextmanager
 def _store_errors(path: Any) -> Iterator[None]:
-    """Airflow raises a bare ValueError for a scheme no provider registered: say what to do instead."""
+    """Airflow raises a bare ValueError / ImportError for a store it cannot open: say what to do instead."""
+    text = str(path)
+    scheme = text.split("://", 1)[0] if "://" in text else getattr(path, "protocol", "")
     try:
         yield
+    except ImportError as err:
+        package = getattr(err, "name", None) or _FS_PACKAGES.get(scheme, f"the fsspec package for {scheme!r}")
+        raise OpenAIFilesValidationError(
+            f"{text!r}: the {scheme!r} filesystem needs {package!r}, which is not installed ({err}); install it "
+            f"(for S3: pip install 'apache-airflow-providers-amazon[s3fs]')"
+        ) from None
     except ValueError as err:
-        if "No filesystem registered" not in str(err):
+        if not any(
+            sign in str(err) for sign in ("No filesystem registered", "No registered store", "Unsupported filesystem")
+        ):
             raise
         raise OpenAIFilesValidationError(
-            f"{str(path)!r}: {err}. Install the provider for that store, or register an fsspec filesystem "
+            f"{text!r}: {err}. Install the provider for that store, or register an fsspec filesystem "
             "with airflow.sdk.io.attach(protocol=..., fs=...)"
         ) from None
 
@@ -96,11 +128,11 @@ def _store_errors(path: Any) -> Iterator[None]:
 def _object_storage_source(path: ObjectStoragePath) -> UploadSource:
     with _store_errors(path):
         exists = path.exists()
-    if not exists:
-        raise OpenAIFilesValidationError(f"Upload source {str(path)!r} does not exist")
-    if not path.is_file():
-        raise OpenAIFilesValidationError(f"Upload source {str(path)!r} is not a file")
-    size = int(path.stat()["size"])
+        if not exists:
+            raise OpenAIFilesValidationError(f"Upload source {str(path)!r} does not exist")
+        if not path.is_file():
+            raise OpenAIFilesValidationError(f"Upload source {str(path)!r} is not a file")
+        size = int(path.stat()["size"])
     return UploadSource(str(path), path.name, size, lambda: path.open("rb"))
 
 
@@ -175,10 +207,26 @@ class BoundedReader:
         return chunk
 
 
+class BytesReader(BoundedReader):
+    def __init__(self, data: bytes | bytearray, on_read: Any) -> None:
+        super().__init__(io.BytesIO(data), len(data), on_read)
+
+
+def read_exact(stream: Any, length: int) -> bytearray:
+    buffer = bytearray()
+    while len(buffer) < length:
+        chunk = stream.read(min(length - len(buffer), COPY_CHUNK))
+        if not chunk:
+            raise OpenAIFilesValidationError(f"Upload source ended {length - len(buffer)} bytes early")
+        buffer += chunk
+    return buffer
+
+
 class Destination:
     """Writes a download beside its destination and moves it into place only once it is complete."""
 
     def __init__(self, destination: Any, *, overwrite: bool) -> None:
+        destination = as_location(destination)
         self.overwrite = overwrite
         self.local = as_local_path(destination)
         self.remote: ObjectStoragePath | None = None if self.local is not None else destination

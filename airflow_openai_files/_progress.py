@@ -1,4 +1,4 @@
-"""Throttled progress lines for long transfers."""
+"""Throttled progress lines for long transfers, and sizes written for people."""
 
 from __future__ import annotations
 
@@ -6,12 +6,36 @@ import logging
 import time
 from typing import Any
 
-MiB = 1024 * 1024
+from airflow_openai_files.limits import MiB
+
+KiB = 1024
+GiB = 1024 * MiB
+
+
+def human_size(size: float) -> str:
+    """``512 bytes``, ``3.4 KiB``, ``12.0 MiB``, ``2.50 GiB``: never ``0.0 MiB`` for a small file."""
+    if size < KiB:
+        return f"{int(size)} bytes"
+    if size < MiB:
+        return f"{size / KiB:.1f} KiB"
+    if size < GiB:
+        return f"{size / MiB:.1f} MiB"
+    return f"{size / GiB:.2f} GiB"
+
+
+def rate(size: float, seconds: float) -> str:
+    """Throughput with a unit that fits (``4.2 MiB/s``, ``812.0 KiB/s``)."""
+    return f"{human_size(size / max(seconds, 1e-3))}/s"
+
+
+def request_id_note(request_id: str | None) -> str:
+    """``, request id req_1`` or nothing: never ``request id None``."""
+    return f", request id {request_id}" if request_id else ""
 
 
 class Progress:
     """
-    Logs ``what: 42% (215.0/512.0 MiB) at 310.2 MiB/s`` at most once per ``interval`` seconds.
+    Logs ``what: 42% (215.0 MiB of 512.0 MiB) at 310.2 MiB/s`` at most once per ``interval`` seconds.
 
     :param log: the logger to write to.
     :param what: what is being transferred, e.g. ``Uploading train.jsonl``.
@@ -34,12 +58,11 @@ class Progress:
         if now - self.last < self.interval:
             return
         self.last = now
-        rate = done / MiB / max(now - self.started, 1e-9)
         self.log.info(
-            "%s: %d%% (%.1f/%.1f MiB) at %.1f MiB/s",
+            "%s: %d%% (%s of %s) at %s",
             self.what,
             min(100, done * 100 // self.total),
-            done / MiB,
-            self.total / MiB,
-            rate,
+            human_size(done),
+            human_size(self.total),
+            rate(done, now - self.started),
         )

@@ -127,3 +127,47 @@ def classify(status: int, headers: Mapping[str, str], body: bytes | str | None, 
     if should_retry == "true" or status in RETRYABLE_STATUSES:
         return RetryableError(text, retry_after=parse_retry_after(lowered), **kwargs)
     return OpenAIFilesError(text, **kwargs)
+
+
+def _is_certificate_failure(exc: BaseException) -> bool:
+    """True when ``exc`` or anything in its cause/context chain is a TLS certificate failure."""
+    import ssl
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        if type(current).__name__ == "SSLError":  # requests / urllib3 wrap the ssl module's error
+            return True
+        current = (current.args[0] if current.args and isinstance(current.args[0], BaseException) else None) or (
+            current.__cause__ or current.__context__
+        )
+        if current is None:
+            break
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException) and id(reason) not in seen and _is_certificate_failure(reason):
+            return True
+    return False
+
+
+def should_retry(exc: BaseException) -> bool:
+    """Minimal shared retry decision (core-sync; core-async's fuller version replaces it on merge)."""
+    if isinstance(exc, RetryableError):
+        return True
+    if isinstance(exc, OpenAIFilesError):
+        return False
+    if _is_certificate_failure(exc):
+        return False  # a certificate problem does not fix itself
+    import requests
+
+    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
+        return True
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return True
+    try:
+        import httpx
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, (httpx.TransportError,)) and not isinstance(exc, httpx.UnsupportedProtocol)

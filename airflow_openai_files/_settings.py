@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_openai_files import __version__
+from airflow_openai_files._compat import AirflowNotFoundException
+from airflow_openai_files._connection_form import DEFAULT_BASE_URL, HOST_DESCRIPTION
 from airflow_openai_files.exceptions import OpenAIFilesConfigError
+from airflow_openai_files.limits import CONN_TYPE, MiB
 
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MAX_RETRIES = 5
-MiB = 1024 * 1024
 DEFAULT_MULTIPART_THRESHOLD = 512 * MiB
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
 
 USER_AGENT = f"airflow-provider-openai-files/{__version__} python/{platform.python_version()}"
 
@@ -32,6 +36,7 @@ class ClientSettings:
     timeout: float = DEFAULT_TIMEOUT
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     max_retries: int = DEFAULT_MAX_RETRIES
+    #: What ``requests`` / ``ssl`` are given: True, False, or the CA bundle path to trust.
     verify: bool | str = True
     multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD
 
@@ -48,6 +53,8 @@ class ClientSettings:
 
 
 def _fail(conn_id: str, field_name: str, problem: str) -> OpenAIFilesConfigError:
+    if field_name == "host":
+        problem = f"{problem}. {HOST_DESCRIPTION}"
     return OpenAIFilesConfigError(f"Connection {conn_id!r}: field {field_name!r} {problem}")
 
 
@@ -111,17 +118,32 @@ def _integer(conn_id: str, name: str, value: Any, default: int, minimum: int) ->
     return number
 
 
-def _verify(conn_id: str, value: Any) -> bool | str:
+def _verify(conn_id: str, value: Any, ca_bundle: Any) -> bool | str:
+    """
+    ``verify`` is a switch; ``ca_bundle`` a path. For compatibility ``verify`` may still hold the
+    strings ``true``/``false`` (and their kin) or a CA bundle path, but only something that looks
+    like a path is taken as one: a typo of ``false`` is an error, not a certificate file.
+    """
+    bundle = str(ca_bundle).strip() if ca_bundle not in (None, "") else ""
     if value is None or value == "":
-        return True
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip()
-    if text.lower() in ("true", "1", "yes", "on"):
-        return True
-    if text.lower() in ("false", "0", "no", "off"):
+        switch: bool | str = True
+    elif isinstance(value, bool):
+        switch = value
+    else:
+        text = str(value).strip()
+        if text.lower() in _TRUE:
+            switch = True
+        elif text.lower() in _FALSE:
+            switch = False
+        elif os.sep in text or "/" in text or text.lower().endswith((".pem", ".crt", ".cer")):
+            switch = text  # the former way of naming a CA bundle
+        else:
+            raise _fail(
+                conn_id, "verify", f"must be true or false, got {value!r} (put a CA bundle path in 'ca_bundle')"
+            )
+    if switch is False:
         return False
-    return text  # a CA bundle path
+    return bundle or switch
 
 
 def parse_settings(
@@ -146,7 +168,7 @@ def parse_settings(
         timeout=_number(conn_id, "timeout", extra.get("timeout"), DEFAULT_TIMEOUT),
         connect_timeout=_number(conn_id, "connect_timeout", extra.get("connect_timeout"), DEFAULT_CONNECT_TIMEOUT),
         max_retries=_integer(conn_id, "max_retries", extra.get("max_retries"), DEFAULT_MAX_RETRIES, 0),
-        verify=_verify(conn_id, extra.get("verify")),
+        verify=_verify(conn_id, extra.get("verify"), extra.get("ca_bundle")),
         multipart_threshold=_integer(
             conn_id, "multipart_threshold", extra.get("multipart_threshold"), DEFAULT_MULTIPART_THRESHOLD, 1
         ),
@@ -156,13 +178,12 @@ def parse_settings(
 def load_settings(conn_id: str) -> ClientSettings:
     """Read the Airflow connection ``conn_id`` and hand its key to the secrets masker."""
     from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
 
     try:
         conn = BaseHook.get_connection(conn_id)
     except AirflowNotFoundException:
         raise OpenAIFilesConfigError(
-            f"Connection {conn_id!r} is not defined: create an 'openai_files' connection in the UI or set "
+            f"Connection {conn_id!r} is not defined: create an '{CONN_TYPE}' connection in the UI or set "
             f"AIRFLOW_CONN_{conn_id.upper()}"
         ) from None
     try:

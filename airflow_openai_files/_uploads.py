@@ -1,30 +1,166 @@
-"""Large files through the Uploads API: parts sent in parallel, each streamed from its offset."""
+"""The two upload strategies, side by side, over the transport (never the hook).
+
+* :class:`PlainUpload` - one streamed ``POST /files``; after an attempt whose answer was lost it looks
+  for the file that attempt may have created before sending again (no duplicates).
+* :class:`MultipartUpload` - ``POST /uploads``, the parts in parallel (each streamed from its offset),
+  ``/complete``; any failure or ``cancel()`` cancels the Upload.
+
+Both take a :class:`~airflow_openai_files._transport.Transport` and an :class:`UploadJob` (what to
+send) and return the File object from ``run()``. :func:`find_uploaded` is the duplicate lookup both use.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import io
 import mimetypes
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-from airflow_openai_files._io import BoundedReader, UploadSource
-from airflow_openai_files._progress import Progress
-from airflow_openai_files.exceptions import OpenAIFilesError
+from airflow_openai_files._io import BoundedReader, BytesReader, UploadSource, read_exact
+from airflow_openai_files._progress import Progress, human_size, rate, request_id_note
+from airflow_openai_files._transport import Transport, is_read_timeout, may_have_reached_server
+from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesValidationError, UploadCancelledError
+from airflow_openai_files.limits import PART_MAX_BYTES, UPLOAD_MAX_BYTES, MiB
 
-if TYPE_CHECKING:
-    from airflow_openai_files.hooks import OpenAIFilesHook
-
-MiB = 1024 * 1024
-MAX_PART_SIZE = 64 * MiB
-MAX_UPLOAD_BYTES = 8 * 1000 * 1000 * 1000
 HASH_BLOCK = 1 * MiB
+# How long to look for an unanswered (read-timed-out) upload in the file list before sending it again.
+SETTLE_MIN, SETTLE_MAX = 5.0, 30.0
+# Clock skew allowed between us and the server when matching ``created_at``.
+CLOCK_SKEW = 300
 
 
-class UploadCancelledError(OpenAIFilesError):
-    """The Upload was cancelled while its parts were being sent (task killed)."""
+@dataclass
+class UploadJob:
+    """One file to upload: the checked source, the recorded name, purpose and expiry."""
+
+    source: UploadSource
+    name: str
+    purpose: str
+    expires_after_seconds: int | None = None
+
+    @property
+    def what(self) -> str:
+        return f"Uploading {self.name}"
+
+
+def find_uploaded(
+    transport: Transport, filename: str, size: int, purpose: str, *, since: float, what: str = "Listing files"
+) -> dict[str, Any] | None:
+    """The newest file with this name, size and purpose created at or after ``since`` (unix seconds)."""
+    horizon = since - CLOCK_SKEW
+    params = {"purpose": purpose, "order": "desc", "limit": 100}
+    for item in transport.iter_pages("files", params, what):
+        if int(item.get("created_at") or 0) < horizon:
+            return None
+        if item.get("filename") == filename and int(item.get("bytes") or -1) == size:
+            return item
+    return None
+
+
+class UploadRegistry:
+    """The Uploads API uploads in flight, so ``on_kill`` can cancel them from another thread."""
+
+    def __init__(self) -> None:
+        self._active: set[MultipartUpload] = set()
+        self._lock = threading.Lock()
+
+    def add(self, upload: MultipartUpload) -> None:
+        with self._lock:
+            self._active.add(upload)
+
+    def discard(self, upload: MultipartUpload) -> None:
+        with self._lock:
+            self._active.discard(upload)
+
+    def cancel_all(self) -> None:
+        with self._lock:
+            active = list(self._active)
+        for upload in active:
+            upload.cancel()
+
+
+class PlainUpload:
+    """One streamed ``POST /files``, retried without ever creating a second file."""
+
+    def __init__(self, transport: Transport, job: UploadJob, log: Any) -> None:
+        self.transport = transport
+        self.job = job
+        self.log = log
+
+    def run(self) -> dict[str, Any]:
+        job, what = self.job, self.job.what
+        fields: list[tuple[str, Any]] = [("purpose", job.purpose)]
+        if job.expires_after_seconds is not None:
+            fields += [
+                ("expires_after[anchor]", "created_at"),
+                ("expires_after[seconds]", str(job.expires_after_seconds)),
+            ]
+        progress = Progress(self.log, what, job.source.size)
+        first_sent: list[float] = []
+        last_error: list[BaseException | None] = [None]
+
+        def attempt() -> tuple[dict[str, Any], str | None]:
+            if first_sent and may_have_reached_server(last_error[0]):
+                # The previous attempt may have created the file even though we saw no answer.
+                try:
+                    found = self._await_uploaded(first_sent[0], last_error[0])
+                except OpenAIFilesError as err:
+                    raise err.reworded(
+                        f"{what}: an earlier attempt may have created the file, and checking for it failed "
+                        f"({err.message}); not re-sending it blind"
+                    ) from err
+                if found is not None:
+                    self.log.warning(
+                        "The previous attempt did create %s (%s); not uploading it again", found["id"], job.name
+                    )
+                    return found, None
+            first_sent.append(time.time())
+            try:
+                with job.source.open() as stream:
+                    body = BoundedReader(stream, job.source.size)
+                    return self.transport.post_multipart(what, "files", [*fields, ("file", (job.name, body))], progress)
+            except BaseException as err:
+                last_error[0] = err
+                raise
+
+        started = time.monotonic()
+        created, request_id = self.transport.call(what, attempt)
+        elapsed = time.monotonic() - started
+        self.log.info(
+            "Uploaded %s as %s (%s, purpose %s) in %.1fs (%s), status %s%s",
+            job.name,
+            created.get("id"),
+            human_size(job.source.size),
+            job.purpose,
+            elapsed,
+            rate(job.source.size, elapsed),
+            created.get("status"),
+            request_id_note(request_id),
+        )
+        return created
+
+    def _await_uploaded(self, since: float, failure: BaseException | None) -> dict[str, Any] | None:
+        """
+        Look for the file an unanswered attempt may have created.
+
+        After a read timeout the server had the whole body and may still be working on it: keep looking
+        for twice the timeout (at least ``SETTLE_MIN``, at most ``SETTLE_MAX`` seconds) before concluding
+        it never arrived, so a slow answer does not become a second file.
+        """
+        settle = min(max(2 * self.transport.timeout, SETTLE_MIN), SETTLE_MAX) if is_read_timeout(failure) else 0.0
+        end = time.monotonic() + settle
+        interval = max(0.1, min(2.0, settle / 5))
+        job = self.job
+        while True:
+            found = find_uploaded(self.transport, job.name, job.source.size, job.purpose, since=since, what=job.what)
+            remaining = end - time.monotonic()
+            if found is not None or remaining <= 0:
+                return found
+            time.sleep(min(interval, remaining))
 
 
 def _mime_type(name: str) -> str:
@@ -43,33 +179,41 @@ class MultipartUpload:
 
     def __init__(
         self,
-        hook: OpenAIFilesHook,
-        upload: UploadSource,
-        name: str,
-        purpose: str,
-        expires_after_seconds: int | None,
+        transport: Transport,
+        job: UploadJob,
+        log: Any,
+        *,
+        part_size: int,
+        max_concurrency: int,
+        registry: UploadRegistry | None = None,
     ) -> None:
-        if not 0 < hook.part_size <= MAX_PART_SIZE:
-            raise OpenAIFilesError(f"part_size must be from 1 byte to 64 MiB, got {hook.part_size}")
-        if upload.size > MAX_UPLOAD_BYTES:
-            raise OpenAIFilesError(f"{upload.description} is {upload.size} bytes; the Uploads API takes at most 8 GB")
-        self.hook = hook
-        self.log = hook.log
-        self.source = upload
-        self.name = name
-        self.purpose = purpose
-        self.expires_after_seconds = expires_after_seconds
+        if not 0 < part_size <= PART_MAX_BYTES:
+            raise OpenAIFilesValidationError(f"part_size must be from 1 byte to 64 MiB, got {part_size}")
+        if job.source.size > UPLOAD_MAX_BYTES:
+            raise OpenAIFilesValidationError(
+                f"{job.source.description} is {job.source.size} bytes; the Uploads API takes at most 8 GB"
+            )
+        self.transport = transport
+        self.log = log
+        self.job = job
+        self.source = job.source
+        self.name = job.name
+        self.purpose = job.purpose
+        self.expires_after_seconds = job.expires_after_seconds
+        self.part_size = part_size
+        self.max_concurrency = max_concurrency
+        self.registry = registry or UploadRegistry()
         self.upload_id: str | None = None
         self.request_id: str | None = None
         self._cancelled = threading.Event()
-        self._progress = Progress(self.log, f"Uploading {name} in parts", upload.size)
+        self._progress = Progress(self.log, f"Uploading {job.name} in parts", job.source.size)
         self._sent = 0
         self._sent_lock = threading.Lock()
         self._cancel_sent = False
 
     def run(self) -> dict[str, Any]:
         started = time.time()
-        self.hook._register_upload(self)
+        self.registry.add(self)
         try:
             created = self._create()
             self.upload_id = created["id"]
@@ -79,19 +223,19 @@ class MultipartUpload:
             self.cancel()
             raise
         finally:
-            self.hook._unregister_upload(self)
+            self.registry.discard(self)
         file_obj: dict[str, Any] = completed.get("file") or {}
-        elapsed = max(time.time() - started, 1e-9)
+        elapsed = time.time() - started
         self.log.info(
-            "Uploaded %s as %s through Upload %s: %.1f MiB in %d part(s), %.1fs (%.1f MiB/s), request id %s",
+            "Uploaded %s as %s through Upload %s: %s in %d part(s), %.1fs (%s)%s",
             self.name,
             file_obj.get("id"),
             self.upload_id,
-            self.source.size / MiB,
+            human_size(self.source.size),
             len(part_ids),
             elapsed,
-            self.source.size / MiB / elapsed,
-            self.request_id,
+            rate(self.source.size, elapsed),
+            request_id_note(self.request_id),
         )
         return file_obj
 
@@ -103,7 +247,7 @@ class MultipartUpload:
                 return
             self._cancel_sent = True
         try:
-            self.hook._send("POST", f"uploads/{self.upload_id}/cancel", what=f"Cancelling {self.upload_id}")
+            self.transport.send("POST", f"uploads/{self.upload_id}/cancel", what=f"Cancelling {self.upload_id}")
             self.log.warning("Cancelled Upload %s of %s", self.upload_id, self.name)
         except Exception as err:  # the Upload expires on its own within the hour
             self.log.warning("Could not cancel Upload %s (%s); it expires within an hour", self.upload_id, err)
@@ -119,19 +263,19 @@ class MultipartUpload:
         }
         if self.expires_after_seconds is not None:
             body["expires_after"] = {"anchor": "created_at", "seconds": self.expires_after_seconds}
-        created = self.hook._json("POST", "uploads", json=body, what=f"Creating an Upload for {self.name}")
+        created = self.transport.json("POST", "uploads", json=body, what=f"Creating an Upload for {self.name}")
         self.log.info(
-            "Created Upload %s for %s (%.1f MiB, %d-MiB parts, %d at a time)",
+            "Created Upload %s for %s (%s, %s parts, %d at a time)",
             created.get("id"),
             self.name,
-            self.source.size / MiB,
-            self.hook.part_size // MiB,
-            self.hook.max_concurrency,
+            human_size(self.source.size),
+            human_size(self.part_size),
+            self.max_concurrency,
         )
         return created
 
     def _offsets(self) -> list[tuple[int, int]]:
-        size, step = self.source.size, self.hook.part_size
+        size, step = self.source.size, self.part_size
         return [(offset, min(step, size - offset)) for offset in range(0, size, step)]
 
     def _send_parts(self) -> tuple[list[str], str]:
@@ -154,7 +298,7 @@ class MultipartUpload:
                     md5.update(block)
             return md5.hexdigest()
 
-        workers = self.hook.max_concurrency + 1
+        workers = self.max_concurrency + 1
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="openai-part") as pool:
             hashing = pool.submit(hash_file)
             futures = [
@@ -175,16 +319,16 @@ class MultipartUpload:
     def _send_buffered_parts(self, offsets: list[tuple[int, int]]) -> tuple[list[str], str]:
         """Read a remote stream in order, holding at most ``max_concurrency`` parts in memory."""
         md5 = hashlib.md5(usedforsecurity=False)
-        slots = threading.Semaphore(self.hook.max_concurrency)
+        slots = threading.Semaphore(self.max_concurrency)
         futures: list[Future[str]] = []
 
         def send_buffer(index: int, data: bytearray) -> str:
             try:
-                return self._retry_part(index, lambda: self._post_part(index, _BytesReader(data, self._count)))
+                return self._retry_part(index, lambda: self._post_part(index, BytesReader(data, self._count)))
             finally:
                 slots.release()
 
-        with ThreadPoolExecutor(self.hook.max_concurrency, thread_name_prefix="openai-part") as pool:
+        with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="openai-part") as pool:
             try:
                 with self.source.open() as stream:
                     for index, (_, length) in enumerate(offsets):
@@ -192,7 +336,7 @@ class MultipartUpload:
                         if self._cancelled.is_set() or any(f.done() and f.exception() for f in futures):
                             slots.release()
                             break
-                        data = _read_exact(stream, length)
+                        data = read_exact(stream, length)
                         md5.update(data)
                         futures.append(pool.submit(send_buffer, index, data))
                         del data
@@ -213,17 +357,16 @@ class MultipartUpload:
             raise failed.exception()  # type: ignore[misc]
         return [f.result() for f in futures]
 
-    def _retry_part(self, index: int, attempt: Any) -> str:
-        return self.hook._call(f"Sending part {index + 1} of Upload {self.upload_id}", attempt)
+    def _retry_part(self, index: int, attempt: Callable[[], str]) -> str:
+        return self.transport.call(f"Sending part {index + 1} of Upload {self.upload_id}", attempt)
 
     def _post_part(self, index: int, body: Any) -> str:
         if self._cancelled.is_set():
             raise UploadCancelledError(f"Upload {self.upload_id} was cancelled")
-        part, _ = self.hook._send_multipart(
+        part, _ = self.transport.post_multipart(
             f"Sending part {index + 1} of Upload {self.upload_id}",
             f"uploads/{self.upload_id}/parts",
             [("data", (self.name, body))],
-            None,
         )
         self.log.debug("Part %d of Upload %s stored as %s", index + 1, self.upload_id, part.get("id"))
         return str(part["id"])
@@ -239,31 +382,16 @@ class MultipartUpload:
     def _complete(self, part_ids: list[str], md5: str, started: float) -> dict[str, Any]:
         what = f"Completing Upload {self.upload_id}"
         try:
-            response = self.hook._request(
+            response = self.transport.request(
                 "POST", f"uploads/{self.upload_id}/complete", json={"part_ids": part_ids, "md5": md5}, what=what
             )
             self.request_id = response.headers.get("x-request-id")
-            return self.hook._payload(response, what)
+            return self.transport.payload(response, what)
         except OpenAIFilesError as err:
             # A completion whose answer was lost looks like "already completed" on the retry.
-            if err.status_code != 400 or "complete" not in str(err).lower():
+            if err.http_status != 400 or "complete" not in str(err).lower():
                 raise
-            found = self.hook.find_uploaded(self.name, self.source.size, self.purpose, since=started)
+            found = find_uploaded(self.transport, self.name, self.source.size, self.purpose, since=started, what=what)
             if found is None:
                 raise
             return {"id": self.upload_id, "object": "upload", "status": "completed", "file": found}
-
-
-class _BytesReader(BoundedReader):
-    def __init__(self, data: bytes | bytearray, on_read: Any) -> None:
-        super().__init__(io.BytesIO(data), len(data), on_read)
-
-
-def _read_exact(stream: Any, length: int) -> bytearray:
-    buffer = bytearray()
-    while len(buffer) < length:
-        chunk = stream.read(min(length - len(buffer), HASH_BLOCK))
-        if not chunk:
-            raise OpenAIFilesError(f"Upload source ended {length - len(buffer)} bytes early")
-        buffer += chunk
-    return buffer

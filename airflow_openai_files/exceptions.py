@@ -1,10 +1,30 @@
-"""Errors raised by the provider."""
+"""Every error the provider raises, in one module.
+
+The rule for Airflow task retries (issue 12): an error that cannot heal by itself fails the task on
+its first try. Those errors are also :class:`AirflowFailException` instances, which Airflow never
+retries:
+
+* :class:`OpenAIFilesValidationError` - input refused before any request (path, purpose, id, JSONL);
+* :class:`OpenAIFilesConfigError` - the connection is missing or malformed;
+* :class:`OpenAIFilesRequestError` - the service answered with a final "no": HTTP 400, 401, 403,
+  404 or 422, ``insufficient_quota``, a refused download.
+
+Everything else that is an :class:`OpenAIFilesError` (connection errors, timeouts, 408/409/429/5xx
+once the hook's own retry budget is spent) stays a plain :class:`AirflowException`, so Airflow's
+task retries may act. The message of an error is the same on every path that reaches it.
+"""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException
+from airflow_openai_files._compat import AirflowException, AirflowFailException
+
+#: Statuses that mean the request itself is wrong; sending it again cannot succeed.
+FATAL_STATUSES = frozenset({400, 401, 403, 404, 422})
+#: ``error.code`` / ``error.type`` values that mean the account cannot pay for the call.
+FATAL_CODES = frozenset({"insufficient_quota"})
 
 
 class OpenAIFilesError(AirflowException):
@@ -12,7 +32,8 @@ class OpenAIFilesError(AirflowException):
     A Files API call failed, or its input was refused before any request.
 
     :param message: what went wrong, for the person on call.
-    :param status_code: the HTTP status of the last response, if one was received.
+    :param http_status: the HTTP status of the last response, if one was received (``status_code``
+        is accepted as the former name of this argument).
     :param error_type: OpenAI's ``error.type``.
     :param code: OpenAI's ``error.code``.
     :param param: OpenAI's ``error.param``.
@@ -23,6 +44,7 @@ class OpenAIFilesError(AirflowException):
         self,
         message: str,
         *,
+        http_status: int | None = None,
         status_code: int | None = None,
         error_type: str | None = None,
         code: str | None = None,
@@ -30,29 +52,35 @@ class OpenAIFilesError(AirflowException):
         request_id: str | None = None,
     ) -> None:
         self.message = message
-        self.status_code = status_code  # type: ignore[assignment]  # AirflowException types it HTTPStatus
+        self.http_status = http_status if http_status is not None else status_code
         self.error_type = error_type
         self.code = code
         self.param = param
         self.request_id = request_id
         super().__init__(self._render())
 
-    def reworded(self, message: str) -> OpenAIFilesError:
-        """A plain OpenAIFilesError with a new message and this error's status, type, code, param and request id."""
-        return OpenAIFilesError(
-            message,
-            status_code=self.status_code,
-            error_type=self.error_type,
-            code=self.code,
-            param=self.param,
-            request_id=self.request_id,
+    @property
+    def status_code(self) -> int | None:  # type: ignore[override]  # AirflowException's is an HTTPStatus
+        """Deprecated alias of :attr:`http_status` (kept for one release)."""
+        warnings.warn(
+            "OpenAIFilesError.status_code is deprecated; read http_status instead", DeprecationWarning, stacklevel=2
         )
+        return self.http_status
+
+    def reworded(self, message: str, *, cls: type[OpenAIFilesError] | None = None) -> OpenAIFilesError:
+        """The same error (class, status, type, code, param, request id) with a new message."""
+        target = cls or type(self)
+        err = target.__new__(target)
+        err.__dict__.update(self.__dict__)
+        err.message = message
+        Exception.__init__(err, err._render())
+        return err
 
     def _render(self) -> str:
         details = [
             f"{name}={value}"
             for name, value in (
-                ("status", self.status_code),
+                ("status", self.http_status),
                 ("type", self.error_type),
                 ("code", self.code),
                 ("param", self.param),
@@ -63,19 +91,40 @@ class OpenAIFilesError(AirflowException):
         return f"{self.message} ({', '.join(details)})" if details else self.message
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Keeps the structured fields when the error crosses a process boundary.
-        return (_rebuild, (self.message, self.__dict__.copy()))
+        # Keeps the class and the structured fields when the error crosses a process boundary.
+        return (_rebuild, (type(self), self.message, self.__dict__.copy()))
 
 
-def _rebuild(message: str, state: dict[str, Any]) -> OpenAIFilesError:
-    err = OpenAIFilesError(message)
+def _rebuild(cls: type[OpenAIFilesError], message: str, state: dict[str, Any]) -> OpenAIFilesError:
+    err = cls.__new__(cls)
     err.__dict__.update(state)
+    Exception.__init__(err, err._render())
     return err
 
 
-class OpenAIFilesValidationError(OpenAIFilesError, ValueError):
-    """Input refused before any request was sent (bad path, purpose, id, JSONL content...)."""
+class OpenAIFilesValidationError(OpenAIFilesError, AirflowFailException, ValueError):
+    """Input refused before any request was sent (bad path, purpose, id, JSONL content...); never retried."""
 
 
-class OpenAIFilesConfigError(OpenAIFilesError, ValueError):
-    """The ``openai_files`` connection is missing or malformed."""
+class OpenAIFilesConfigError(OpenAIFilesError, AirflowFailException, ValueError):
+    """The ``openai_files`` connection is missing or malformed; never retried."""
+
+
+class OpenAIFilesRequestError(OpenAIFilesError, AirflowFailException):
+    """The service refused the request for good (400/401/403/404/422, quota spent); never retried."""
+
+
+class UploadCancelledError(OpenAIFilesError):
+    """An Uploads API upload was cancelled while its parts were being sent (task killed)."""
+
+
+def is_fatal_answer(status: int | None, error_type: str | None, code: str | None) -> bool:
+    """True for an HTTP answer that no retry can change (see the module docstring)."""
+    return status in FATAL_STATUSES or code in FATAL_CODES or error_type in FATAL_CODES
+
+
+def settle(err: OpenAIFilesError) -> OpenAIFilesError:
+    """Re-type a classified, non-retryable HTTP error as :class:`OpenAIFilesRequestError` when it is final."""
+    if type(err) is OpenAIFilesError and is_fatal_answer(err.http_status, err.error_type, err.code):
+        return err.reworded(err.message, cls=OpenAIFilesRequestError)
+    return err

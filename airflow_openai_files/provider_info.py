@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_openai_files import __version__
+from airflow_openai_files._connection_form import conn_fields, provider_ui_field_behaviour
+from airflow_openai_files.limits import CONN_TYPE
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -34,51 +36,11 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "connection-types": [
             {
-                "connection-type": "openai_files",
+                "connection-type": CONN_TYPE,
                 "hook-class-name": "airflow_openai_files.hooks.OpenAIFilesHook",
                 "hook-name": "OpenAI Files",
-                "ui-field-behaviour": {
-                    "hidden-fields": ["login", "schema", "port"],
-                    "relabeling": {"host": "Base URL", "password": "API Key"},
-                    "placeholders": {"host": "https://api.openai.com/v1", "password": "sk-..."},
-                },
-                "conn-fields": {
-                    "organization": {
-                        "label": "Organization",
-                        "description": "Sent as OpenAI-Organization (optional).",
-                        "schema": {"type": ["string", "null"]},
-                    },
-                    "project": {
-                        "label": "Project",
-                        "description": "Sent as OpenAI-Project (optional).",
-                        "schema": {"type": ["string", "null"]},
-                    },
-                    "timeout": {
-                        "label": "Timeout (seconds)",
-                        "description": "Total time allowed for one request attempt. Default 600.",
-                        "schema": {"type": ["number", "null"]},
-                    },
-                    "connect_timeout": {
-                        "label": "Connect timeout (seconds)",
-                        "description": "Time allowed to open the connection. Default 10.",
-                        "schema": {"type": ["number", "null"]},
-                    },
-                    "verify": {
-                        "label": "TLS verification",
-                        "description": "true (default), false, or the path of a CA bundle.",
-                        "schema": {"type": ["string", "null"]},
-                    },
-                    "multipart_threshold": {
-                        "label": "Uploads API threshold (bytes)",
-                        "description": "Larger files go through the Uploads API in parallel parts. Default 536870912.",
-                        "schema": {"type": ["integer", "null"]},
-                    },
-                    "max_retries": {
-                        "label": "Max retries",
-                        "description": "Retries after the first attempt for retryable failures. Default 5.",
-                        "schema": {"type": ["integer", "null"]},
-                    },
-                },
+                "ui-field-behaviour": provider_ui_field_behaviour(),
+                "conn-fields": conn_fields(),
             }
         ],
     }

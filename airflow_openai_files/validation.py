@@ -1,24 +1,171 @@
-"""Streaming checks of JSONL training and batch files, as the OpenAI Files API applies them.
+"""Input checks, run before any request: ids, purposes, expiry, upload sources, durations, JSONL.
 
-Shared by the local emulator (a malformed ``fine-tune`` or ``batch`` file ends in status ``error``
-with ``status_details`` naming the first bad line) and by the upload operator (a check before any
-byte is sent). Pure standard library; reads the stream line by line, so memory stays bounded by
-the longest line (``max_line_bytes``) plus, for batch files, the set of ``custom_id`` values seen
-(at most ``max_batch_lines`` of them).
+Used by the hook (every call checks its input), the operators (literal arguments are checked when
+the DAG is parsed, templated ones when the task starts; the same functions either way) and the
+emulator (a malformed ``fine-tune`` or ``batch`` file ends in status ``error`` with
+``status_details`` naming the first bad line). Every refusal is an
+:class:`~airflow_openai_files.exceptions.OpenAIFilesValidationError`, which fails the task at once.
+Limits come from :mod:`airflow_openai_files.limits`. The JSONL reader streams line by line, so memory
+stays bounded by the longest line (``max_line_bytes``) plus, for batch files, the set of
+``custom_id`` values seen (at most ``max_batch_lines`` of them).
 """
 
 from __future__ import annotations
 
 import json
-from typing import IO, Any, NamedTuple
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
-PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+from airflow_openai_files import limits
 
-FINE_TUNE_MIN_EXAMPLES = 10
-BATCH_MAX_LINES = 50_000
-DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024
+if TYPE_CHECKING:
+    from airflow_openai_files._io import UploadSource
+    from airflow_openai_files.exceptions import OpenAIFilesValidationError
 
-CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+#: Purposes accepted on upload (kept under its old name for the emulator and existing callers).
+PURPOSES = limits.UPLOAD_PURPOSES
+FINE_TUNE_MIN_EXAMPLES = limits.FINE_TUNE_MIN_EXAMPLES
+BATCH_MAX_LINES = limits.BATCH_MAX_LINES
+DEFAULT_MAX_LINE_BYTES = limits.MAX_LINE_BYTES
+CHAT_ROLES = limits.CHAT_ROLES
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.IGNORECASE)
+_DURATION_UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
+MATCH_ALL_GLOBS = frozenset({"*", "**", "*.*"})
+
+
+def _invalid(message: str) -> OpenAIFilesValidationError:
+    # Imported on use: this module stays standard-library only at import time, so the emulator
+    # (which imports the JSONL checks) neither loads Airflow nor prints its configuration banner.
+    from airflow_openai_files.exceptions import OpenAIFilesValidationError
+
+    return OpenAIFilesValidationError(message)
+
+
+def is_templated(value: Any) -> bool:
+    """A value Airflow still has to render (checked when the task starts instead of at parse time)."""
+    return isinstance(value, str) and "{{" in value
+
+
+def validate_file_id(file_id: Any, *, kind: str = "file") -> str:
+    """Refuse ids that could reach another endpoint once put in a URL path."""
+    if not isinstance(file_id, str) or not file_id:
+        raise _invalid(f"Invalid {kind} id {file_id!r}: must be a non-empty string")
+    if not limits.SAFE_ID_RE.fullmatch(file_id) or ".." in file_id:
+        raise _invalid(
+            f"Invalid {kind} id {file_id!r}: only letters, digits, '-' and '_' are allowed "
+            "(no '/', '?', '#', '..' or whitespace)"
+        )
+    return file_id
+
+
+def check_purpose(purpose: Any, *, allowed: tuple[str, ...] = limits.UPLOAD_PURPOSES, what: str = "purpose") -> str:
+    """An upload purpose (or, with ``allowed=limits.ALL_PURPOSES``, a list filter); errors name the valid ones."""
+    if purpose not in allowed:
+        hint = ""
+        if isinstance(purpose, str) and purpose.strip().lower().replace("_", "-") in ("finetune", "fine-tune"):
+            hint = " (did you mean 'fine-tune'?)"
+        raise _invalid(f"Unknown {what} {purpose!r}{hint}: expected one of {', '.join(allowed)}")
+    return str(purpose)
+
+
+def check_expiry(seconds: Any) -> int | None:
+    """``expires_after_seconds``: None, or a whole number of seconds within the service's range."""
+    if isinstance(seconds, str):
+        text = seconds.strip()
+        if not text:
+            return None
+        try:
+            seconds = int(text)
+        except ValueError:
+            raise _invalid(f"expires_after_seconds must be a whole number of seconds, got {seconds!r}") from None
+    if seconds is None:
+        return None
+    low, high = limits.EXPIRES_MIN_SECONDS, limits.EXPIRES_MAX_SECONDS
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or not low <= seconds <= high:
+        raise _invalid(
+            f"expires_after_seconds must be a whole number from {low} to {high} (1 hour to 30 days), got {seconds!r}"
+        )
+    return seconds
+
+
+def parse_duration(value: Any) -> timedelta | None:
+    """
+    ``older_than`` as a timedelta: a timedelta, a number of seconds, or a string such as ``"7d"``,
+    ``"12h"``, ``"1d12h"``, ``"90m"``, ``"2w"`` or ``"3600"``. Empty values mean "no filter"; a
+    duration must be positive (``"0"`` would match every file).
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, timedelta):
+        result = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        result = timedelta(seconds=value)
+    elif isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        try:
+            result = timedelta(seconds=float(text))
+        except ValueError:
+            parts = _DURATION_PART.findall(text)
+            if not parts or "".join(f"{n}{u}" for n, u in parts) != text:
+                raise _invalid(
+                    f"older_than {value!r} is not a duration: use e.g. '7d', '12h', '1d12h', '30m', seconds "
+                    "or a timedelta"
+                ) from None
+            result = timedelta(seconds=sum(float(n) * _DURATION_UNITS[u] for n, u in parts))
+    else:
+        raise _invalid(f"older_than must be a timedelta, seconds or a string like '7d'; got {type(value).__name__}")
+    if result.total_seconds() <= 0:
+        raise _invalid(f"older_than must be a positive duration, got {value!r}")
+    return result
+
+
+def check_cleanup_filters(
+    purpose: Any, filename_glob: Any, older_than: Any
+) -> tuple[str | None, str | None, timedelta | None]:
+    """The clean-up's filters, checked: known purpose, positive age, and not a filter set matching everything."""
+    clean_purpose = (purpose or "").strip() or None if isinstance(purpose, str) or purpose is None else purpose
+    if clean_purpose is not None:
+        check_purpose(clean_purpose, allowed=limits.ALL_PURPOSES)
+    glob = (filename_glob or "").strip() or None if isinstance(filename_glob, str) or filename_glob is None else None
+    if filename_glob is not None and not isinstance(filename_glob, str):
+        raise _invalid(f"filename_glob must be a string, got {type(filename_glob).__name__}")
+    age = parse_duration(older_than)
+    if clean_purpose is None and age is None and (glob is None or glob in MATCH_ALL_GLOBS):
+        raise _invalid(
+            "give at least one of purpose, filename_glob or older_than that narrows the match (every filter "
+            f"is empty or matches everything: purpose={purpose!r}, filename_glob={filename_glob!r}, "
+            f"older_than={older_than!r}); refusing: a clean-up without a filter would delete every file of the project"
+        )
+    return clean_purpose, glob, age
+
+
+def check_source(upload: UploadSource, name: str, purpose: str, multipart: bool | None, validate: bool) -> None:
+    """An upload source against the service's limits for ``purpose``, and its JSONL content when asked."""
+    from airflow_openai_files._progress import human_size
+
+    where = upload.description
+    if upload.size == 0:
+        raise _invalid(f"Upload source {where!r} is empty")
+    if purpose in limits.JSONL_PURPOSES and not name.lower().endswith(".jsonl"):
+        raise _invalid(f"{purpose} files must be .jsonl; {name!r} is not")
+    if purpose == "batch" and upload.size > limits.BATCH_FILE_MAX_BYTES:
+        raise _invalid(
+            f"Batch input {where!r} is {human_size(upload.size)}; the Batch API accepts at most "
+            f"{human_size(limits.BATCH_FILE_MAX_BYTES)}"
+        )
+    if multipart is False and upload.size > limits.FILE_MAX_BYTES:
+        raise _invalid(
+            f"Upload source {where!r} is {human_size(upload.size)}: POST /files accepts at most "
+            f"{human_size(limits.FILE_MAX_BYTES)}; allow the Uploads API (multipart=None or True) for larger files"
+        )
+    if validate and purpose in limits.JSONL_PURPOSES:
+        with upload.open() as stream:
+            problem = check_jsonl(stream, purpose)
+        if problem is not None:
+            raise _invalid(f"{where}: invalid {purpose} JSONL: {describe(problem)}")
 
 
 class JsonlProblem(NamedTuple):
@@ -118,12 +265,9 @@ def check_jsonl(
     first_format: tuple[str, int] | None = None
     seen_ids: dict[str, int] = {}
     line_no = 0
-    while True:
-        raw = stream.readline(max_line_bytes + 1)
-        if not raw:
-            break
+    for raw in _lines(stream, max_line_bytes):
         line_no += 1
-        if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
+        if len(raw) - raw.endswith(b"\n") > max_line_bytes:
             return JsonlProblem(line_no, f"line longer than {max_line_bytes} bytes")
         if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
@@ -163,3 +307,33 @@ def check_jsonl(
     if purpose == "batch" and examples == 0:
         return JsonlProblem(None, "batch file holds no requests")
     return None
+
+
+def _lines(stream: IO[bytes], max_line_bytes: int, block: int = 1024 * 1024) -> Iterator[bytes]:
+    """
+    The stream's lines, each with its newline; a line longer than ``max_line_bytes`` is cut at
+    ``max_line_bytes + 1`` bytes (without a newline) and ends the iteration.
+
+    Reads fixed-size blocks with ``read(n)`` rather than ``readline(limit)``: some file objects
+    (s3fs) take no size argument to ``readline``, and a bare ``readline`` could pull a whole
+    newline-free file into memory.
+    """
+    pending = b""
+    while True:
+        chunk = stream.read(block)
+        if not chunk:
+            if pending:
+                yield pending[: max_line_bytes + 1] if len(pending) > max_line_bytes else pending
+            return
+        pending += chunk
+        start = 0
+        while True:
+            end = pending.find(b"\n", start)
+            if end < 0:
+                break
+            yield pending[start : end + 1]
+            start = end + 1
+        pending = pending[start:]
+        if len(pending) > max_line_bytes:
+            yield pending[: max_line_bytes + 1]
+            return

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
+
+from tests.support.connections import set_connection as _set_connection
 
 # Hook and operator tests need no metadata database; keep Airflow quiet and offline.
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
@@ -14,10 +15,8 @@ BASE_URL = "http://127.0.0.1:9/v1"
 
 
 def set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str = "openai_files_default", **fields: object) -> None:
-    """Define an Airflow connection through its environment variable (JSON form keeps types)."""
-    body = {"conn_type": "openai_files", "host": BASE_URL, "password": API_KEY}
-    body.update(fields)  # type: ignore[arg-type]
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(body))
+    """A connection to ``BASE_URL`` with ``API_KEY`` unless ``fields`` say otherwise."""
+    _set_connection(monkeypatch, conn_id, **{"host": BASE_URL, "password": API_KEY, **fields})
 
 
 @pytest.fixture

@@ -131,19 +131,35 @@ def test_overlong_line_is_reported_without_reading_it_whole() -> None:
     assert check_jsonl(stream, "user_data", max_line_bytes=100) == JsonlProblem(1, "line longer than 100 bytes")
 
 
-def test_streams_large_input_line_by_line() -> None:
+def test_streams_large_input_in_bounded_blocks() -> None:
     class CountingReader(io.BytesIO):
         biggest = 0
 
-        def readline(self, size: int | None = -1) -> bytes:
-            line = super().readline(size)
-            CountingReader.biggest = max(CountingReader.biggest, len(line))
-            return line
+        def read(self, size: int | None = -1) -> bytes:
+            assert size is not None and size > 0, "the whole file must never be read at once"
+            chunk = super().read(size)
+            CountingReader.biggest = max(CountingReader.biggest, len(chunk))
+            return chunk
 
     line = json.dumps(CHAT).encode() + b"\n"
     reader = CountingReader(line * 20_000)
     assert check_jsonl(reader, "fine-tune") is None
-    assert CountingReader.biggest == len(line)
+    assert 0 < CountingReader.biggest <= 1024 * 1024
+
+
+def test_reads_file_objects_whose_readline_takes_no_size() -> None:
+    """s3fs-like file objects: ``readline()`` has no size parameter (issue 16); checking must still work."""
+
+    class NoSizeReadline(io.BytesIO):
+        def readline(self) -> bytes:  # type: ignore[override]
+            return super().readline()
+
+    good = NoSizeReadline(b"".join(json.dumps(CHAT).encode() + b"\n" for _ in range(10)))
+    assert check_jsonl(good, "fine-tune") is None
+    long_line = NoSizeReadline(b'{"a": "' + b"x" * 1000 + b'"}\n{"b": 1}\n')
+    assert check_jsonl(long_line, "user_data", max_line_bytes=100) == JsonlProblem(1, "line longer than 100 bytes")
+    exact = NoSizeReadline(b"x" * 100 + b"\n")
+    assert check_jsonl(exact, "user_data", max_line_bytes=100) == JsonlProblem(1, "not valid JSON: Expecting value")
 
 
 def test_describe() -> None:

@@ -95,6 +95,7 @@ def hook_post(base_url: str, target: str) -> dict[str, Any]:
         {"conn_type": "openai_files", "host": base_url, "password": "sk-probe-key", "extra": {"max_retries": 0}}
     )
     from airflow_openai_files._io import resolve_source
+    from airflow_openai_files._uploads import PlainUpload, UploadJob
     from airflow_openai_files.hooks import OpenAIFilesHook
 
     hook = OpenAIFilesHook()
@@ -103,7 +104,7 @@ def hook_post(base_url: str, target: str) -> dict[str, Any]:
     before = current_rss()
     started = time.perf_counter()
     source = resolve_source(target)
-    created = hook._post_file(source, "sink.bin", "user_data", None)
+    created = PlainUpload(hook._transport, UploadJob(source, "sink.bin", "user_data"), hook.log).run()
     source.close()
     return {
         "id": created.get("id"),

@@ -107,7 +107,7 @@ def test_delete_file_and_missing_ok(hook: OpenAIFilesHook, requests_mock: Any) -
     assert hook.delete_file("file-gone", missing_ok=True) == {"id": "file-gone", "object": "file", "deleted": False}
     with pytest.raises(OpenAIFilesError) as info:
         hook.delete_file("file-gone")
-    assert info.value.status_code == 404 and info.value.param == "id"
+    assert info.value.http_status == 404 and info.value.param == "id"
 
 
 def test_test_connection(hook: OpenAIFilesHook, requests_mock: Any) -> None:
@@ -142,7 +142,7 @@ def test_other_client_errors_are_not_retried(hook: OpenAIFilesHook, requests_moc
     with pytest.raises(OpenAIFilesError) as info:
         hook.get_file("file-abc123")
     err = info.value
-    assert (err.status_code, err.error_type, err.code, err.param, err.request_id) == (
+    assert (err.http_status, err.error_type, err.code, err.param, err.request_id) == (
         status,
         "invalid_request_error",
         "some_code",
@@ -176,7 +176,7 @@ def test_insufficient_quota_is_not_retried(hook: OpenAIFilesHook, requests_mock:
     )
     with pytest.raises(OpenAIFilesError, match="quota") as info:
         hook.get_file("file-abc123")
-    assert info.value.status_code == 429
+    assert info.value.http_status == 429
     assert requests_mock.call_count == 1
 
 
@@ -222,7 +222,7 @@ def test_budget_exhausted_reports_last_status_and_request_id(hook: OpenAIFilesHo
     with pytest.raises(OpenAIFilesError) as info:
         hook.get_file("file-abc123")
     assert requests_mock.call_count == 6  # 1 attempt + max_retries (5)
-    assert info.value.status_code == 500 and info.value.request_id == "req_5"
+    assert info.value.http_status == 500 and info.value.request_id == "req_5"
     assert "gave up after 6 attempt(s)" in str(info.value)
     waits = hook.waits  # type: ignore[attr-defined]
     assert len(waits) == 5
@@ -501,7 +501,7 @@ def test_multipart_body_matches_the_encoders_own_bytes() -> None:
     from requests_toolbelt import MultipartEncoder
 
     from airflow_openai_files._io import BoundedReader
-    from airflow_openai_files.hooks import MultipartBody
+    from airflow_openai_files._transport import MultipartBody
 
     data = BINARY * 300
     fields = [("purpose", "fine-tune"), ("file", ('naïve "name".jsonl', BoundedReader(io.BytesIO(data), len(data))))]

@@ -12,17 +12,10 @@ import pytest
 
 from airflow_openai_files.exceptions import OpenAIFilesError
 from airflow_openai_files.hooks import OpenAIFilesHook
+from tests.support.files import sha256
 
 MiB = 1024 * 1024
 PART = 1 * MiB
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(MiB):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @pytest.fixture
@@ -68,16 +61,17 @@ def test_parts_really_overlap(openai_files_connection: Any, source: Path) -> Non
     hook = make_hook(concurrency=4)
     # Four parts must be in flight at the same moment or the barrier breaks: sequential sending fails.
     barrier = threading.Barrier(4, timeout=20)
-    original = hook._send_multipart
+    transport = hook._transport
+    original = transport.post_multipart
     seen = []
 
-    def gated(what: str, path: str, fields: Any, progress: Any) -> dict[str, Any]:
+    def gated(what: str, path: str, fields: Any, progress: Any = None) -> Any:
         if path.endswith("/parts") and len(seen) < 4:
             seen.append(path)
             barrier.wait()
         return original(what, path, fields, progress)
 
-    hook._send_multipart = gated  # type: ignore[method-assign]
+    transport.post_multipart = gated  # type: ignore[method-assign]
     created = hook.upload_file(source, "user_data")
     assert created["bytes"] == source.stat().st_size and not barrier.broken
 
@@ -136,15 +130,16 @@ def test_cancel_active_uploads_stops_and_cancels(openai_files_connection: Any, s
     emu = openai_files_connection
     hook = make_hook(concurrency=2)
     started = threading.Event()
-    original = hook._send_multipart
+    transport = hook._transport
+    original = transport.post_multipart
 
-    def slow(what: str, path: str, fields: Any, progress: Any) -> dict[str, Any]:
+    def slow(what: str, path: str, fields: Any, progress: Any = None) -> Any:
         if path.endswith("/parts"):
             started.set()
             hook.cancel_active_uploads()  # what on_kill does, from the task's kill path
         return original(what, path, fields, progress)
 
-    hook._send_multipart = slow  # type: ignore[method-assign]
+    transport.post_multipart = slow  # type: ignore[method-assign]
     with pytest.raises(OpenAIFilesError, match="cancelled"):
         hook.upload_file(source, "user_data")
     assert started.is_set()

@@ -102,7 +102,7 @@ def test_hook_reads_connection_from_environment(monkeypatch: pytest.MonkeyPatch)
     set_connection(monkeypatch, "custom", extra={"max_retries": 2, "project": "p"})
     hook = OpenAIFilesHook(openai_conn_id="custom")
     assert hook.settings.project == "p"
-    assert hook.retry_policy.max_retries == 2
+    assert hook.max_retries == 2
     assert API_KEY not in repr(hook)
 
 
@@ -110,10 +110,59 @@ def test_hook_argument_overrides_connection_retries(monkeypatch: pytest.MonkeyPa
     set_connection(monkeypatch, extra={"max_retries": 2})
     hook = OpenAIFilesHook(max_retries=0)
     hook.settings  # noqa: B018
-    assert hook.retry_policy.max_retries == 0
+    assert hook.max_retries == 0
 
 
 def test_missing_connection_is_clear(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AIRFLOW_CONN_NOT_THERE", raising=False)
     with pytest.raises(OpenAIFilesConfigError, match="'not_there' is not defined"):
         OpenAIFilesHook("not_there").get_file("file-abc")
+
+
+# -- issue 12: the connection form ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"verify": True}, True),
+        ({"verify": False, "ca_bundle": "/etc/ssl/ca.pem"}, False),  # the switch wins
+        ({"ca_bundle": "/etc/ssl/ca.pem"}, "/etc/ssl/ca.pem"),
+        ({"verify": True, "ca_bundle": " /etc/ssl/ca.pem "}, "/etc/ssl/ca.pem"),
+        ({"verify": "off"}, False),  # the former string values keep working
+        ({"verify": "/etc/ssl/old.pem"}, "/etc/ssl/old.pem"),
+        ({"verify": "corp-ca.pem"}, "corp-ca.pem"),
+    ],
+)
+def test_verify_switch_and_ca_bundle(extra: dict[str, object], expected: object) -> None:
+    assert settings(**extra).verify == expected
+
+
+@pytest.mark.parametrize("typo", ["flase", "ture", "nope"])
+def test_a_verify_typo_is_not_taken_for_a_ca_path(typo: str) -> None:
+    with pytest.raises(OpenAIFilesConfigError, match=r"'verify'.*ca_bundle"):
+        settings(verify=typo)
+
+
+def test_base_url_errors_carry_the_hint() -> None:
+    with pytest.raises(OpenAIFilesConfigError, match=r"scheme.*/v1|/v1.*scheme|with scheme and the /v1 path"):
+        settings(host="ftp://api.example.com/v1")
+
+
+def test_form_is_declared_once_with_minimums() -> None:
+    from airflow_openai_files.provider_info import get_provider_info
+
+    (conn,) = get_provider_info()["connection-types"]
+    behaviour = OpenAIFilesHook.get_ui_field_behaviour()
+    provider = conn["ui-field-behaviour"]
+    assert behaviour == {
+        "hidden_fields": provider["hidden-fields"],
+        "relabeling": provider["relabeling"],
+        "placeholders": provider["placeholders"],
+    }
+    fields = conn["conn-fields"]
+    assert fields["verify"]["schema"]["type"] == ["boolean", "null"]
+    assert "ca_bundle" in fields
+    for name in ("timeout", "connect_timeout", "multipart_threshold", "max_retries"):
+        assert "minimum" in fields[name]["schema"], name
+    assert fields["max_retries"]["schema"]["minimum"] == 0

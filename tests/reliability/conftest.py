@@ -14,7 +14,9 @@ import pytest
 
 from airflow_openai_files.emulator import Emulator
 from airflow_openai_files.hooks import OpenAIFilesHook
-from tests.reliability.helpers import CONN_ID, SECRET_KEY, SEED_CONN_ID, assert_no_key, set_connection, sha256, tune
+from tests.reliability.helpers import CONN_ID, SECRET_KEY, SEED_CONN_ID, assert_no_key, tune
+from tests.support.connections import set_connection
+from tests.support.files import sha256
 
 
 @pytest.fixture(autouse=True)

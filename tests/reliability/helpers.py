@@ -4,7 +4,6 @@ a minimal task context, and a TCP front door that plays the network's faults on 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import socket
 import ssl
@@ -16,10 +15,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
-
 from airflow_openai_files.emulator import Emulator
 from airflow_openai_files.hooks import OpenAIFilesHook
+from tests.support.connections import free_port
+from tests.support.files import sha256
 
 # Distinctive, so a leak anywhere (logs, errors, reprs, XCom) is found by a plain substring search.
 SECRET_KEY = "sk-reliability-DO-NOT-LEAK-7f3c9a1e5b2d4680"
@@ -27,33 +26,11 @@ CONN_ID = "openai_files_default"
 SEED_CONN_ID = "reliability_seed"
 
 
-def sha256(data: bytes | Path) -> str:
-    if isinstance(data, Path):
-        digest = hashlib.sha256()
-        with open(data, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-        return digest.hexdigest()
-    return hashlib.sha256(data).hexdigest()
-
-
 def assert_no_key(*things: Any) -> None:
     """The key appears in none of these (their str, repr and JSON form)."""
     for thing in things:
         for text in (str(thing), repr(thing), json.dumps(thing, default=repr)):
             assert SECRET_KEY not in text, f"the API key leaked in {type(thing).__name__}: {text[:200]}"
-
-
-def set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str = CONN_ID, **fields: Any) -> None:
-    """Define a connection through its environment variable (``extra`` as a dict)."""
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "openai_files", **fields}))
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on (connection refused) that an emulator can bind later."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

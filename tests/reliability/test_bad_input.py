@@ -20,16 +20,9 @@ import pytest
 from airflow_openai_files.emulator import Emulator
 from airflow_openai_files.exceptions import OpenAIFilesConfigError, OpenAIFilesError, OpenAIFilesValidationError
 from airflow_openai_files.hooks import OpenAIFilesHook
-from tests.reliability.helpers import (
-    SECRET_KEY,
-    assert_no_key,
-    context,
-    set_connection,
-    sha256,
-    stored,
-    tune,
-    v1_log,
-)
+from tests.reliability.helpers import SECRET_KEY, assert_no_key, context, stored, tune, v1_log
+from tests.support.connections import set_connection
+from tests.support.files import sha256
 
 MiB = 1024 * 1024
 CHAT = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}

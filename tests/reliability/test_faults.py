@@ -28,12 +28,12 @@ from tests.reliability.helpers import (
     assert_no_key,
     context,
     part_files,
-    set_connection,
-    sha256,
     stored,
     tune,
     v1_log,
 )
+from tests.support.connections import set_connection
+from tests.support.files import sha256
 
 
 class World:
@@ -285,7 +285,7 @@ def test_final_answer_is_not_retried(world: World, entry: Entry, fault: str) -> 
 
     err = info.value
     assert message in str(err)
-    assert err.status_code == status and str(err.request_id).startswith("req_")
+    assert err.http_status == status and str(err.request_id).startswith("req_")
     assert_no_key(err, err.__dict__)
     assert world.hits(entry.method, path) == [status], "exactly one request: no retry"
     assert world.waits.seconds == []
@@ -578,7 +578,7 @@ def test_retry_budget_attempts_waits_and_total_time(
     assert sum(waits) <= elapsed < sum(waits) + 2.0
     err = info.value
     assert type(err) is OpenAIFilesError
-    assert err.status_code == 503
+    assert err.http_status == 503
     assert err.request_id == request_ids[-1] and len(request_ids) == max_retries + 1
     assert f"gave up after {max_retries + 1} attempt(s)" in str(err)
     assert_no_key(err)
@@ -594,7 +594,7 @@ def test_retry_budget_uses_server_hints(world: World) -> None:
 
     assert world.waits.seconds == [0.04] * 4
     assert world.hits("GET", "/v1/files") == [429] * 5
-    assert info.value.status_code == 429 and "gave up after 5 attempt(s)" in str(info.value)
+    assert info.value.http_status == 429 and "gave up after 5 attempt(s)" in str(info.value)
 
 
 def test_retry_budget_exhausted_by_upload_creates_nothing(world: World) -> None:
@@ -604,7 +604,7 @@ def test_retry_budget_exhausted_by_upload_creates_nothing(world: World) -> None:
     with pytest.raises(OpenAIFilesError) as info:
         hook.upload_file(world.source, "user_data")
 
-    assert info.value.status_code == 500 and str(info.value.request_id).startswith("req_")
+    assert info.value.http_status == 500 and str(info.value.request_id).startswith("req_")
     assert world.hits("POST", "/v1/files") == [500] * 3
     assert world.hits("GET", "/v1/files") == [200] * 2  # looked for a created file before each re-send
     assert len(world.waits.seconds) == 2
@@ -622,7 +622,7 @@ def test_retry_budget_through_operators(world: World, entry: Entry, monkeypatch:
 
     assert world.hits(entry.method, path) == [502] * 3
     assert len(world.waits.seconds) == 2
-    assert info.value.status_code == 502 and str(info.value.request_id).startswith("req_")
+    assert info.value.http_status == 502 and str(info.value.request_id).startswith("req_")
     assert "gave up after 3 attempt(s)" in str(info.value)
     world.assert_unchanged()
 
@@ -663,6 +663,6 @@ def test_404_after_an_unambiguous_failure_is_still_an_error(world: World) -> Non
     with pytest.raises(OpenAIFilesError) as info:
         world.hook().delete_file("file-doesnotexist")
 
-    assert info.value.status_code == 404
+    assert info.value.http_status == 404
     assert world.hits("DELETE", path) == [429, 404]
     world.assert_unchanged()

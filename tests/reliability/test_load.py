@@ -19,7 +19,8 @@ import pytest
 
 from airflow_openai_files.emulator import Emulator
 from airflow_openai_files.hooks import OpenAIFilesHook
-from tests.reliability.helpers import Waits, part_files, sha256, tune
+from tests.reliability.helpers import Waits, part_files, tune
+from tests.support.files import sha256
 
 THREADS = 32
 OPERATIONS = 1000

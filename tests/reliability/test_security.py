@@ -29,18 +29,9 @@ from airflow_openai_files._settings import parse_settings
 from airflow_openai_files.emulator import Emulator
 from airflow_openai_files.exceptions import OpenAIFilesConfigError, OpenAIFilesError, OpenAIFilesValidationError
 from airflow_openai_files.hooks import OpenAIFilesHook, validate_file_id
-from tests.reliability.helpers import (
-    SECRET_KEY,
-    FrontDoor,
-    assert_no_key,
-    context,
-    part_files,
-    set_connection,
-    sha256,
-    stored,
-    tune,
-    v1_log,
-)
+from tests.reliability.helpers import SECRET_KEY, FrontDoor, assert_no_key, context, part_files, stored, tune, v1_log
+from tests.support.connections import set_connection
+from tests.support.files import sha256
 
 # -- the key ---------------------------------------------------------------------------------------------
 
@@ -132,7 +123,7 @@ def test_key_never_leaks_through_a_failing_and_succeeding_pipeline(
             assert_no_key(hook, hook.settings)
     finally:
         del os.environ["AIRFLOW_CONN_WRONG_KEY"], os.environ["AIRFLOW_CONN_CLOSED_PORT"]
-    assert errors[0].status_code == 401 and "Incorrect API key" in str(errors[0])
+    assert errors[0].http_status == 401 and "Incorrect API key" in str(errors[0])
 
     for err in errors:
         assert_no_key(*_everything_about(err))

@@ -143,7 +143,7 @@ def test_templated_fields(openai_files_connection: Any) -> None:
 def test_deferrable_default_follows_config(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib
 
-    import airflow_openai_files.sensors as module
+    import airflow_openai_files.sensors.files as module
 
     monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "True")
     try:

@@ -1,36 +1,31 @@
 """Operators for the OpenAI Files API: upload, download, delete and retention clean-up.
 
 They are thin: :class:`~airflow_openai_files.hooks.OpenAIFilesHook` does the transport, retries,
-validation and logging of each transfer. The hook (and ``requests``) is imported only when a task
-runs, so DAG files that import this module parse fast.
+validation and logging of each transfer. Literal arguments are checked when the DAG is parsed,
+templated ones when the task starts, with the same checks (:mod:`airflow_openai_files.validation`).
 """
 
 from __future__ import annotations
 
 import ast
 import fnmatch
-import functools
-import re
 import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from airflow_openai_files.exceptions import OpenAIFilesValidationError
+from airflow_openai_files.limits import ALL_PURPOSES, DEFAULT_CONN_ID, UPLOAD_PURPOSES
+from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin
 from airflow_openai_files.status import extract_file_id
+from airflow_openai_files.validation import check_cleanup_filters, check_expiry, check_purpose, parse_duration
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
     from airflow.sdk import Context
-
-    from airflow_openai_files.hooks import OpenAIFilesHook
-
-DEFAULT_CONN_ID = "openai_files_default"
-MiB = 1024 * 1024
-_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.IGNORECASE)
-_DURATION_UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
 def _now() -> float:
@@ -38,43 +33,10 @@ def _now() -> float:
     return time.time()
 
 
-def _as_storage(value: Any) -> Any:
-    """Turn a rendered ``scheme://...`` string (other than ``file://``) into an ObjectStoragePath."""
-    if isinstance(value, str) and _URL_SCHEME.match(value) and not value.startswith("file://"):
-        from airflow.sdk import ObjectStoragePath
+def _size(size: float) -> str:
+    from airflow_openai_files._progress import human_size
 
-        return ObjectStoragePath(value)
-    return value
-
-
-def parse_duration(value: Any) -> timedelta | None:
-    """
-    ``older_than`` as a timedelta: a timedelta, a number of seconds, or a string such as ``"7d"``,
-    ``"12h"``, ``"1d12h"``, ``"90m"``, ``"2w"`` or ``"3600"``. Empty values mean "no filter".
-    """
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, timedelta):
-        result = value
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        result = timedelta(seconds=value)
-    elif isinstance(value, str):
-        text = value.strip().lower().replace(" ", "")
-        try:
-            result = timedelta(seconds=float(text))
-        except ValueError:
-            parts = _DURATION_PART.findall(text)
-            if not parts or "".join(f"{n}{u}" for n, u in parts) != text:
-                raise ValueError(
-                    f"older_than {value!r} is not a duration: use e.g. '7d', '12h', '1d12h', '30m', seconds "
-                    "or a timedelta"
-                ) from None
-            result = timedelta(seconds=sum(float(n) * _DURATION_UNITS[u] for n, u in parts))
-    else:
-        raise ValueError(f"older_than must be a timedelta, seconds or a string like '7d'; got {type(value).__name__}")
-    if result.total_seconds() < 0:
-        raise ValueError(f"older_than must not be negative, got {value!r}")
-    return result
+    return human_size(size)
 
 
 def _file_ids(value: Any) -> list[str]:
@@ -95,21 +57,15 @@ def _file_ids(value: Any) -> list[str]:
     return ids
 
 
-class _OpenAIFilesOperator(BaseOperator):
-    """Holds the connection id and a lazily built hook."""
-
-    def __init__(self, *, openai_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.openai_conn_id = openai_conn_id
-
-    @functools.cached_property
-    def hook(self) -> OpenAIFilesHook:
-        from airflow_openai_files.hooks import OpenAIFilesHook
-
-        return OpenAIFilesHook(openai_conn_id=self.openai_conn_id)
+def _upload_purpose(purpose: Any) -> str:
+    return check_purpose(purpose, allowed=UPLOAD_PURPOSES)
 
 
-class OpenAIUploadFileOperator(_OpenAIFilesOperator):
+def _list_purpose(purpose: Any) -> str:
+    return check_purpose(purpose, allowed=ALL_PURPOSES)
+
+
+class OpenAIUploadFileOperator(OpenAIFilesMixin, BaseOperator):
     """
     Upload a file to the OpenAI Files API and return its File object.
 
@@ -129,7 +85,13 @@ class OpenAIUploadFileOperator(_OpenAIFilesOperator):
     :param openai_conn_id: the ``openai_files`` connection (templated).
     """
 
-    template_fields: Sequence[str] = ("file_path", "purpose", "filename", "expires_after_seconds", "openai_conn_id")
+    template_fields: Sequence[str] = (
+        "file_path",
+        "purpose",
+        "filename",
+        "expires_after_seconds",
+        *CONN_TEMPLATE_FIELDS,
+    )
     ui_color = "#e8f6f3"
 
     def __init__(
@@ -146,6 +108,8 @@ class OpenAIUploadFileOperator(_OpenAIFilesOperator):
         # Each key of the File object is also its own XCom, so ``upload.output["id"]`` works downstream.
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(openai_conn_id=openai_conn_id, **kwargs)
+        self.check_at_parse(self.task_id, _upload_purpose, purpose)
+        self.check_at_parse(self.task_id, check_expiry, expires_after_seconds)
         self.file_path = file_path
         self.purpose = purpose
         self.filename = filename
@@ -153,18 +117,12 @@ class OpenAIUploadFileOperator(_OpenAIFilesOperator):
         self.validate = validate
 
     def execute(self, context: Context) -> dict[str, Any]:
-        expires = self.expires_after_seconds
-        if isinstance(expires, str):
-            try:
-                expires = int(expires) if expires.strip() else None
-            except ValueError:
-                raise OpenAIFilesValidationError(
-                    f"{self.task_id}: expires_after_seconds must be a whole number of seconds, got {expires!r}"
-                ) from None
+        purpose = self.check_at_run(_upload_purpose, self.purpose)
+        expires = self.check_at_run(check_expiry, self.expires_after_seconds)
         reconcile_since = self._reconcile_since(context)
         created = self.hook.upload_file(
-            _as_storage(self.file_path),
-            self.purpose,
+            self.file_path,
+            purpose,
             filename=self.filename or None,
             expires_after_seconds=expires,
             validate=self.validate,
@@ -192,7 +150,7 @@ class OpenAIUploadFileOperator(_OpenAIFilesOperator):
             # No run start known: look back over the retries' worth of time.
             return time.time() - 24 * 3600
         self.log.info(
-            "Try %s: an upload by an earlier try since %s is reused rather than sent again",
+            "Try %s: looking for an upload by an earlier try since %s before sending the file",
             getattr(ti, "try_number", "?"),
             started.isoformat(),
         )
@@ -205,7 +163,7 @@ class OpenAIUploadFileOperator(_OpenAIFilesOperator):
             hook.cancel_active_uploads()
 
 
-class OpenAIDownloadFileOperator(_OpenAIFilesOperator):
+class OpenAIDownloadFileOperator(OpenAIFilesMixin, BaseOperator):
     """
     Stream a file's content to a local path or an ObjectStoragePath; return the destination as a string.
 
@@ -217,7 +175,7 @@ class OpenAIDownloadFileOperator(_OpenAIFilesOperator):
     :param openai_conn_id: the ``openai_files`` connection (templated).
     """
 
-    template_fields: Sequence[str] = ("file_id", "destination", "openai_conn_id")
+    template_fields: Sequence[str] = ("file_id", "destination", *CONN_TEMPLATE_FIELDS)
     ui_color = "#eaf2f8"
 
     def __init__(
@@ -236,10 +194,10 @@ class OpenAIDownloadFileOperator(_OpenAIFilesOperator):
 
     def execute(self, context: Context) -> str:
         file_id = str(extract_file_id(self.file_id))
-        return self.hook.download_file(file_id, _as_storage(self.destination), overwrite=self.overwrite)
+        return self.hook.download_file(file_id, self.destination, overwrite=self.overwrite)
 
 
-class OpenAIDeleteFileOperator(_OpenAIFilesOperator):
+class OpenAIDeleteFileOperator(OpenAIFilesMixin, BaseOperator):
     """
     Delete one file or a list of files; return the ids that were deleted.
 
@@ -248,7 +206,7 @@ class OpenAIDeleteFileOperator(_OpenAIFilesOperator):
     :param openai_conn_id: the ``openai_files`` connection (templated).
     """
 
-    template_fields: Sequence[str] = ("file_id", "openai_conn_id")
+    template_fields: Sequence[str] = ("file_id", *CONN_TEMPLATE_FIELDS)
     ui_color = "#fdedec"
 
     def __init__(
@@ -279,11 +237,13 @@ class OpenAIDeleteFileOperator(_OpenAIFilesOperator):
         return deleted
 
 
-class OpenAIFilesCleanupOperator(_OpenAIFilesOperator):
+class OpenAIFilesCleanupOperator(OpenAIFilesMixin, BaseOperator):
     """
     Retention: delete the files that match every given filter; return their ids.
 
-    Refuses to run with no filter at all, so a mistake cannot empty a project's storage.
+    Refuses filters that would match every file (none given, ``filename_glob="*"`` alone, a zero
+    ``older_than``), so a mistake cannot empty a project's storage. Unknown purposes are errors; the
+    service-created ones (``batch_output``, ``fine-tune-results``...) are valid filters.
 
     :param purpose: only files with this purpose (e.g. ``fine-tune``, ``batch``, ``batch_output``) (templated).
     :param filename_glob: only files whose name matches this ``fnmatch`` pattern, case-sensitive (templated).
@@ -293,7 +253,7 @@ class OpenAIFilesCleanupOperator(_OpenAIFilesOperator):
     :param openai_conn_id: the ``openai_files`` connection (templated).
     """
 
-    template_fields: Sequence[str] = ("purpose", "filename_glob", "older_than", "openai_conn_id")
+    template_fields: Sequence[str] = ("purpose", "filename_glob", "older_than", *CONN_TEMPLATE_FIELDS)
     ui_color = "#fef5e7"
 
     def __init__(
@@ -307,13 +267,10 @@ class OpenAIFilesCleanupOperator(_OpenAIFilesOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(openai_conn_id=openai_conn_id, **kwargs)
-        if purpose is None and filename_glob is None and older_than is None:
-            raise ValueError(
-                f"{kwargs.get('task_id', type(self).__name__)}: give at least one of purpose, filename_glob "
-                "or older_than; a clean-up without a filter would delete every file of the project"
-            )
-        if not isinstance(older_than, str):
-            parse_duration(older_than)  # fail at parse time; templated strings are checked when rendered
+        if purpose:
+            self.check_at_parse(self.task_id, _list_purpose, purpose)
+        self.check_at_parse(self.task_id, parse_duration, older_than)
+        self.check_at_parse(self.task_id, check_cleanup_filters, purpose, filename_glob, older_than)
         self.purpose = purpose
         self.filename_glob = filename_glob
         self.older_than = older_than
@@ -321,17 +278,7 @@ class OpenAIFilesCleanupOperator(_OpenAIFilesOperator):
         self.is_dry_run = dry_run
 
     def execute(self, context: Context) -> list[str]:
-        purpose = (self.purpose or "").strip() or None
-        glob = (self.filename_glob or "").strip() or None
-        try:
-            age = parse_duration(self.older_than)
-        except ValueError as err:
-            raise OpenAIFilesValidationError(f"{self.task_id}: {err}") from None
-        if purpose is None and glob is None and age is None:
-            raise OpenAIFilesValidationError(
-                f"{self.task_id}: every filter rendered empty (purpose, filename_glob, older_than); refusing to "
-                "delete every file of the project"
-            )
+        purpose, glob, age = self.check_at_run(check_cleanup_filters, self.purpose, self.filename_glob, self.older_than)
         cutoff = _now() - age.total_seconds() if age is not None else None
         matches = [
             item
@@ -346,7 +293,7 @@ class OpenAIFilesCleanupOperator(_OpenAIFilesOperator):
         )
         total = sum(int(item.get("bytes") or 0) for item in matches)
         verb = "Would delete" if self.is_dry_run else "Deleting"
-        self.log.info("%d file(s) match %s (%.1f MiB)", len(matches), filters, total / MiB)
+        self.log.info("%d file(s) match %s (%s)", len(matches), filters, _size(total))
         deleted: list[str] = []
         for item in matches:
             self.log.info(
@@ -364,10 +311,10 @@ class OpenAIFilesCleanupOperator(_OpenAIFilesOperator):
             if self.hook.delete_file(item["id"], missing_ok=True).get("deleted"):
                 deleted.append(item["id"])
         self.log.info(
-            "%s %d file(s), %.1f MiB%s",
+            "%s %d file(s), %s%s",
             "Dry run: would delete" if self.is_dry_run else "Deleted",
             len(deleted),
-            total / MiB,
+            _size(total),
             "" if self.is_dry_run else " freed",
         )
         return deleted

@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
+from airflow_openai_files._compat import AirflowException, AirflowFailException, AirflowSkipException, conf
+from airflow_openai_files.limits import DEFAULT_CONN_ID
+from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin
 from airflow_openai_files.status import check_target_status, evaluate, extract_file_id, not_found_message
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_openai_files.hooks import OpenAIFilesHook
-
-DEFAULT_CONN_ID = "openai_files_default"
 # A backstop for the scheduler's deferral timeout, so the trigger's own (clearer) timeout event wins.
 DEFER_TIMEOUT_MARGIN = 60.0
 
 
-class OpenAIFileSensor(BaseSensorOperator):
+class OpenAIFileSensor(OpenAIFilesMixin, BaseSensorOperator):
     """
     Wait until a file reaches ``target_status`` (``processed`` by default) and return its File object.
 
@@ -42,7 +40,7 @@ class OpenAIFileSensor(BaseSensorOperator):
     :param openai_conn_id: the ``openai_files`` connection (templated).
     """
 
-    template_fields: Sequence[str] = ("file_id", "target_status", "openai_conn_id")
+    template_fields: Sequence[str] = ("file_id", "target_status", *CONN_TEMPLATE_FIELDS)
     ui_color = "#d5f5e3"
 
     def __init__(
@@ -57,17 +55,10 @@ class OpenAIFileSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("multiple_outputs", True)  # ``wait.output["status"]`` works downstream
-        super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
+        super().__init__(openai_conn_id=openai_conn_id, poke_interval=poke_interval, timeout=timeout, **kwargs)
         self.file_id = file_id
         self.target_status = target_status
         self.deferrable = deferrable
-        self.openai_conn_id = openai_conn_id
-
-    @functools.cached_property
-    def hook(self) -> OpenAIFilesHook:
-        from airflow_openai_files.hooks import OpenAIFilesHook
-
-        return OpenAIFilesHook(openai_conn_id=self.openai_conn_id)
 
     def _target(self) -> str:
         try:
@@ -79,16 +70,14 @@ class OpenAIFileSensor(BaseSensorOperator):
         return str(extract_file_id(self.file_id))
 
     def poke(self, context: Context) -> PokeReturnValue:
-        from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesValidationError
+        from airflow_openai_files.exceptions import OpenAIFilesError
 
         file_id = self._file_id()
         target = self._target()
         try:
             file = self.hook.get_file(file_id)
-        except OpenAIFilesValidationError as err:
-            raise AirflowFailException(str(err)) from err
         except OpenAIFilesError as err:
-            if err.status_code == 404:
+            if err.http_status == 404:
                 raise AirflowFailException(not_found_message(file_id, err.request_id)) from err
             raise
         outcome, message = evaluate(file, target)

@@ -1,0 +1,124 @@
+"""Airflow glue of the sync hook: the connection, its settings, the transport, ``test_connection``.
+
+API methods live in resource mixins (``hooks/files.py`` and the like); this class gives them the one
+thing they need, ``self._transport`` (see :mod:`airflow_openai_files.hooks.files` for the contract).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook
+
+from airflow_openai_files._connection_form import hook_ui_field_behaviour
+from airflow_openai_files._retry import RetryPolicy
+from airflow_openai_files._settings import DEFAULT_MAX_RETRIES, ClientSettings, load_settings
+from airflow_openai_files.exceptions import OpenAIFilesError
+from airflow_openai_files.limits import CONN_TYPE, DEFAULT_CONN_ID, PART_MAX_BYTES
+
+if TYPE_CHECKING:
+    import requests
+
+    from airflow_openai_files._transport import Transport
+
+
+class OpenAIFilesHookBase(BaseHook):
+    """
+    Connection handling shared by every resource mixin.
+
+    :param openai_conn_id: the Airflow connection to use.
+    :param max_retries: retries after the first attempt; defaults to the connection's ``max_retries``.
+    :param timeout: total seconds for one attempt of one request; defaults to the connection's ``timeout``.
+    :param multipart_threshold: above this many bytes uploads use the Uploads API.
+    :param part_size: bytes per Uploads API part (at most 64 MiB).
+    :param max_concurrency: parts sent at once by the Uploads API.
+    """
+
+    conn_name_attr = "openai_conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = CONN_TYPE
+    hook_name = "OpenAI Files"
+
+    def __init__(
+        self,
+        openai_conn_id: str = DEFAULT_CONN_ID,
+        *,
+        max_retries: int | None = None,
+        timeout: float | None = None,
+        multipart_threshold: int | None = None,
+        part_size: int = PART_MAX_BYTES,
+        max_concurrency: int = 4,
+    ) -> None:
+        super().__init__()
+        self.openai_conn_id = openai_conn_id
+        self._max_retries = max_retries
+        self._timeout = timeout
+        self._multipart_threshold = multipart_threshold
+        self.part_size = part_size
+        self.max_concurrency = max_concurrency
+        #: How long to wait between attempts (tests replace ``sleep``); the attempt budget is ``max_retries``.
+        self.retry_policy = RetryPolicy(max_retries=max_retries if max_retries is not None else DEFAULT_MAX_RETRIES)
+        self._client: Transport | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(openai_conn_id={self.openai_conn_id!r})"
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Connection form for Airflow versions that still ask the hook (3.1); 3.2+ read provider info."""
+        return hook_ui_field_behaviour()
+
+    @functools.cached_property
+    def settings(self) -> ClientSettings:
+        """The validated connection; read once, on first use, and nothing else."""
+        return load_settings(self.openai_conn_id)
+
+    @property
+    def max_retries(self) -> int:
+        """Retries after the first attempt: the hook's argument, else the connection's ``max_retries``."""
+        return self._max_retries if self._max_retries is not None else self.settings.max_retries
+
+    @property
+    def timeout(self) -> float:
+        return self._timeout if self._timeout is not None else self.settings.timeout
+
+    @property
+    def multipart_threshold(self) -> int:
+        if self._multipart_threshold is not None:
+            return self._multipart_threshold
+        return self.settings.multipart_threshold
+
+    @property
+    def _transport(self) -> Transport:
+        """The transport every API method sends through (built on first use)."""
+        if self._client is None:
+            from airflow_openai_files._transport import Transport
+
+            self._client = Transport(
+                self.settings,
+                self.retry_policy,
+                self.log,
+                max_retries=self.max_retries,
+                timeout=self.timeout,
+                pool_size=max(10, self.max_concurrency * 2),
+            )
+        return self._client
+
+    def get_conn(self) -> requests.Session:
+        """The shared ``requests.Session`` carrying auth headers and a connection pool."""
+        return self._transport.session
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def test_connection(self) -> tuple[bool, str]:
+        """One cheap authenticated call (``GET /files?limit=1``)."""
+        try:
+            response = self._transport.request("GET", "files", params={"limit": 1}, what="Listing files")
+        except OpenAIFilesError as err:
+            return False, str(err)
+        request_id = response.headers.get("x-request-id")
+        return True, f"Connected to {self.settings.base_url}" + (f" (request id {request_id})" if request_id else "")

@@ -1,0 +1,21 @@
+"""Operators of the provider (imported lazily by nothing heavy: DAG files parse fast)."""
+
+from __future__ import annotations
+
+from airflow_openai_files.operators.base import OpenAIFilesMixin
+from airflow_openai_files.operators.files import (
+    OpenAIDeleteFileOperator,
+    OpenAIDownloadFileOperator,
+    OpenAIFilesCleanupOperator,
+    OpenAIUploadFileOperator,
+)
+from airflow_openai_files.validation import parse_duration
+
+__all__ = [
+    "OpenAIDeleteFileOperator",
+    "OpenAIDownloadFileOperator",
+    "OpenAIFilesCleanupOperator",
+    "OpenAIFilesMixin",
+    "OpenAIUploadFileOperator",
+    "parse_duration",
+]

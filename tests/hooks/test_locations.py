@@ -1,0 +1,72 @@
+"""One location parser: the hook takes ``scheme://`` strings exactly as the operators do (issue 10)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_openai_files._compat import AirflowFailException
+from airflow_openai_files._io import as_location
+from airflow_openai_files.exceptions import OpenAIFilesValidationError
+from airflow_openai_files.hooks import OpenAIFilesHook
+from tests.support.files import sha256
+from tests.support.task_helpers import fine_tune_lines
+
+
+@pytest.fixture
+def memory_fs() -> Any:
+    import fsspec
+    from airflow.sdk.io.store import attach
+
+    fs = fsspec.filesystem("memory")
+    attach(protocol="memory", fs=fs)
+    yield fs
+    fs.store.clear()
+    fs.pseudo_dirs.clear()
+    fs.pseudo_dirs.append("")
+
+
+def test_location_strings(tmp_path: Path) -> None:
+    from airflow.sdk import ObjectStoragePath
+
+    assert isinstance(as_location("s3://aws_default@bucket/a.jsonl"), ObjectStoragePath)
+    assert as_location(f"file://{tmp_path}/a.jsonl") == f"file://{tmp_path}/a.jsonl"  # a local path, resolved later
+    assert as_location("relative/a.jsonl") == "relative/a.jsonl"
+
+
+def test_hook_uploads_from_and_downloads_to_scheme_strings(openai_files_connection: Any, memory_fs: Any) -> None:
+    body = fine_tune_lines()
+    with memory_fs.open("/bucket/in/train.jsonl", "wb") as handle:
+        handle.write(body)
+    hook = OpenAIFilesHook()
+    created = hook.upload_file("memory://bucket/in/train.jsonl", "user_data")
+    assert created["filename"] == "train.jsonl" and created["bytes"] == len(body)
+    shown = hook.download_file(created["id"], "memory://bucket/out/train.jsonl")
+    assert shown == "memory://bucket/out/train.jsonl"
+    assert memory_fs.cat_file("/bucket/out/train.jsonl") == body
+    assert sha256(openai_files_connection.content_path(created["id"])) == sha256(body)
+    assert not Path("memory:").exists()  # the old bug: a local folder named after the scheme
+
+
+def test_unregistered_scheme_is_a_validation_error(openai_files_connection: Any, tmp_path: Path) -> None:
+    hook = OpenAIFilesHook()
+    with pytest.raises(OpenAIFilesValidationError, match="attach") as info:
+        hook.upload_file("nosuchscheme://bucket/a.jsonl", "user_data")
+    assert isinstance(info.value, AirflowFailException)
+    assert openai_files_connection.files() == []
+
+
+def test_missing_filesystem_package_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_openai_files import _io
+
+    def no_s3fs(path: str) -> Any:
+        raise ModuleNotFoundError("No module named 's3fs'", name="s3fs")
+
+    import airflow.sdk
+
+    monkeypatch.setattr(airflow.sdk, "ObjectStoragePath", no_s3fs)
+    with pytest.raises(OpenAIFilesValidationError, match="s3fs") as info:
+        _io.as_location("s3://aws_default@bucket/a.jsonl")
+    assert "install" in str(info.value)
