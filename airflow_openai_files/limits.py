@@ -92,3 +92,8 @@ UPLOAD_ID_RE = re.compile(r"^upload_[A-Za-z0-9]{1,64}$")
 PART_ID_RE = re.compile(r"^part_[A-Za-z0-9]{1,64}$")
 BATCH_ID_RE = re.compile(r"^batch_[A-Za-z0-9]{1,64}$")
 FINE_TUNING_JOB_ID_RE = re.compile(r"^ftjob-[A-Za-z0-9]{1,64}$")
+
+# --- Uploads: MIME types checked per purpose ---------------------------------------------------
+#: ``POST /uploads`` with purpose ``vision`` must declare an image type the vision models read
+#: (OpenAI's vision guide: PNG, JPEG, WEBP, non-animated GIF).
+VISION_MIME_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")

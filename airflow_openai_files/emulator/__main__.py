@@ -14,7 +14,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from airflow_openai_files.emulator.server import READY_LINE, Emulator
+from airflow_openai_files.emulator import require_server_stack
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -40,6 +40,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="seconds a new file stays 'uploaded' before it is 'processed' (default 0)",
     )
     parser.add_argument(
+        "--file-status-errors",
+        action="store_true",
+        help="report content problems of fine-tune and batch files on the file (status 'error' with"
+        " status_details), as Azure OpenAI does; by default, like OpenAI, files are always 'processed'",
+    )
+    parser.add_argument(
         "--log-level",
         default="warning",
         choices=["critical", "error", "warning", "info", "debug"],
@@ -47,11 +53,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--max-file-bytes", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--max-part-bytes", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--max-batch-bytes", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--sync-check-bytes", type=int, default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        require_server_stack()
+    except ImportError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    from airflow_openai_files.emulator.server import READY_LINE, Emulator
+
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     stop = threading.Event()
 
@@ -68,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         max_file_bytes=args.max_file_bytes,
         max_part_bytes=args.max_part_bytes,
+        max_batch_bytes=args.max_batch_bytes,
+        sync_check_bytes=args.sync_check_bytes,
+        file_validation="status" if args.file_status_errors else "none",
         log_level=args.log_level,
     )
     try:

@@ -14,8 +14,8 @@ the path (``"/v1/files/*/content"``), and does one of:
 
 Closing a connection has no ASGI message: the middleware closes the server's transport, which
 uvicorn's request cycle (both the h11 and httptools implementations) exposes as the
-``transport`` attribute of the ``receive`` callable's owner; :mod:`.app` stores that cycle in the
-scope under ``"emulator.cycle"``.
+``transport`` attribute of the ``receive`` callable's owner; :mod:`.middleware` stores that cycle in
+the scope under :data:`~.middleware.SCOPE_CYCLE`.
 """
 
 from __future__ import annotations
@@ -24,8 +24,11 @@ import asyncio
 import fnmatch
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from airflow_openai_files.emulator.middleware import SCOPE_CYCLE, SCOPE_LOG_NO_ANSWER
 
 ACTIONS = ("close_after_body", "truncate_body")
 
@@ -107,11 +110,11 @@ class FaultRegistry:
 
 
 async def _close_connection(scope: dict[str, Any]) -> None:
-    cycle = scope.get("emulator.cycle")
+    cycle = scope.get(SCOPE_CYCLE)
     transport = getattr(cycle, "transport", None)
     if transport is None:
         raise RuntimeError("connection faults need the uvicorn server (no transport in this scope)")
-    log_no_answer = scope.get("emulator.log_no_answer")
+    log_no_answer = scope.get(SCOPE_LOG_NO_ANSWER)
     if log_no_answer is not None:
         log_no_answer()  # a no-op when the answer had started (truncate_body)
     transport.close()
@@ -123,13 +126,14 @@ async def _close_connection(scope: dict[str, Any]) -> None:
 
 
 class FaultMiddleware:
-    def __init__(self, app: Any, registry: FaultRegistry) -> None:
+    def __init__(self, app: Any, registry: FaultRegistry, skip: Callable[[str], bool] | None = None) -> None:
         self.app = app
         self.registry = registry
+        self.skip = skip or (lambda path: path.startswith("/_emulator"))
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         fault = None
-        if scope["type"] == "http" and not scope["path"].startswith("/_emulator"):
+        if scope["type"] == "http" and not self.skip(scope["path"]):
             fault = self.registry.take(scope["method"], scope["path"])
         if fault is None:
             await self.app(scope, receive, send)

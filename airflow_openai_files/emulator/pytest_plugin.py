@@ -10,12 +10,13 @@ Nothing heavy is imported until a fixture is used.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from airflow_openai_files.limits import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from airflow_openai_files.emulator.server import Emulator
@@ -31,14 +32,5 @@ def openai_files_emulator(tmp_path: Path) -> Iterator[Emulator]:
 
 @pytest.fixture
 def openai_files_connection(openai_files_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_OPENAI_FILES_DEFAULT",
-        json.dumps(
-            {
-                "conn_type": "openai_files",
-                "host": openai_files_emulator.base_url,
-                "password": openai_files_emulator.api_key,
-            }
-        ),
-    )
+    monkeypatch.setenv(f"AIRFLOW_CONN_{DEFAULT_CONN_ID.upper()}", openai_files_emulator.airflow_connection())
     yield openai_files_emulator

@@ -1,8 +1,10 @@
 """Run the emulator: in a background thread of this process (:class:`Emulator`) or as a
-subprocess (:class:`EmulatorProcess`), both with the same constructor and admin methods."""
+subprocess (:class:`EmulatorProcess`), both with the same constructor and the same public
+accessors (the process answers them through the admin API)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -13,13 +15,14 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from airflow_openai_files.emulator.store import FILE_ID_RE
+from airflow_openai_files.limits import CONN_TYPE
 
 DEFAULT_API_KEY = "sk-emulator"
 READY_LINE = "OpenAI Files emulator listening on "
@@ -35,7 +38,8 @@ def _keys(api_key: str | Sequence[str] | None) -> tuple[str, ...]:
 
 
 class _EmulatorBase:
-    """Shared lifecycle: data directory (a temporary one, removed on stop, when none is given)."""
+    """Shared lifecycle (a temporary data directory, removed on stop, when none is given) and the
+    public accessors tests use instead of reaching into the emulator's state."""
 
     def __init__(
         self,
@@ -45,21 +49,37 @@ class _EmulatorBase:
         host: str = "127.0.0.1",
         port: int = 0,
         *,
+        file_validation: str = "none",
         max_file_bytes: int | None = None,
         max_part_bytes: int | None = None,
+        max_batch_bytes: int | None = None,
+        sync_check_bytes: int | None = None,
         log_level: str = "warning",
     ) -> None:
         self.api_keys = _keys(api_key)
         self.processing_delay = processing_delay
         self.host = host
         self.port = port
-        self.max_file_bytes = max_file_bytes
-        self.max_part_bytes = max_part_bytes
+        self.file_validation = file_validation
+        self.limits = {
+            "max_file_bytes": max_file_bytes,
+            "max_part_bytes": max_part_bytes,
+            "max_batch_bytes": max_batch_bytes,
+            "sync_check_bytes": sync_check_bytes,
+        }
         self.log_level = log_level
         self._given_data_dir = Path(data_dir) if data_dir is not None else None
         self._temp_dir: str | None = None
         self.data_dir: Path | None = self._given_data_dir
         self.url: str | None = None
+
+    @property
+    def max_file_bytes(self) -> int | None:
+        return self.limits["max_file_bytes"]
+
+    @property
+    def max_part_bytes(self) -> int | None:
+        return self.limits["max_part_bytes"]
 
     @property
     def api_key(self) -> str:
@@ -71,6 +91,13 @@ class _EmulatorBase:
         if self.url is None:
             raise RuntimeError("the emulator is not running")
         return f"{self.url}/v1"
+
+    def airflow_connection(self, **extra: Any) -> str:
+        """The JSON value of ``AIRFLOW_CONN_<ID>`` pointing a connection at this emulator."""
+        value: dict[str, Any] = {"conn_type": CONN_TYPE, "host": self.base_url, "password": self.api_key}
+        if extra:
+            value["extra"] = extra
+        return json.dumps(value)
 
     def _prepare_data_dir(self) -> Path:
         if self._given_data_dir is None:
@@ -86,20 +113,62 @@ class _EmulatorBase:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
             self._temp_dir = None
 
+    # ---- accessors (each kind implements _call) ---------------------------------------------------
+    def _call(self, name: str, *args: Any) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def files(self) -> list[dict[str, Any]]:
+        """Every live File, oldest first, as the API would show it (no auth involved)."""
+        files: list[dict[str, Any]] = self._call("files")
+        return files
+
+    def file(self, file_id: str) -> dict[str, Any]:
+        """One live File as the API shows it; ``KeyError`` if there is none."""
+        file: dict[str, Any] = self._call("file", file_id)
+        return file
+
     def content_path(self, file_id: str) -> Path:
-        """Where the content of a stored file lives (hash big files without loading them)."""
-        if self.data_dir is None or not FILE_ID_RE.match(file_id):
-            raise KeyError(file_id)
-        path = self.data_dir / "files" / file_id
-        if not path.exists() or file_id not in {f["id"] for f in self.files()}:
-            raise KeyError(file_id)
+        """Where the bytes of a live file are, whatever its purpose (hash big files without loading them)."""
+        path: Path = self._call("content_path", file_id)
         return path
 
     def content(self, file_id: str) -> bytes:
+        """The bytes of a live file, whatever its purpose (the API refuses some; tests may look)."""
         return self.content_path(file_id).read_bytes()
 
-    def files(self) -> list[dict[str, Any]]:  # pragma: no cover - overridden
-        raise NotImplementedError
+    def uploads(self) -> list[dict[str, Any]]:
+        """Every Upload, oldest first, as the API shows it."""
+        uploads: list[dict[str, Any]] = self._call("uploads")
+        return uploads
+
+    def create_service_file(self, purpose: str, filename: str, content: bytes) -> dict[str, Any]:
+        """Seed a file as the service would create it (``batch_output``, ``fine-tune-results``, ...)."""
+        created: dict[str, Any] = self._call("create_service_file", purpose, filename, content)
+        return created
+
+    def request_log(self) -> list[tuple[str, str, int]]:
+        """``(method, path, status)`` of every API request; status 0: no response was sent."""
+        return [(str(m), str(p), int(s)) for m, p, s in self._call("request_log")]
+
+    def now(self) -> float:
+        """The emulator's idea of the current time (wall clock plus any ``advance_clock``)."""
+        return float(self._call("now"))
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the emulator's clock forward: expiry of files and uploads, processing delay."""
+        self._call("advance_clock", seconds)
+
+    def add_fault(self, **kwargs: Any) -> None:
+        """Script a fault for the next ``times`` requests matching ``method`` and ``path``."""
+        self._call("add_fault", kwargs)
+
+    def pending_faults(self) -> list[dict[str, Any]]:
+        faults: list[dict[str, Any]] = self._call("pending_faults")
+        return faults
+
+    def reset(self) -> None:
+        """Drop every file, upload, fault and logged request."""
+        self._call("reset")
 
     def start(self) -> _EmulatorBase:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -129,21 +198,29 @@ class Emulator(_EmulatorBase):
         self._thread: threading.Thread | None = None
         self._state: Any = None
 
+    def _config(self) -> Any:
+        from airflow_openai_files.emulator.config import EmulatorConfig
+
+        config = EmulatorConfig(
+            api_keys=self.api_keys,
+            processing_delay=self.processing_delay,
+            file_validation=self.file_validation,  # type: ignore[arg-type]
+        )
+        for name, value in self.limits.items():
+            if value is not None:
+                setattr(config, name, value)
+        return config
+
     def start(self) -> Emulator:
         if self._thread is not None:
             return self
         import uvicorn
 
-        from airflow_openai_files.emulator.app import EmulatorConfig, EmulatorState, create_app
-        from airflow_openai_files.emulator.store import Store
+        from airflow_openai_files.emulator.app import create_app, open_state
 
+        config = self._config()
         data_dir = self._prepare_data_dir()
-        config = EmulatorConfig(api_keys=self.api_keys)
-        if self.max_file_bytes is not None:
-            config.max_file_bytes = self.max_file_bytes
-        if self.max_part_bytes is not None:
-            config.max_part_bytes = self.max_part_bytes
-        self._state = EmulatorState(store=Store(data_dir, processing_delay=self.processing_delay), config=config)
+        self._state = open_state(data_dir, config)
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -151,7 +228,8 @@ class Emulator(_EmulatorBase):
             sock.listen(256)
         except OSError:
             sock.close()
-            self._state.store.close()
+            self._state.close()
+            self._state = None
             self._cleanup_data_dir()
             raise
         port = sock.getsockname()[1]
@@ -185,48 +263,40 @@ class Emulator(_EmulatorBase):
         if self._thread is not None:
             self._thread.join(timeout=30)
         if self._state is not None:
-            self._state.store.close()
+            self._state.close()
         self._server = self._thread = self._state = None
         self.url = None
         self._cleanup_data_dir()
 
-    def _running_state(self) -> Any:
-        if self._state is None:
+    def _call(self, name: str, *args: Any) -> Any:
+        from airflow_openai_files.emulator.errors import EmulatorError
+
+        state = self._state
+        if state is None:
             raise RuntimeError("the emulator is not running")
-        return self._state
-
-    def add_fault(self, **kwargs: Any) -> None:
-        """Script a fault for the next ``times`` requests matching ``method`` and ``path``."""
-        self._running_state().faults.add(**kwargs)
-
-    def reset(self) -> None:
-        """Drop every file, upload, fault and logged request."""
-        self._running_state().reset()
-
-    def advance_clock(self, seconds: float) -> None:
-        """Move the emulator's clock forward: expiry of files and uploads, processing delay."""
-        self._running_state().store.advance_clock(seconds)
-
-    def files(self) -> list[dict[str, Any]]:
-        """Every live File, oldest first, as the API would show it (no auth involved)."""
-        files: list[dict[str, Any]] = self._running_state().store.all_files()
-        return files
-
-    def content_path(self, file_id: str) -> Path:
+        files, uploads = state.backend("files"), state.backend("uploads")
+        actions: dict[str, Any] = {
+            "files": files.all_files,
+            "file": files.get_file,
+            "content_path": files.content_path,
+            "uploads": uploads.all_uploads,
+            "create_service_file": files.create_service_file,
+            "request_log": lambda: list(state.requests),
+            "now": state.clock.now,
+            "advance_clock": state.clock.advance,
+            "add_fault": lambda kwargs: state.faults.add(**kwargs),
+            "pending_faults": state.faults.pending,
+            "reset": state.reset,
+        }
         try:
-            path: Path = self._running_state().store.content_path(file_id)
-        except Exception as exc:
-            raise KeyError(file_id) from exc
-        return path
-
-    def request_log(self) -> list[tuple[str, str, int]]:
-        """``(method, path, status)`` of every ``/v1`` request; status 0: no response was sent."""
-        return list(self._running_state().requests)
+            return actions[name](*args)
+        except EmulatorError as exc:
+            raise KeyError(args[0] if args else name) from exc
 
 
 class EmulatorProcess(_EmulatorBase):
-    """The emulator in a child process (``python -m airflow_openai_files.emulator``); admin
-    methods go through the HTTP admin API. ``pid`` is the child's process id."""
+    """The emulator in a child process (``python -m airflow_openai_files.emulator``); the accessors
+    go through the HTTP admin API. ``pid`` is the child's process id."""
 
     def __init__(self, *args: Any, startup_timeout: float = 30.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -242,27 +312,16 @@ class EmulatorProcess(_EmulatorBase):
 
     def command(self) -> list[str]:
         assert self.data_dir is not None
-        cmd = [
-            sys.executable,
-            "-m",
-            "airflow_openai_files.emulator",
-            "--host",
-            self.host,
-            "--port",
-            str(self.port),
-            "--data-dir",
-            str(self.data_dir),
-            "--processing-delay",
-            str(self.processing_delay),
-            "--log-level",
-            self.log_level,
-        ]
+        cmd = [sys.executable, "-m", "airflow_openai_files.emulator", "--host", self.host, "--port", str(self.port)]
+        cmd += ["--data-dir", str(self.data_dir), "--processing-delay", str(self.processing_delay)]
+        cmd += ["--log-level", self.log_level]
         for key in self.api_keys:
             cmd += ["--api-key", key]
-        if self.max_file_bytes is not None:
-            cmd += ["--max-file-bytes", str(self.max_file_bytes)]
-        if self.max_part_bytes is not None:
-            cmd += ["--max-part-bytes", str(self.max_part_bytes)]
+        if self.file_validation == "status":
+            cmd.append("--file-status-errors")
+        for name, value in self.limits.items():
+            if value is not None:
+                cmd += [f"--{name.replace('_', '-')}", str(value)]
         return cmd
 
     def start(self) -> EmulatorProcess:
@@ -303,26 +362,36 @@ class EmulatorProcess(_EmulatorBase):
             raise RuntimeError("the emulator is not running")
         data = json.dumps(payload).encode() if payload is not None else None
         request = urllib.request.Request(
-            f"{self.url}/_emulator/{path}",
-            data=data,
-            method=method,
-            headers={"content-type": "application/json"},
+            f"{self.url}/_emulator/{path}", data=data, method=method, headers={"content-type": "application/json"}
         )
         with urllib.request.urlopen(request, timeout=60) as response:
             return json.loads(response.read())
 
-    def add_fault(self, **kwargs: Any) -> None:
-        self._admin("POST", "faults", kwargs)
+    def _call(self, name: str, *args: Any) -> Any:
+        import urllib.error
 
-    def reset(self) -> None:
-        self._admin("POST", "reset", {})
+        try:
+            return self._admin_call(name, *args)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                raise KeyError(args[0] if args else name) from exc
+            raise ValueError(exc.read().decode("utf-8", "replace")) from exc
 
-    def advance_clock(self, seconds: float) -> None:
-        self._admin("POST", "clock", {"advance": seconds})
-
-    def files(self) -> list[dict[str, Any]]:
-        files: list[dict[str, Any]] = self._admin("GET", "files")
-        return files
-
-    def request_log(self) -> list[tuple[str, str, int]]:
-        return [(str(m), str(p), int(s)) for m, p, s in self._admin("GET", "requests")]
+    def _admin_call(self, name: str, *args: Any) -> Any:
+        if name in ("file", "content_path"):
+            file = self._admin("GET", f"files/{urllib.parse.quote(args[0], safe='')}")
+            return Path(file.pop("content_path")) if name == "content_path" else file
+        if name == "create_service_file":
+            purpose, filename, content = args
+            payload = {"purpose": purpose, "filename": filename, "content_base64": base64.b64encode(content).decode()}
+            return self._admin("POST", "service_files", payload)
+        if name == "now":
+            return self._admin("GET", "clock")["now"]
+        if name == "advance_clock":
+            return self._admin("POST", "clock", {"advance": args[0]})
+        if name == "add_fault":
+            return self._admin("POST", "faults", args[0])
+        if name == "reset":
+            return self._admin("POST", "reset", {})
+        paths = {"files": "files", "uploads": "uploads", "request_log": "requests", "pending_faults": "faults"}
+        return self._admin("GET", paths[name])

@@ -41,8 +41,8 @@ def parse_size(text: str) -> int:
 
 def multipart_body(size: int) -> Iterator[bytes]:
     yield (
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nuser_data\r\n'
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="bench.bin"\r\n'
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nvision\r\n'
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="bench.png"\r\n'
         "Content-Type: application/octet-stream\r\n\r\n"
     ).encode()
     chunk = bytes(range(256)) * 4096

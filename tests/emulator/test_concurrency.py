@@ -20,7 +20,7 @@ def test_sixteen_clients_upload_and_list(emu: Emulator) -> None:
         with ValidatingSession(emu) as http:
             for i in range(PER_THREAD):
                 payload = f"{n}-{i}-".encode() * 1000
-                created = http.post("/files", files={"file": (f"{n}-{i}.txt", payload)}, data={"purpose": "user_data"})
+                created = http.post("/files", files={"file": (f"{n}-{i}.png", payload)}, data={"purpose": "vision"})
                 assert created.ok, created.text
                 ids.append(created.json()["id"])
                 listing = http.get("/files", params={"limit": 5})

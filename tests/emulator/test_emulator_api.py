@@ -85,17 +85,23 @@ def test_list_limits_order_cursor_and_purpose(http: ValidatingSession) -> None:
 
 def test_create_validation_errors(emu: Emulator, http: ValidatingSession) -> None:
     assert error_of(upload(http, b"x", purpose="nope"), 400)["param"] == "purpose"
-    assert (
-        error_of(http.post("/files", data={"purpose": "user_data"}, files={"other": ("a", b"x")}), 400)["param"]
-        == "file"
-    )
+    no_file = http.post("/files", files={"purpose": (None, "user_data")})  # multipart, no file part
+    assert error_of(no_file, 400)["param"] == "file"
+    other = http.post("/files", data={"purpose": "user_data"}, files={"other": ("a", b"x")})
+    assert error_of(other, 400)["message"] == "Unrecognized request argument supplied: other"
     missing_purpose = http.post("/files", files={"file": ("a.txt", b"x")})
     assert error_of(missing_purpose, 400)["param"] == "purpose"
     for purpose in ("fine-tune", "batch"):
         error = error_of(upload(http, chat_jsonl(), purpose=purpose, name="train.json"), 400)
         assert ".jsonl" in error["message"]
     not_multipart = http.post("/files", json={"purpose": "user_data"})
-    assert not_multipart.status_code == 400
+    assert error_of(not_multipart, 415) == {
+        "message": "Invalid Content-Type header (application/json), expected multipart/form-data. (HINT: If"
+        " you're using curl, you can pass -H 'Content-Type: multipart/form-data')",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
     assert emu.files() == []
     assert list((emu.data_dir / "tmp").iterdir()) == []  # type: ignore[operator]
 
@@ -109,10 +115,10 @@ def test_too_large_file_is_refused_while_streaming(tmp_path: Path) -> None:
         assert list((tmp_path / "tmp").iterdir()) == []
 
 
-def test_batch_size_cap(emu: Emulator, http: ValidatingSession) -> None:
-    emu._state.config.max_batch_bytes = 100  # type: ignore[attr-defined]
-    error = error_of(upload(http, batch_jsonl(10), purpose="batch", name="b.jsonl"), 400)
-    assert "Batch" in error["message"]
+def test_batch_size_cap(tmp_path: Path) -> None:
+    with Emulator(data_dir=tmp_path, max_batch_bytes=100) as emu, ValidatingSession(emu) as http:
+        error = error_of(upload(http, batch_jsonl(10), purpose="batch", name="b.jsonl"), 400)
+        assert "Batch" in error["message"] and emu.files() == []
 
 
 def test_expires_after_and_expiry(emu: Emulator, http: ValidatingSession) -> None:
@@ -164,22 +170,33 @@ def test_processing_delay_then_processed(tmp_path: Path) -> None:
         ),
     ],
 )
-def test_malformed_jsonl_gets_error_status(http: ValidatingSession, purpose: str, content: bytes, details: str) -> None:
+def test_malformed_jsonl_gets_error_status_when_asked(
+    tmp_path: Path, http: ValidatingSession, purpose: str, content: bytes, details: str
+) -> None:
+    # By default, like OpenAI, content problems are not reported on the file ...
     created = upload(http, content, purpose=purpose, name="x.jsonl").json()
-    assert (created["status"], created["status_details"]) == ("error", details)
-    again = http.get(f"/files/{created['id']}").json()
-    assert (again["status"], again["status_details"]) == ("error", details)
+    assert created["status"] == "processed" and "status_details" not in created
+    # ... with file_validation="status" (Azure OpenAI's way) they are.
+    with Emulator(data_dir=tmp_path, file_validation="status") as emu, ValidatingSession(emu) as strict:
+        created = upload(strict, content, purpose=purpose, name="x.jsonl").json()
+        assert (created["status"], created["status_details"]) == ("error", details)
+        again = strict.get(f"/files/{created['id']}").json()
+        assert (again["status"], again["status_details"]) == ("error", details)
+        assert emu.file(created["id"]) == again
 
 
-def test_large_jsonl_is_checked_in_the_background(emu: Emulator, http: ValidatingSession) -> None:
-    emu._state.store.sync_check_bytes = 10  # type: ignore[attr-defined]
-    created = upload(http, chat_jsonl(3), purpose="fine-tune", name="t.jsonl").json()
-    file_id = created["id"]
-    for _ in range(200):
-        current = http.get(f"/files/{file_id}").json()
-        if current["status"] != "uploaded":
-            break
-    assert current["status"] == "error"
+def test_large_jsonl_is_checked_in_the_background(tmp_path: Path) -> None:
+    with (
+        Emulator(data_dir=tmp_path, file_validation="status", sync_check_bytes=10) as emu,
+        ValidatingSession(emu) as http,
+    ):
+        created = upload(http, chat_jsonl(3), purpose="fine-tune", name="t.jsonl").json()
+        file_id = created["id"]
+        for _ in range(200):
+            current = http.get(f"/files/{file_id}").json()
+            if current["status"] != "uploaded":
+                break
+        assert current["status"] == "error"
 
 
 @pytest.mark.parametrize(
@@ -251,6 +268,7 @@ def test_upload_happy_path_orders_parts_and_checks_md5(emu: Emulator, http: Vali
     file = done["file"]
     assert (file["bytes"], file["filename"], file["expires_at"]) == (9, "big.jsonl", file["created_at"] + 7200)
     assert emu.content(file["id"]) == b"aaabbbccc"
+    assert emu.uploads()[0]["id"] == up["id"] and emu.uploads()[0]["status"] == "completed"
     assert list((emu.data_dir / "parts").iterdir()) == []  # type: ignore[operator]
     # no parts, completion or cancel after completion
     assert error_of(add_part(http, up["id"], b"x"), 400)["param"] == "upload_id"
@@ -323,3 +341,15 @@ def test_admin_api(emu: Emulator, http: ValidatingSession) -> None:
     assert emu.files() == [] and emu.request_log() == []
     assert requests.get(f"{root}/_emulator/faults").json() == []
     assert json.loads(requests.get(f"{root}/_emulator/health").text)["ok"] is True
+
+
+def test_admin_clock_and_single_file(emu: Emulator, http: ValidatingSession) -> None:
+    created = upload(http, b"x").json()
+    root = emu.base_url[: -len("/v1")]
+    one = requests.get(f"{root}/_emulator/files/{created['id']}").json()
+    assert one.pop("content_path") == str(emu.content_path(created["id"])) and one == created
+    assert requests.get(f"{root}/_emulator/files/file-nope").status_code == 404
+    before = requests.get(f"{root}/_emulator/clock").json()["now"]
+    assert requests.post(f"{root}/_emulator/clock", json={"advance": 60}).json()["now"] >= before + 60
+    assert requests.post(f"{root}/_emulator/clock", json={"advance": -1}).status_code == 400
+    assert emu.now() >= before + 60

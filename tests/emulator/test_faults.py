@@ -49,7 +49,7 @@ def test_sdk_retries_status_faults(emu: Emulator) -> None:
 
 
 def test_fault_matching_by_method_and_glob(emu: Emulator, http: ValidatingSession) -> None:
-    created = http.post("/files", files={"file": ("a.txt", b"x")}, data={"purpose": "user_data"}).json()
+    created = http.post("/files", files={"file": ("a.png", b"x")}, data={"purpose": "vision"}).json()
     emu.add_fault(method="GET", path="/v1/files/*/content", status=502)
     assert http.get(f"/files/{created['id']}").ok  # no match: not content
     assert http.delete(f"/files/{created['id']}/content").status_code == 404  # wrong method: route 404
@@ -96,7 +96,7 @@ def test_sdk_retry_after_close_creates_a_duplicate(emu: Emulator) -> None:
 
 def test_truncated_download(emu: Emulator, http: ValidatingSession) -> None:
     payload = bytes(range(256)) * 4096  # 1 MiB
-    created = http.post("/files", files={"file": ("a.bin", payload)}, data={"purpose": "user_data"}).json()
+    created = http.post("/files", files={"file": ("a.png", payload)}, data={"purpose": "vision"}).json()
     emu.add_fault(method="GET", path="/v1/files/*/content", action="truncate_body")
     response = http.get(f"/files/{created['id']}/content", stream=True)
     assert response.status_code == 200

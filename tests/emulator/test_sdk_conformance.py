@@ -11,6 +11,7 @@ import openai
 import pytest
 
 from airflow_openai_files.emulator import Emulator
+from airflow_openai_files.limits import DOWNLOADABLE_PURPOSES
 from tests.emulator.conftest import VALIDATED, batch_jsonl, chat_jsonl, sdk_client
 
 ALL_BYTES = bytes(range(256)) * 4
@@ -42,7 +43,17 @@ def test_create_retrieve_content_delete(
         assert created.expires_at == created.created_at + 30 * 24 * 3600
 
     assert client.files.retrieve(created.id) == created
-    assert client.files.content(created.id).content == content
+    if purpose in DOWNLOADABLE_PURPOSES:
+        assert client.files.content(created.id).content == content
+    else:  # what the service answers; the bytes are stored all the same
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.files.content(created.id)
+        assert refused.value.body == {  # type: ignore[comparison-overlap]
+            "message": f"Not allowed to download files of purpose: {purpose}",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
+        }
     assert emu.content(created.id) == content
 
     deleted = client.files.delete(created.id)
@@ -60,7 +71,7 @@ def test_binary_content_is_byte_exact(client: openai.OpenAI, tmp_path: Path) -> 
     source = tmp_path / "blob.bin"
     source.write_bytes(payload)
     with source.open("rb") as handle:
-        created = client.files.create(file=handle, purpose="user_data")
+        created = client.files.create(file=handle, purpose="vision")
     assert created.filename == "blob.bin"
     with client.files.with_streaming_response.content(created.id) as response:
         assert response.headers["content-length"] == str(len(payload))
@@ -90,11 +101,19 @@ def test_wait_for_processing(tmp_path: Path) -> None:
         assert 0.3 < time.monotonic() - began < 5
 
 
-def test_wait_for_processing_returns_error_status(client: openai.OpenAI) -> None:
+def test_wait_for_processing_returns_error_status(tmp_path: Path) -> None:
+    with Emulator(data_dir=tmp_path, file_validation="status") as emu, sdk_client(emu) as client:
+        created = client.files.create(file=("t.jsonl", chat_jsonl(3)), purpose="fine-tune")
+        done = client.files.wait_for_processing(created.id, poll_interval=0.1)
+        assert done.status == "error"
+        assert done.status_details == "fine-tune files need at least 10 examples, found 3"
+
+
+def test_wait_for_processing_default_is_processed_like_openai(client: openai.OpenAI) -> None:
+    """OpenAI reports a bad training file on the fine-tuning job, not on the file."""
     created = client.files.create(file=("t.jsonl", chat_jsonl(3)), purpose="fine-tune")
     done = client.files.wait_for_processing(created.id, poll_interval=0.1)
-    assert done.status == "error"
-    assert done.status_details == "fine-tune files need at least 10 examples, found 3"
+    assert (done.status, done.status_details) == ("processed", None)
 
 
 def test_upload_file_chunked(client: openai.OpenAI, emu: Emulator, tmp_path: Path) -> None:
@@ -104,7 +123,7 @@ def test_upload_file_chunked(client: openai.OpenAI, emu: Emulator, tmp_path: Pat
     upload = client.uploads.upload_file_chunked(
         file=source,
         mime_type="application/octet-stream",
-        purpose="user_data",
+        purpose="batch",
         part_size=256 * 1024,
         md5=hashlib.md5(payload).hexdigest(),
     )
@@ -119,7 +138,7 @@ def test_upload_file_chunked(client: openai.OpenAI, emu: Emulator, tmp_path: Pat
 def test_upload_file_chunked_from_bytes(client: openai.OpenAI) -> None:
     data = chat_jsonl(20)
     upload = client.uploads.upload_file_chunked(
-        file=data, filename="t.jsonl", bytes=len(data), mime_type="text/jsonl", purpose="fine-tune", part_size=100
+        file=data, filename="t.jsonl", bytes=len(data), mime_type="text/jsonl", purpose="batch", part_size=100
     )
     assert upload.file is not None and upload.file.status == "processed"
     assert client.files.content(upload.file.id).content == data

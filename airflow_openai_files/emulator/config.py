@@ -1,0 +1,56 @@
+"""The emulator's configuration: one dataclass, and the route prefixes in one place.
+
+A new target flavour (e.g. Azure OpenAI's ``/openai`` routes, file-level validation errors) is a
+new set of values here, not new branches in the routers: routers take their prefix from
+:attr:`EmulatorConfig.api_prefix`, the admin API from :attr:`EmulatorConfig.admin_prefix`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from airflow_openai_files.limits import (
+    EMULATOR_BATCH_FILE_MAX_BYTES,
+    EMULATOR_FILE_MAX_BYTES,
+    EMULATOR_PART_MAX_BYTES,
+    EMULATOR_UPLOAD_MAX_BYTES,
+)
+
+API_PREFIX = "/v1"
+ADMIN_PREFIX = "/_emulator"
+
+#: ``"none"``: like OpenAI, files go ``uploaded`` -> ``processed`` and content problems are left to
+#: the job that uses the file. ``"status"``: a malformed ``fine-tune`` / ``batch`` file ends
+#: ``error`` with ``status_details`` naming the first bad line (targets that still use file status,
+#: such as Azure OpenAI).
+FileValidation = Literal["none", "status"]
+FILE_VALIDATION_MODES: tuple[FileValidation, ...] = ("none", "status")
+
+# Files up to this size are checked inside the request when file_validation="status" (a small
+# malformed file is already ``error`` in the create response); larger ones by a background thread.
+SYNC_CHECK_BYTES = 8 * 1024 * 1024
+
+
+@dataclass
+class EmulatorConfig:
+    api_keys: tuple[str, ...] = ()
+    processing_delay: float = 0.0
+    file_validation: FileValidation = "none"
+    max_file_bytes: int = EMULATOR_FILE_MAX_BYTES
+    max_batch_bytes: int = EMULATOR_BATCH_FILE_MAX_BYTES
+    max_part_bytes: int = EMULATOR_PART_MAX_BYTES
+    max_upload_bytes: int = EMULATOR_UPLOAD_MAX_BYTES
+    sync_check_bytes: int = SYNC_CHECK_BYTES
+    api_prefix: str = API_PREFIX
+    admin_prefix: str = ADMIN_PREFIX
+
+    def __post_init__(self) -> None:
+        if self.file_validation not in FILE_VALIDATION_MODES:
+            raise ValueError(f"file_validation must be one of {FILE_VALIDATION_MODES}, got {self.file_validation!r}")
+
+    def is_api_path(self, path: str) -> bool:
+        return path == self.api_prefix or path.startswith(self.api_prefix + "/")
+
+    def is_admin_path(self, path: str) -> bool:
+        return path == self.admin_prefix or path.startswith(self.admin_prefix + "/")

@@ -1,0 +1,201 @@
+"""Every error the emulator answers, in the service's shape
+``{"error": {"message", "type", "param", "code"}}``.
+
+Messages are the service's own where they are documented or reported (sources in the README's
+Fidelity table); routers and backends raise the constructors below, never a bare message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from airflow_openai_files.limits import DOWNLOADABLE_PURPOSES, UPLOAD_PURPOSES
+
+
+class EmulatorError(Exception):
+    """An API error: rendered as ``{"error": {"message", "type", "param", "code"}}``."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    return str(value)[:limit]
+
+
+# ---- authentication -------------------------------------------------------------------------------
+def missing_key() -> EmulatorError:
+    return EmulatorError(
+        401,
+        "You didn't provide an API key. You need to provide your API key in an Authorization header using"
+        " Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username)"
+        " if you're accessing the API from your browser and are prompted for a username and password."
+        " You can obtain an API key from https://platform.openai.com/account/api-keys.",
+    )
+
+
+def incorrect_key(masked: str) -> EmulatorError:
+    return EmulatorError(
+        401,
+        f"Incorrect API key provided: {masked}. You can find your API key at"
+        " https://platform.openai.com/account/api-keys.",
+        code="invalid_api_key",
+    )
+
+
+# ---- request shape --------------------------------------------------------------------------------
+def invalid_url(method: str, path: str) -> EmulatorError:
+    return EmulatorError(404, f"Invalid URL ({method} {path})")
+
+
+def bad_json() -> EmulatorError:
+    return EmulatorError(
+        400,
+        "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your"
+        " HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid"
+        " JSON.)",
+    )
+
+
+def not_multipart(content_type: str) -> EmulatorError:
+    """The service's answer to a non-multipart body on a multipart endpoint (HTTP 415)."""
+    return EmulatorError(
+        415,
+        f"Invalid Content-Type header ({_short(content_type, 100)}), expected multipart/form-data. (HINT: If"
+        " you're using curl, you can pass -H 'Content-Type: multipart/form-data')",
+    )
+
+
+def bad_multipart(reason: str) -> EmulatorError:
+    return EmulatorError(400, f"Could not parse multipart form: {_short(reason)}")
+
+
+def field_too_long(name: str) -> EmulatorError:
+    return EmulatorError(400, f"Form field '{_short(name, 100)}' is too long.", param=name)
+
+
+def unrecognized_argument(names: Iterable[str]) -> EmulatorError:
+    """An argument the endpoint does not take (the service names them, sorted, plural if several)."""
+    listed = sorted(_short(name, 100) for name in names)
+    noun = "argument" if len(listed) == 1 else "arguments"
+    return EmulatorError(400, f"Unrecognized request {noun} supplied: {', '.join(listed)}")
+
+
+def missing_key_param(name: str) -> EmulatorError:
+    """A required parameter is absent (``missing_key`` is the API key; this is a body field)."""
+    return EmulatorError(400, f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter")
+
+
+def invalid_type(name: str, detail: str = "") -> EmulatorError:
+    return EmulatorError(400, f"Invalid type for '{name}'{detail}.", param=name, code="invalid_type")
+
+
+def invalid_value(name: str, message: str, code: str | None = "invalid_value") -> EmulatorError:
+    return EmulatorError(400, message, param=name, code=code)
+
+
+def integer_out_of_range(name: str, value: int, low: int, high: int) -> EmulatorError:
+    if value < low:
+        return EmulatorError(
+            400,
+            f"Invalid '{name}': integer below minimum value. Expected a value >= {low}, but got {value} instead.",
+            param=name,
+            code="integer_below_min_value",
+        )
+    return EmulatorError(
+        400,
+        f"Invalid '{name}': integer above maximum value. Expected a value <= {high}, but got {value} instead.",
+        param=name,
+        code="integer_above_max_value",
+    )
+
+
+def not_an_integer(name: str, raw: str) -> EmulatorError:
+    return EmulatorError(
+        400, f"Invalid '{name}': expected an integer, got {_short(raw, 50)!r}.", param=name, code="invalid_type"
+    )
+
+
+def bad_purpose(purpose: Any) -> EmulatorError:
+    """The service's jsonschema-style answer, also for the purposes only it creates."""
+    allowed = ", ".join(repr(p) for p in UPLOAD_PURPOSES)
+    return EmulatorError(400, f"{_short(purpose, 100)!r} is not one of [{allowed}] - 'purpose'", param="purpose")
+
+
+# ---- files ----------------------------------------------------------------------------------------
+def no_such_file(file_id: str, param: str = "id") -> EmulatorError:
+    return EmulatorError(404, f"No such File object: {_short(file_id)}", param=param)
+
+
+def bad_cursor(file_id: str) -> EmulatorError:
+    return EmulatorError(400, f"No such File object: {_short(file_id)}", param="after")
+
+
+def download_not_allowed(purpose: str) -> EmulatorError:
+    """``GET /files/{id}/content`` of a purpose outside ``DOWNLOADABLE_PURPOSES``."""
+    assert purpose not in DOWNLOADABLE_PURPOSES
+    return EmulatorError(400, f"Not allowed to download files of purpose: {purpose}")
+
+
+def file_too_large(limit: int | None = None, api: str | None = None, param: str = "file") -> EmulatorError:
+    if api is None:
+        return EmulatorError(400, "File is too large.", param=param)
+    return EmulatorError(400, f"File is too large for the {api} API: at most {limit} bytes.", param=param)
+
+
+def wrong_file_format(api: str, param: str) -> EmulatorError:
+    return EmulatorError(400, f"Invalid file format for {api} API. Must be .jsonl", param=param)
+
+
+# ---- uploads --------------------------------------------------------------------------------------
+def no_such_upload(upload_id: str) -> EmulatorError:
+    return EmulatorError(404, f"No such Upload object: {_short(upload_id)}", param="upload_id")
+
+
+def upload_not_pending(action: str, status: str) -> EmulatorError:
+    return EmulatorError(400, f"Cannot {action} an Upload with status '{status}'.", param="upload_id")
+
+
+def bad_mime_type(mime_type: str, purpose: str, supported: Iterable[str]) -> EmulatorError:
+    listed = ", ".join(repr(m) for m in supported)
+    return EmulatorError(
+        400,
+        f"Invalid value for 'mime_type': {_short(mime_type, 100)!r} is not supported for purpose {purpose!r}."
+        f" Supported values are: {listed}.",
+        param="mime_type",
+        code="invalid_value",
+    )
+
+
+def part_too_large(limit: int) -> EmulatorError:
+    return EmulatorError(400, f"Part is too large: at most {limit} bytes.", param="data")
+
+
+def upload_bytes_out_of_range(limit: int) -> EmulatorError:
+    return EmulatorError(400, f"Invalid 'bytes': an Upload holds between 0 and {limit} bytes.", param="bytes")
+
+
+def parts_mismatch(message: str, param: str = "part_ids") -> EmulatorError:
+    return EmulatorError(400, message, param=param)
+
+
+# ---- admin ----------------------------------------------------------------------------------------
+def bad_admin_request(detail: str) -> EmulatorError:
+    return EmulatorError(400, _short(detail, 500))
