@@ -1,4 +1,8 @@
-"""The retry policy shared by the hook (requests) and the trigger (httpx).
+"""The one retry decision shared by the sync hook (requests) and the async hook (httpx).
+
+Which failures heal (:func:`classify` for answers, :func:`should_retry` for any exception) and how long to
+wait (:meth:`RetryPolicy.wait_for`) are decided here and nowhere else; the two hooks only run the loop
+(``time.sleep`` on the worker, ``asyncio.sleep`` on the triggerer). Standard library only.
 
 Mirrors the official SDK: retry 408, 409, 429 and 5xx (plus connection errors and timeouts), let
 ``x-should-retry`` force the decision, never retry a 429 that means the quota is spent, and wait what
@@ -10,6 +14,7 @@ from __future__ import annotations
 import email.utils
 import json
 import random
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -127,3 +132,114 @@ def classify(status: int, headers: Mapping[str, str], body: bytes | str | None, 
     if should_retry == "true" or status in RETRYABLE_STATUSES:
         return RetryableError(text, retry_after=parse_retry_after(lowered), **kwargs)
     return OpenAIFilesError(text, **kwargs)
+
+
+# -- which exceptions a retry can heal ------------------------------------------------------------------
+#
+# One decision for the requests/urllib3 transport (worker) and the httpx client (triggerer). The client
+# libraries are recognised by the module their exception classes come from, never imported here: the
+# triggerer must not load requests, urllib3 or tenacity just to ask this question.
+
+# Subclasses of these (by module and class name) are not worth another attempt whatever their base says.
+_NEVER = frozenset(
+    {
+        ("requests.exceptions", "SSLError"),  # requests' TLS failures: certificates, protocol versions
+        ("requests.exceptions", "InvalidURL"),
+        ("requests.exceptions", "InvalidSchema"),
+        ("requests.exceptions", "MissingSchema"),
+        ("requests.exceptions", "InvalidHeader"),
+        ("requests.exceptions", "InvalidProxyURL"),
+        ("httpx", "UnsupportedProtocol"),
+        ("httpx", "LocalProtocolError"),  # we built a request the protocol refuses: a bug, not weather
+        ("httpx", "ProxyError"),
+    }
+)
+# A dropped or refused connection, a timeout, a body cut short.
+_HEALS = frozenset(
+    {
+        ("requests.exceptions", "ConnectionError"),
+        ("requests.exceptions", "Timeout"),
+        ("requests.exceptions", "ChunkedEncodingError"),
+        ("urllib3.exceptions", "ProtocolError"),
+        ("urllib3.exceptions", "TimeoutError"),
+        ("urllib3.exceptions", "NewConnectionError"),
+        ("urllib3.exceptions", "MaxRetryError"),
+        ("httpx", "TransportError"),  # ConnectError, ReadError, RemoteProtocolError, timeouts, ...
+    }
+)
+
+
+def _names(exc: BaseException) -> set[tuple[str, str]]:
+    """(public module, class name) of every class ``exc`` is an instance of."""
+    names = set()
+    for cls in type(exc).__mro__:
+        module = cls.__module__
+        if module.startswith("httpx."):  # httpx defines its classes in httpx._exceptions
+            module = "httpx"
+        names.add((module, cls.__name__))
+    return names
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception behind it: causes, contexts, urllib3's ``reason`` and wrapped ``args``."""
+    seen: list[BaseException] = []
+    todo: list[Any] = [exc]
+    while todo:
+        current = todo.pop()
+        if not isinstance(current, BaseException) or any(current is known for known in seen):
+            continue
+        seen.append(current)
+        todo.extend((current.__cause__, current.__context__, getattr(current, "reason", None)))
+        todo.extend(arg for arg in current.args if isinstance(arg, BaseException))
+    return seen
+
+
+def certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure behind ``exc`` (however the client wrapped it), if there is one."""
+    for link in _chain(exc):
+        if isinstance(link, ssl.SSLCertVerificationError):
+            return link
+    return None
+
+
+def _tls_failure(exc: BaseException) -> bool:
+    """A TLS error other than the peer closing the connection (which is a dropped connection, and heals)."""
+    return any(
+        isinstance(link, ssl.SSLError) and not isinstance(link, (ssl.SSLEOFError, ssl.SSLZeroReturnError))
+        for link in _chain(exc)
+    )
+
+
+def should_retry(exc: BaseException) -> bool:
+    """
+    Whether another attempt can heal the failure ``exc``; the same answer on the worker and the triggerer.
+
+    Retried: a :class:`RetryableError` (the status rules of :func:`classify`), a refused or dropped
+    connection, a connect or read timeout, a body cut short (requests, urllib3, httpx or the built-in
+    ``ConnectionError``/``TimeoutError``). Never retried: a TLS certificate failure anywhere in the chain,
+    other TLS failures, a malformed URL or unsupported scheme, every other :class:`OpenAIFilesError`,
+    and anything unknown (a bug does not heal by repeating it).
+    """
+    if isinstance(exc, OpenAIFilesError):
+        return isinstance(exc, RetryableError)
+    if _tls_failure(exc):  # includes every certificate verification failure
+        return False
+    names = _names(exc)
+    if names & _NEVER:
+        return False
+    if names & _HEALS:
+        return True
+    return isinstance(exc, (ConnectionError, TimeoutError))
+
+
+def describe(exc: BaseException) -> str:
+    """A transport failure in words for the person on call (never a key: exceptions carry no headers)."""
+    if isinstance(exc, OpenAIFilesError):
+        return str(exc)
+    cert = certificate_failure(exc)
+    if cert is not None:
+        return (
+            f"TLS certificate verification failed ({cert.verify_message or cert}); not retried: give the "
+            "connection's 'verify' a CA bundle that trusts the server, or fix the server's certificate"
+        )
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -163,3 +163,20 @@ def check_jsonl(
     if purpose == "batch" and examples == 0:
         return JsonlProblem(None, "batch file holds no requests")
     return None
+
+
+# --- added by core-async (issue 10): the trigger must not import hooks.py (requests, tenacity, urllib3) for
+# this. COORDINATOR: core-sync moves validate_file_id here too; keep one copy (this one) and let hooks import it.
+def validate_file_id(file_id: Any, *, kind: str = "file") -> str:
+    """Refuse ids that could reach another endpoint once put in a URL path."""
+    from airflow_openai_files.exceptions import OpenAIFilesValidationError
+    from airflow_openai_files.limits import SAFE_ID_RE
+
+    if not isinstance(file_id, str) or not file_id:
+        raise OpenAIFilesValidationError(f"Invalid {kind} id {file_id!r}: must be a non-empty string")
+    if not SAFE_ID_RE.fullmatch(file_id) or ".." in file_id:
+        raise OpenAIFilesValidationError(
+            f"Invalid {kind} id {file_id!r}: only letters, digits, '-' and '_' are allowed "
+            "(no '/', '?', '#', '..' or whitespace)"
+        )
+    return file_id
