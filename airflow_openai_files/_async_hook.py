@@ -199,7 +199,9 @@ class OpenAIFilesAsyncHook:
         try:
             verify = await _ssl_context(settings.verify)
         except (OSError, ssl.SSLError) as err:
-            raise OpenAIFilesConfigError(f"Connection {settings.conn_id!r}: field 'verify' is unusable: {err}") from None
+            raise OpenAIFilesConfigError(
+                f"Connection {settings.conn_id!r}: field 'verify' is unusable: {err}"
+            ) from None
         pool = _CLIENTS.setdefault(asyncio.get_running_loop(), {})
         key = (settings.conn_id, settings)
         shared = pool.get(key)

@@ -238,8 +238,9 @@ def describe(exc: BaseException) -> str:
         return str(exc)
     cert = certificate_failure(exc)
     if cert is not None:
+        reason = f"{cert.reason or 'CERTIFICATE_VERIFY_FAILED'}: {cert.verify_message or cert}"
         return (
-            f"TLS certificate verification failed ({cert.verify_message or cert}); not retried: give the "
-            "connection's 'verify' a CA bundle that trusts the server, or fix the server's certificate"
+            f"TLS certificate verification failed ({reason}); not retried: give the connection's 'verify' "
+            "a CA bundle that trusts the server, or fix the server's certificate"
         )
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -13,8 +13,8 @@ import pytest
 from airflow_openai_files.exceptions import OpenAIFilesValidationError
 from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.triggers import OpenAIFileTrigger
-from tests.triggers.conftest import PROCESSING_DELAY
 from tests.support.task_helpers import fine_tune_lines
+from tests.triggers.conftest import PROCESSING_DELAY
 
 
 def put(body: bytes | None = None) -> dict[str, Any]:
