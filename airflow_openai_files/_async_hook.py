@@ -53,8 +53,8 @@ _LOOKUPS: dict[str, asyncio.Task[ClientSettings]] = {}
 _SSL_CONTEXTS: dict[bool | str, ssl.SSLContext | bool] = {}
 
 # Connection pool of the shared client: no cap, as when each trigger had its own client, so one slow answer
-# never queues another trigger's poll behind it (a cap of 100 also made httpcore's queue scans stall the
-# loop at start-up); idle connections stay alive between polls instead of a TLS handshake per poll.
+# never queues another trigger's poll behind it; idle connections stay alive between polls instead of a TLS
+# handshake per poll.
 _LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=None)
 
 
