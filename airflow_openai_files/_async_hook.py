@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 _LOOKUPS: dict[str, asyncio.Task[ClientSettings]] = {}
 
 _SSL_CONTEXTS: dict[bool | str, ssl.SSLContext | bool] = {}
+_SSL_BUILDS: dict[bool | str, asyncio.Task[ssl.SSLContext | bool]] = {}
 
 # Connection pool of the shared client. httpcore rescans its whole pool (connections x queued requests, and
 # connections x connections) each time a request starts or ends, so hundreds of pooled connections stall the
@@ -82,9 +83,20 @@ async def _ssl_context(verify: bool | str) -> ssl.SSLContext | bool:
     Building one loads a CA bundle (~20 ms of CPU); doing that for each of hundreds of triggers would
     stall the triggerer's event loop, so it is built once, in a thread.
     """
-    if verify not in _SSL_CONTEXTS:
-        _SSL_CONTEXTS[verify] = await asyncio.to_thread(_build_ssl_context, verify)
-    return _SSL_CONTEXTS[verify]
+    if verify in _SSL_CONTEXTS:
+        return _SSL_CONTEXTS[verify]
+    loop = asyncio.get_running_loop()
+    pending = _SSL_BUILDS.get(verify)
+    if pending is None or pending.get_loop() is not loop:
+        # One build in flight per setting: hundreds of triggers starting together wait for the same one.
+        pending = _SSL_BUILDS[verify] = loop.create_task(asyncio.to_thread(_build_ssl_context, verify))
+    try:
+        context = await asyncio.shield(pending)
+    finally:
+        if pending.done() and _SSL_BUILDS.get(verify) is pending:
+            del _SSL_BUILDS[verify]
+    _SSL_CONTEXTS[verify] = context
+    return context
 
 
 def _forget_lookup(conn_id: str, done: asyncio.Task[ClientSettings]) -> None:

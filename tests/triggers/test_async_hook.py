@@ -134,3 +134,26 @@ def test_every_trigger_is_found_again_by_its_serialized_classpath() -> None:
         module, _, qualname = cls.classpath().rpartition(".")
         assert module == "airflow_openai_files.triggers"
         assert getattr(importlib.import_module(module), qualname) is cls
+
+
+def test_triggers_starting_together_build_one_tls_context(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from airflow_openai_files import _async_hook
+
+    cert, _ = self_signed_certificate(tmp_path)
+    builds: list[Any] = []
+    original = _async_hook._build_ssl_context
+
+    def counting(verify: Any) -> Any:
+        builds.append(verify)
+        return original(verify)
+
+    monkeypatch.setattr(_async_hook, "_build_ssl_context", counting)
+
+    async def together() -> list[Any]:
+        return await asyncio.gather(*(_async_hook._ssl_context(str(cert)) for _ in range(50)))
+
+    contexts = asyncio.run(together())
+    assert builds == [str(cert)], "one CA bundle load for 50 triggers starting at once"
+    assert all(context is contexts[0] for context in contexts)
+    assert asyncio.run(together())[0] is contexts[0]  # and cached for later triggers
+    _async_hook._SSL_CONTEXTS.pop(str(cert), None)
