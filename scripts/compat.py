@@ -5,7 +5,7 @@ is tested, so each leg here builds its own virtual environment with one Python a
 release, installs the package with its ``test`` extra, and runs pytest in it:
 
 - the lowest Airflow that ``pyproject.toml`` declares, on the oldest supported Python (3.10);
-- the newest Airflow release pip can find, on the newest Python this machine has (3.13).
+- the newest Airflow 3 release on the package index, on the newest Python this machine has (3.13).
 
 Pins: real users install Airflow with the constraints file of their release, which pins what that
 release was tested with. Two later releases of Airflow's own dependencies break Airflow 3.1.0
@@ -22,7 +22,8 @@ pins, and the venv is rebuilt only when that changes. By default the legs run th
 the tests marked ``slow`` (large files, memory probes, real Airflow processes): they test the same
 code paths as the fast tests on the other release, and the full suite on every leg would add
 about ten minutes to CI. ``COMPAT_PYTEST_ARGS`` replaces the default pytest arguments
-(``COMPAT_PYTEST_ARGS=`` runs everything), ``COMPAT_LEGS`` picks legs by name (``lowest,newest``).
+(``COMPAT_PYTEST_ARGS=`` runs everything), ``COMPAT_LEGS`` picks legs by name (``lowest,newest``),
+``COMPAT_NEWEST_AIRFLOW`` names the release of the newest leg instead of asking the index.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_PYTEST_ARGS = ["-m", "not slow", "-q"]
+DEFAULT_PYTEST_ARGS = ["-m", "not slow", "-q", "--continue-on-collection-errors"]
 LEG_TIMEOUT_S = 40 * 60
 
 
@@ -47,7 +48,7 @@ LEG_TIMEOUT_S = 40 * 60
 class Leg:
     name: str
     python: str  # "3.10": the newest patch release of it that is installed is used
-    airflow: str  # exact version, or "" for the newest release on the index
+    airflow: str  # exact version, or "" to let pip pick the newest it can resolve
     pins: tuple[str, ...] = ()  # what Airflow's constraints file for that release pins and we rely on
 
     @property
@@ -72,12 +73,28 @@ PINS_BY_MINOR: dict[str, tuple[str, ...]] = {
 }
 
 
+def newest_airflow() -> str:
+    """The newest final Airflow 3 release on the index, or "" (let pip pick) if the index cannot be asked.
+
+    Asking explicitly matters: left to itself, pip's resolver may settle on an older release to
+    satisfy some test dependency, and the leg would silently test something other than the newest.
+    """
+    cmd = [sys.executable, "-m", "pip", "--disable-pip-version-check", "index", "versions", "apache-airflow"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
+    match = re.search(r"Available versions: (.*)", out.stdout)
+    if out.returncode != 0 or match is None:
+        print(f"compat: could not list Airflow releases ({out.stderr.strip()[-200:]}); letting pip choose")
+        return ""
+    finals = [v.strip() for v in match.group(1).split(",") if re.fullmatch(r"3\.\d+\.\d+", v.strip())]
+    return max(finals, key=lambda v: tuple(int(x) for x in v.split(".")), default="")
+
+
 def legs() -> list[Leg]:
     floor = lowest_declared_airflow()
-    minor = ".".join(floor.split(".")[:2])
+    newest = os.environ.get("COMPAT_NEWEST_AIRFLOW") or newest_airflow()
     return [
-        Leg("lowest", "3.10", floor, PINS_BY_MINOR.get(minor, ())),
-        Leg("newest", "3.13", ""),
+        Leg("lowest", "3.10", floor, PINS_BY_MINOR.get(".".join(floor.split(".")[:2]), ())),
+        Leg("newest", "3.13", newest, PINS_BY_MINOR.get(".".join(newest.split(".")[:2]), ())),
     ]
 
 
