@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import airflow
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context, conf
+    from airflow.sdk import Connection, Context, conf
     from airflow.sdk.exceptions import (
         AirflowException,
         AirflowFailException,
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
         AirflowSkipException,
         TaskDeferred,
     )
-    from airflow.sdk.log import mask_secret
 
 
 def _first(name: str, *modules: str) -> Any:
@@ -76,7 +75,14 @@ if not TYPE_CHECKING:
     AirflowSensorTimeout = _first("AirflowSensorTimeout", "airflow.sdk.exceptions", "airflow.exceptions")
     AirflowSkipException = _first("AirflowSkipException", "airflow.sdk.exceptions", "airflow.exceptions")
     TaskDeferred = _first("TaskDeferred", "airflow.sdk.exceptions", "airflow.exceptions")
-    mask_secret = _first("mask_secret", "airflow.sdk.log", "airflow.sdk.execution_time.secrets_masker")
+
+
+def mask_secret(secret: str, name: str | None = None) -> None:
+    """``airflow.sdk.log.mask_secret`` (every supported release), looked up at call time so that a
+    test patching Airflow's function sees the call."""
+    import airflow.sdk.log
+
+    airflow.sdk.log.mask_secret(secret, name)
 
 
 async def amask_secret(secret: str) -> None:
@@ -85,12 +91,13 @@ async def amask_secret(secret: str) -> None:
     Airflow 3.3 has ``airflow.sdk.log.amask_secret``, which in the triggerer tells the supervisor
     without blocking the event loop; before it, ``mask_secret`` only touches the in-process masker.
     """
-    try:
-        from airflow.sdk.log import amask_secret as _amask
-    except ImportError:
+    import airflow.sdk.log
+
+    amask = getattr(airflow.sdk.log, "amask_secret", None)
+    if amask is None:
         mask_secret(secret)
         return
-    await _amask(secret)
+    await amask(secret)
 
 
 #: Pass as ``retention`` to ``task_state_store.set()`` for a key that never expires (3.3+).
@@ -99,6 +106,54 @@ NEVER_EXPIRE: timedelta = _first("NEVER_EXPIRE", "airflow.sdk") if AIRFLOW_V_3_3
 #: True where the scheduler honours ``start_from_trigger``: Airflow 3.3 on. On 3.1 and 3.2 the class
 #: attribute exists but the scheduler's code path is disabled, and the task simply runs on a worker.
 SUPPORTS_START_FROM_TRIGGER = AIRFLOW_V_3_3_PLUS
+
+
+def _outside_a_task(err: ImportError) -> bool:
+    return "SUPERVISOR_COMMS" in str(err)
+
+
+def get_connection(conn_id: str) -> Connection:
+    """``BaseHook.get_connection`` with the same "not found" answer on every release.
+
+    Outside a running task (a script, a test), Airflow 3.1 looks in environment variables and
+    secrets backends and then imports the task supervisor's channel, which does not exist there:
+    an ImportError instead of ``AirflowNotFoundException``. 3.3 raises the latter.
+    """
+    from airflow.sdk import BaseHook
+
+    try:
+        return BaseHook.get_connection(conn_id)
+    except ImportError as err:
+        if not _outside_a_task(err):
+            raise
+        raise AirflowNotFoundException(
+            f"The conn_id `{conn_id}` isn't defined in environment variables or secrets backends "
+            "(outside a running task this Airflow cannot look in the metadata database)"
+        ) from err
+
+
+async def aget_connection(conn_id: str) -> Connection:
+    """``BaseHook.aget_connection`` (every supported release has it) that works outside a triggerer too.
+
+    Airflow 3.1's async lookup imports the supervisor's channel before it reads environment
+    variables or secrets backends, so outside a task or triggerer it fails even for a connection
+    defined in the environment; the synchronous lookup, run in a thread, reads them first.
+    """
+    import asyncio
+
+    from airflow.sdk import BaseHook, Connection
+
+    try:
+        return await BaseHook.aget_connection(conn_id)
+    except ImportError as err:
+        if not _outside_a_task(err):
+            raise
+    try:
+        return await asyncio.to_thread(Connection.get, conn_id)
+    except ImportError as err:
+        if not _outside_a_task(err):
+            raise
+        raise AirflowNotFoundException(f"The conn_id `{conn_id}` isn't defined") from err
 
 
 def task_state_store(context: Context | dict[str, Any]) -> Any | None:
@@ -126,8 +181,10 @@ __all__ = [
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "TaskDeferred",
+    "aget_connection",
     "amask_secret",
     "conf",
+    "get_connection",
     "mask_secret",
     "task_state_store",
 ]

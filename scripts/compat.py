@@ -10,8 +10,9 @@ release, installs the package with its ``test`` extra, and runs pytest in it:
 Pins: real users install Airflow with the constraints file of their release, which pins what that
 release was tested with. Two later releases of Airflow's own dependencies break Airflow 3.1.0
 (``structlog`` 25.5 removed ``structlog.dev.Styles``; FastAPI 0.132 makes the in-process execution
-API answer 422 to every task), and FastAPI 0.132 breaks 3.2.0 the same way, so the legs pin those
-as the constraints files do. They are written to ``<venv>/constraints.txt`` so a failure can be
+API answer 422 to every task; ``universal-pathlib`` 0.3 makes 3.1's ``ObjectStoragePath`` refuse
+every protocol), and FastAPI 0.132 breaks 3.2.0 the same way, so the legs pin those as the
+constraints files do. They are written to ``<venv>/constraints.txt`` so a failure can be
 reproduced by hand.
 
 A leg whose Python is not on the machine is skipped with a message saying what was looked for;
@@ -68,8 +69,19 @@ def lowest_declared_airflow() -> str:
 
 # Pins per Airflow minor release (see the module docstring for why each is needed).
 PINS_BY_MINOR: dict[str, tuple[str, ...]] = {
-    "3.1": ("structlog<25.5", "fastapi<0.132"),
+    "3.1": ("structlog<25.5", "fastapi<0.132", "universal-pathlib<0.3"),
     "3.2": ("fastapi<0.132",),
+    # Not bugs but resolver time: on a fresh Python 3.13 venv pip backtracks for more than ten minutes
+    # over cadwyn, aiobotocore and s3fs (moto/s3fs/providers-amazon in the test extra); these are the
+    # versions that install together with Airflow 3.3.2 (as in the main venv), like a constraints file.
+    "3.3": (
+        "cadwyn==7.0.0",
+        "aiobotocore==3.10.0",
+        "botocore==1.43.117",
+        "boto3==1.43.117",
+        "s3fs==2026.9.0",
+        "apache-airflow-providers-amazon==9.39.0",
+    ),
 }
 
 
@@ -146,7 +158,7 @@ def build_venv(leg: Leg, python: Path) -> tuple[float, bool]:
     if leg.venv.exists():
         shutil.rmtree(leg.venv)
     run([str(python), "-m", "venv", str(leg.venv)])
-    pip = [str(leg.venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
+    pip = [str(leg.venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
     run([*pip, "install", "--quiet", "--upgrade", "pip"])
     constraints = leg.venv / "constraints.txt"
     constraints.write_text("".join(f"{pin}\n" for pin in leg.pins))
