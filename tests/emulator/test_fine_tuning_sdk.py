@@ -9,6 +9,7 @@ import io
 import re
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from typing import Any
 
 import openai
 import pytest
@@ -31,7 +32,7 @@ CUTOFF_TS = datetime(2027, 1, 6, tzinfo=timezone.utc).timestamp()
 
 @pytest.fixture(scope="module")
 def ft_emu() -> Iterator[Emulator]:
-    with Emulator(**SLOW) as emulator:  # type: ignore[arg-type]
+    with Emulator(**SLOW) as emulator:
         yield emulator
 
 
@@ -92,7 +93,9 @@ def test_tokens_scale_with_epochs_and_the_model_name_has_an_empty_suffix_slot(
     training = upload(client, chat(10))
     three = client.fine_tuning.jobs.create(training_file=training, model=BASE)
     six = client.fine_tuning.jobs.create(
-        training_file=training, model=BASE, method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 6}}}
+        training_file=training,
+        model=BASE,
+        method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 6}}},
     )
     ft_emu.advance_clock(121)
     a, b = client.fine_tuning.jobs.retrieve(three.id), client.fine_tuning.jobs.retrieve(six.id)
@@ -111,7 +114,9 @@ def test_validation_file_adds_validation_metrics(ft_emu: Emulator, client: opena
     events = list(client.fine_tuning.jobs.list_events(job.id, limit=100))
     assert f"Validating training file: {training} and validation file: {validation}" in [e.message for e in events]
     step = next(e for e in events if e.type == "metrics")
-    assert isinstance(step.data, dict) and {"step", "train_loss", "valid_loss", "train_mean_token_accuracy"} <= set(step.data)
+    assert isinstance(step.data, dict) and {"step", "train_loss", "valid_loss", "train_mean_token_accuracy"} <= set(
+        step.data
+    )
     assert re.fullmatch(r"Step \d+/30: training loss=\d+\.\d\d, validation loss=\d+\.\d\d", step.message)
 
 
@@ -119,7 +124,11 @@ def test_validation_file_adds_validation_metrics(ft_emu: Emulator, client: opena
     ("lines", "code", "needle"),
     [
         ([*chat(3), "{not json", *chat(8)], "invalid_training_file", "Line 4: not valid JSON"),
-        ([*chat(5), {"messages": [{"role": "user", "content": "no answer"}]}, *chat(5)], "invalid_training_file", "Line 6"),
+        (
+            [*chat(5), {"messages": [{"role": "user", "content": "no answer"}]}, *chat(5)],
+            "invalid_training_file",
+            "Line 6",
+        ),
         ([*chat(4), *preference(6)], "invalid_training_file", "Line 5"),
         (chat(3), "invalid_n_examples", "Training file has 3 example(s), but must have at least 10 examples"),
     ],
@@ -160,9 +169,11 @@ def test_dpo_and_reinforcement_jobs_check_their_own_formats(ft_emu: Emulator, cl
         method={"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.1}}},
     )
     dpo_bad = client.fine_tuning.jobs.create(training_file=upload(client, chat(10)), model=BASE, method={"type": "dpo"})
-    rft = {"type": "reinforcement", "reinforcement": {"grader": GRADER}}
-    rft_ok = client.fine_tuning.jobs.create(training_file=upload(client, reinforcement(10)), model="o4-mini", method=rft)  # type: ignore[arg-type]
-    rft_bad = client.fine_tuning.jobs.create(training_file=upload(client, chat(10)), model="o4-mini", method=rft)  # type: ignore[arg-type]
+    rft: Any = {"type": "reinforcement", "reinforcement": {"grader": GRADER}}
+    rft_ok = client.fine_tuning.jobs.create(
+        training_file=upload(client, reinforcement(10)), model="o4-mini", method=rft
+    )
+    rft_bad = client.fine_tuning.jobs.create(training_file=upload(client, chat(10)), model="o4-mini", method=rft)
     ft_emu.advance_clock(121)
     jobs = {j.id: j for j in client.fine_tuning.jobs.list(limit=10)}
     assert jobs[dpo_ok.id].status == "succeeded"
@@ -251,7 +262,7 @@ def test_unknown_jobs_are_404(client: openai.OpenAI) -> None:
 
 
 def test_creation_is_refused_after_the_cutoff_and_nothing_is_created() -> None:
-    with Emulator(fine_tuning_available_until="2027-01-06", **SLOW) as emu, ft_client(emu) as client:  # type: ignore[arg-type]
+    with Emulator(fine_tuning_available_until="2027-01-06", **SLOW) as emu, ft_client(emu) as client:
         training = upload(client, chat(10))
         if emu.now() < CUTOFF_TS:  # before the cutoff jobs are still created
             client.fine_tuning.jobs.create(training_file=training, model=BASE)
