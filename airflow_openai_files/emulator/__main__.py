@@ -96,6 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         data_dir=args.data_dir,
         api_key=args.api_key,
         processing_delay=args.processing_delay,
+        fine_tuning_validate_seconds=args.fine_tuning_validate_seconds,
+        fine_tuning_queue_seconds=args.fine_tuning_queue_seconds,
+        fine_tuning_train_seconds=args.fine_tuning_train_seconds,
+        fine_tuning_available_until=args.fine_tuning_available_until,
+        organization_name=args.organization_name,
         host=args.host,
         port=args.port,
         max_file_bytes=args.max_file_bytes,
@@ -104,11 +109,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         sync_check_bytes=args.sync_check_bytes,
         file_validation="status" if args.file_status_errors else "none",
         log_level=args.log_level,
-        fine_tuning_validate_seconds=args.fine_tuning_validate_seconds,
-        fine_tuning_queue_seconds=args.fine_tuning_queue_seconds,
-        fine_tuning_train_seconds=args.fine_tuning_train_seconds,
-        fine_tuning_available_until=args.fine_tuning_available_until,
-        organization_name=args.organization_name,
     )
     try:
         emulator.start()
