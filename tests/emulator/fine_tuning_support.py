@@ -27,7 +27,7 @@ def schema_for(method: str, path: str, status: int) -> str | None:
         return None
     if len(tail) == 2:
         return "ListPaginatedFineTuningJobsResponse" if method == "GET" else "FineTuningJob"
-    if len(tail) == 3 or tail[3] == "cancel":
+    if len(tail) == 3 or tail[3] in ("cancel", "pause", "resume"):
         return "FineTuningJob"
     return {"events": "ListFineTuningJobEventsResponse", "checkpoints": "ListFineTuningJobCheckpointsResponse"}[tail[3]]
 

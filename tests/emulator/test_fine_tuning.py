@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import openai
 import pytest
 import requests
 
@@ -25,7 +27,7 @@ def ft_emu() -> Iterator[Emulator]:
         yield emulator
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def training(ft_emu: Emulator) -> str:
     with ft_client(ft_emu) as client:
         return upload(client, chat(10))
@@ -197,3 +199,73 @@ def test_events_after_an_unknown_event_is_a_400(ft_emu: Emulator) -> None:
         timeout=30,
     )
     assert response.status_code == 400 and response.json()["error"]["param"] == "after"
+
+
+def test_pause_and_resume_shift_the_finish(ft_emu: Emulator, training: str) -> None:
+    with ft_client(ft_emu) as client:
+        job = client.fine_tuning.jobs.create(training_file=training, model=BASE)
+        with pytest.raises(openai.BadRequestError, match="Cannot pause"):
+            client.fine_tuning.jobs.pause(job.id)  # still validating_files
+        ft_emu.advance_clock(70)  # half of the 100 s of training
+        paused = client.fine_tuning.jobs.pause(job.id)
+        assert paused.status == "paused" and paused.estimated_finish is None
+        steps = sum(e.type == "metrics" for e in client.fine_tuning.jobs.list_events(job.id, limit=100))
+        ft_emu.advance_clock(1000)
+        assert client.fine_tuning.jobs.retrieve(job.id).status == "paused"
+        assert sum(e.type == "metrics" for e in client.fine_tuning.jobs.list_events(job.id, limit=100)) == steps
+        with pytest.raises(openai.BadRequestError, match="Cannot pause"):
+            client.fine_tuning.jobs.pause(job.id)
+        resumed = client.fine_tuning.jobs.resume(job.id)
+        assert resumed.status == "running"
+        # Wall time passes between the calls too: stamps may be a second later.
+        assert resumed.estimated_finish is not None and 0 <= resumed.estimated_finish - (job.created_at + 1120) <= 1
+        ft_emu.advance_clock(49)
+        assert client.fine_tuning.jobs.retrieve(job.id).status == "running"
+        ft_emu.advance_clock(2)
+        done = client.fine_tuning.jobs.retrieve(job.id)
+        assert done.status == "succeeded" and done.finished_at == resumed.estimated_finish
+        with pytest.raises(openai.BadRequestError, match="Cannot resume"):
+            client.fine_tuning.jobs.resume(job.id)
+
+
+def test_concurrent_readers_finish_a_job_once(ft_emu: Emulator, training: str) -> None:
+    with ft_client(ft_emu) as client:
+        job = client.fine_tuning.jobs.create(training_file=training, model=BASE)
+    ft_emu.advance_clock(121)
+
+    def read(_: int) -> list[str]:
+        with ft_client(ft_emu) as own:
+            return own.fine_tuning.jobs.retrieve(job.id).result_files
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        seen = list(pool.map(read, range(16)))
+    assert all(files == seen[0] and len(files) == 1 for files in seen)
+    results = [f for f in ft_emu.files() if f["purpose"] == "fine-tune-results"]
+    assert [f["id"] for f in results if f["id"] in seen[0]] == seen[0]
+    (finished,) = [j for j in ft_emu.fine_tuning_jobs() if j["id"] == job.id]
+    assert finished["result_files"] == seen[0]
+    events = [
+        e
+        for e in requests.get(
+            f"{ft_emu.base_url}/fine_tuning/jobs/{job.id}/events?limit=100",
+            headers={"Authorization": f"Bearer {ft_emu.api_key}"},
+            timeout=30,
+        ).json()["data"]
+        if e["message"] == "The job has successfully completed"
+    ]
+    assert len(events) == 1
+
+
+def test_list_jobs_without_metadata(ft_emu: Emulator, training: str) -> None:
+    ft_emu.reset()
+    with ft_client(ft_emu) as client:
+        training_file = upload(client, chat(10))
+        plain = client.fine_tuning.jobs.create(training_file=training_file, model=BASE)
+        client.fine_tuning.jobs.create(training_file=training_file, model=BASE, metadata={"k": "v"})
+    response = requests.get(
+        ft_emu.base_url + "/fine_tuning/jobs?metadata=null",
+        headers={"Authorization": f"Bearer {ft_emu.api_key}"},
+        timeout=30,
+    )
+    validate("ListPaginatedFineTuningJobsResponse", response.json())
+    assert [j["id"] for j in response.json()["data"]] == [plain.id]
