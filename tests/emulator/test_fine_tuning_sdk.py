@@ -123,16 +123,17 @@ def test_validation_file_adds_validation_metrics(ft_emu: Emulator, client: opena
 @pytest.mark.parametrize(
     ("lines", "code", "needle"),
     [
-        ([*chat(3), "{not json", *chat(8)], "invalid_training_file", "Line 4: not valid JSON"),
+        ([*chat(3), "{not json", *chat(8)], "invalid_training_file", "Example 4 (line 4): not valid JSON"),
         (
             [*chat(5), {"messages": [{"role": "user", "content": "no answer"}]}, *chat(5)],
             "invalid_training_file",
-            "Line 6",
+            "Example 6 (line 6): 'messages' must contain at least one message with role 'assistant'",
         ),
-        ([*chat(4), *preference(6)], "invalid_training_file", "Line 5"),
+        ([*chat(4), *preference(6)], "invalid_training_file", "Example 5 (line 5)"),
+        ([*chat(2), "", "[1]", *chat(8)], "invalid_training_file", "Example 3 (line 4): expected a JSON object"),
         (chat(3), "invalid_n_examples", "Training file has 3 example(s), but must have at least 10 examples"),
     ],
-    ids=["bad-json", "no-assistant", "mixed-formats", "too-few"],
+    ids=["bad-json", "no-assistant", "mixed-formats", "blank-line", "too-few"],
 )
 def test_a_bad_training_file_fails_the_job_at_validating_files(
     ft_emu: Emulator, client: openai.OpenAI, lines: list[object], code: str, needle: str
@@ -146,6 +147,8 @@ def test_a_bad_training_file_fails_the_job_at_validating_files(
     assert failed.error is not None
     assert (failed.error.code, failed.error.param) == (code, "training_file")
     assert needle in failed.error.message
+    if code == "invalid_training_file":
+        assert failed.error.message.startswith("The job failed due to a file format error in the training file.")
     assert failed.fine_tuned_model is None and failed.result_files == []
     newest = next(iter(client.fine_tuning.jobs.list_events(job.id, limit=1)))
     assert (newest.level, newest.message) == ("error", failed.error.message)
@@ -159,7 +162,7 @@ def test_a_bad_validation_file_names_the_validation_file(ft_emu: Emulator, clien
     ft_emu.advance_clock(10)
     error = client.fine_tuning.jobs.retrieve(job.id).error
     assert error is not None and (error.code, error.param) == ("invalid_validation_file", "validation_file")
-    assert "Line 1" in error.message
+    assert "(line 1)" in error.message
 
 
 def test_dpo_and_reinforcement_jobs_check_their_own_formats(ft_emu: Emulator, client: openai.OpenAI) -> None:
@@ -183,7 +186,7 @@ def test_dpo_and_reinforcement_jobs_check_their_own_formats(ft_emu: Emulator, cl
     for bad in (dpo_bad, rft_bad):
         error = jobs[bad.id].error
         assert jobs[bad.id].status == "failed" and error is not None and error.code == "invalid_training_file"
-        assert "Line 1" in error.message
+        assert "(line 1)" in error.message
 
 
 def test_cancel_a_running_job_and_not_a_finished_one(ft_emu: Emulator, client: openai.OpenAI) -> None:
