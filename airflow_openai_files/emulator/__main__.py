@@ -17,6 +17,17 @@ from types import FrameType
 from airflow_openai_files.emulator import require_server_stack
 
 
+def _day(value: str) -> str:
+    """A ``YYYY-MM-DD`` flag value, refused by argparse (exit 2, usage) when it is not one."""
+    from airflow_openai_files.emulator.config import fine_tuning_cutoff_ts
+
+    try:
+        fine_tuning_cutoff_ts(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m airflow_openai_files.emulator",
@@ -61,6 +72,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--fine-tuning-available-until",
         default=None,
+        type=_day,
         metavar="YYYY-MM-DD",
         help="refuse new fine-tuning jobs from this day on (emulator clock), as OpenAI does after its"
         " self-serve cutoff (OpenAI: 2027-01-06); default: never",

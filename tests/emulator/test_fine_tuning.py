@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from airflow_openai_files.emulator import Emulator, EmulatorProcess
+from airflow_openai_files.emulator.__main__ import parse_args
 from airflow_openai_files.emulator.config import EmulatorConfig
 from tests.emulator.fine_tuning_support import SLOW, chat, ft_client, upload
 from tests.openapi_schemas import validate
@@ -269,3 +270,11 @@ def test_list_jobs_without_metadata(ft_emu: Emulator, training: str) -> None:
     )
     validate("ListPaginatedFineTuningJobsResponse", response.json())
     assert [j["id"] for j in response.json()["data"]] == [plain.id]
+
+
+def test_cli_flags_parse_and_refuse_a_bad_day(capsys: pytest.CaptureFixture[str]) -> None:
+    args = parse_args(["--fine-tuning-available-until", "2027-01-06", "--fine-tuning-train-seconds", "5"])
+    assert (args.fine_tuning_available_until, args.fine_tuning_train_seconds) == ("2027-01-06", 5.0)
+    with pytest.raises(SystemExit) as raised:
+        parse_args(["--fine-tuning-available-until", "soon"])
+    assert raised.value.code == 2 and "YYYY-MM-DD" in capsys.readouterr().err
