@@ -49,6 +49,11 @@ class _EmulatorBase:
         host: str = "127.0.0.1",
         port: int = 0,
         *,
+        fine_tuning_validate_seconds: float | None = None,
+        fine_tuning_queue_seconds: float | None = None,
+        fine_tuning_train_seconds: float | None = None,
+        fine_tuning_available_until: str | None = None,
+        organization_name: str | None = None,
         file_validation: str = "none",
         max_file_bytes: int | None = None,
         max_part_bytes: int | None = None,
@@ -61,6 +66,14 @@ class _EmulatorBase:
         self.host = host
         self.port = port
         self.file_validation = file_validation
+        #: Fine-tuning knobs (EmulatorConfig fields and CLI flags of the same names); None: the default.
+        self.fine_tuning: dict[str, Any] = {
+            "fine_tuning_validate_seconds": fine_tuning_validate_seconds,
+            "fine_tuning_queue_seconds": fine_tuning_queue_seconds,
+            "fine_tuning_train_seconds": fine_tuning_train_seconds,
+            "fine_tuning_available_until": fine_tuning_available_until,
+            "organization_name": organization_name,
+        }
         self.limits = {
             "max_file_bytes": max_file_bytes,
             "max_part_bytes": max_part_bytes,
@@ -146,6 +159,11 @@ class _EmulatorBase:
         created: dict[str, Any] = self._call("create_service_file", purpose, filename, content)
         return created
 
+    def fine_tuning_jobs(self) -> list[dict[str, Any]]:
+        """Every fine-tuning job, oldest first, as the API shows it now (lifecycle applied)."""
+        jobs: list[dict[str, Any]] = self._call("fine_tuning_jobs")
+        return jobs
+
     def request_log(self) -> list[tuple[str, str, int]]:
         """``(method, path, status)`` of every API request; status 0: no response was sent."""
         return [(str(m), str(p), int(s)) for m, p, s in self._call("request_log")]
@@ -209,6 +227,10 @@ class Emulator(_EmulatorBase):
         for name, value in self.limits.items():
             if value is not None:
                 setattr(config, name, value)
+        for name, value in self.fine_tuning.items():
+            if value is not None:
+                setattr(config, name, value)
+        config.__post_init__()
         return config
 
     def start(self) -> Emulator:
@@ -287,6 +309,7 @@ class Emulator(_EmulatorBase):
             "add_fault": lambda kwargs: state.faults.add(**kwargs),
             "pending_faults": state.faults.pending,
             "reset": state.reset,
+            "fine_tuning_jobs": state.backend("fine_tuning").all_jobs,
         }
         try:
             return actions[name](*args)
@@ -320,6 +343,9 @@ class EmulatorProcess(_EmulatorBase):
         if self.file_validation == "status":
             cmd.append("--file-status-errors")
         for name, value in self.limits.items():
+            if value is not None:
+                cmd += [f"--{name.replace('_', '-')}", str(value)]
+        for name, value in self.fine_tuning.items():
             if value is not None:
                 cmd += [f"--{name.replace('_', '-')}", str(value)]
         return cmd
@@ -389,6 +415,8 @@ class EmulatorProcess(_EmulatorBase):
             return self._admin("GET", "clock")["now"]
         if name == "advance_clock":
             return self._admin("POST", "clock", {"advance": args[0]})
+        if name == "fine_tuning_jobs":
+            return self._admin("GET", "fine_tuning/jobs")
         if name == "add_fault":
             return self._admin("POST", "faults", args[0])
         if name == "reset":
