@@ -5,11 +5,11 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 import openai
 
-CHAT = "/v1/chat/completions"
+CHAT: Literal["/v1/chat/completions"] = "/v1/chat/completions"
 
 
 def chat_line(i: int | str, *, model: str = "gpt-4o-mini", text: str | None = None, **extra: Any) -> dict[str, Any]:

@@ -96,7 +96,10 @@ def test_output_is_deterministic_and_rejected_lines_go_to_the_error_file(client:
     assert first.status == second.status == "completed"
     assert first.request_counts is not None
     assert (first.request_counts.completed, first.request_counts.failed) == (4, 1)
-    a, b = by_custom_id(read_lines(client, first.output_file_id)), by_custom_id(read_lines(client, second.output_file_id))
+    a, b = (
+        by_custom_id(read_lines(client, first.output_file_id)),
+        by_custom_id(read_lines(client, second.output_file_id)),
+    )
     assert {k: v["response"]["body"]["choices"] for k, v in a.items()} == {
         k: v["response"]["body"]["choices"] for k, v in b.items()
     }
@@ -108,7 +111,9 @@ def test_output_is_deterministic_and_rejected_lines_go_to_the_error_file(client:
 
 
 def test_every_request_rejected_means_no_output_file(client: openai.OpenAI) -> None:
-    lines = [{"custom_id": f"e{i}", "method": "POST", "url": "/v1/embeddings", "body": {"model": "m"}} for i in range(3)]
+    lines = [
+        {"custom_id": f"e{i}", "method": "POST", "url": "/v1/embeddings", "body": {"model": "m"}} for i in range(3)
+    ]
     done = client.batches.retrieve(create(client, lines, endpoint="/v1/embeddings").id)
     assert done.status == "completed"
     assert done.output_file_id is None and done.error_file_id is not None
@@ -116,7 +121,7 @@ def test_every_request_rejected_means_no_output_file(client: openai.OpenAI) -> N
     assert len(read_lines(client, done.error_file_id)) == 3
 
 
-ENDPOINT_BODIES: list[tuple[str, dict[str, Any], str]] = [
+ENDPOINT_BODIES: list[tuple[str, dict[str, Any], str | None]] = [
     ("/v1/responses", {"model": "gpt-5-mini", "input": "Tell me a joke"}, "response"),
     ("/v1/completions", {"model": "gpt-3.5-turbo-instruct", "prompt": "Say this is a test"}, "text_completion"),
     ("/v1/embeddings", {"model": "text-embedding-3-small", "input": ["alpha", "beta"], "dimensions": 8}, "list"),
@@ -165,7 +170,9 @@ def test_failed_at_validation(client: openai.OpenAI) -> None:
         ("invalid_method", 6),
         ("missing_required_parameter", 7),
     ]
-    assert failed.errors.data is not None and failed.errors.data[0].message == "This line is not parseable as valid JSON."
+    assert (
+        failed.errors.data is not None and failed.errors.data[0].message == "This line is not parseable as valid JSON."
+    )
 
 
 def test_empty_and_too_many_requests(client: openai.OpenAI, emu: Emulator) -> None:
@@ -239,7 +246,7 @@ def test_cancel_while_validating_and_of_a_finished_batch(tmp_path: Path) -> None
         done = create(client, [chat_line(1)])
         emu.advance_clock(60)
         assert client.batches.retrieve(done.id).status == "completed"
-        with pytest.raises(openai.BadRequestError, match="Cannot cancel a batch with status 'completed'."):
+        with pytest.raises(openai.BadRequestError, match=r"Cannot cancel a batch with status 'completed'\."):
             client.batches.cancel(done.id)
 
 
