@@ -39,14 +39,14 @@ def test_lifecycle_states_timestamps_and_results(slow: openai.OpenAI, slow_emu: 
     assert created.id.startswith("batch_") and len(created.id) == len("batch_") + 24
     assert created.request_counts is not None and created.request_counts.total == 0
     assert (created.endpoint, created.completion_window, created.metadata) == (CHAT, "24h", {"pipeline": "nightly"})
-    assert created.expires_at == created.created_at + 24 * 3600
+    assert created.expires_at is None and created.in_progress_at is None
     t0 = created.created_at
 
     assert slow.batches.retrieve(created.id).status == "validating"
     slow_emu.advance_clock(10)
     running = slow.batches.retrieve(created.id)
     assert running.status == "in_progress" and running.in_progress_at == t0 + 10
-    assert running.model == "gpt-4o-mini"
+    assert running.model == "gpt-4o-mini" and running.expires_at == t0 + 24 * 3600
     assert running.request_counts is not None and running.request_counts.total == 10
     assert running.output_file_id is None and running.finalizing_at is None
 
@@ -293,3 +293,16 @@ def test_output_expires_after(client: openai.OpenAI, emu: Emulator) -> None:
     emu.advance_clock(7201)
     with pytest.raises(openai.NotFoundError):
         client.files.retrieve(out.id)
+
+
+def test_batches_survive_a_restart(tmp_path: Path) -> None:
+    data_dir = tmp_path / "persist"
+    with Emulator(data_dir=data_dir, batch_in_progress_seconds=100) as emu, sdk_client(emu) as client:
+        batch = create(client, [chat_line(i) for i in range(4)])
+        emu.advance_clock(50)
+        assert client.batches.retrieve(batch.id).request_counts.completed == 2  # type: ignore[union-attr]
+    with Emulator(data_dir=data_dir, batch_in_progress_seconds=100) as emu, sdk_client(emu) as client:
+        emu.advance_clock(100)  # a new clock: the wall clock is already past the first run's offset
+        done = client.batches.retrieve(batch.id)
+        assert done.status == "completed"
+        assert sorted(x["custom_id"] for x in read_lines(client, done.output_file_id)) == ["r0", "r1", "r2", "r3"]
