@@ -1,4 +1,8 @@
-"""The retry policy shared by the hook (requests) and the trigger (httpx).
+"""The one retry decision shared by the sync hook (requests) and the async hook (httpx).
+
+Which failures heal (:func:`classify` for answers, :func:`should_retry` for any exception) and how long to
+wait (:meth:`RetryPolicy.wait_for`) are decided here and nowhere else; the two hooks only run the loop
+(``time.sleep`` on the worker, ``asyncio.sleep`` on the triggerer). Standard library only.
 
 Mirrors the official SDK: retry 408, 409, 429 and 5xx (plus connection errors and timeouts), let
 ``x-should-retry`` force the decision, never retry a 429 that means the quota is spent, and wait what
@@ -10,23 +14,18 @@ from __future__ import annotations
 import email.utils
 import json
 import random
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_openai_files.exceptions import OpenAIFilesError
+from airflow_openai_files.exceptions import OpenAIFilesError, RetryableError
+
+__all__ = ["RetryPolicy", "RetryableError", "classify", "describe", "json_object", "parse_retry_after", "should_retry"]
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 QUOTA_CODES = frozenset({"insufficient_quota"})
-
-
-class RetryableError(OpenAIFilesError):
-    """An HTTP answer the policy allows to retry; carries the server's wait hint."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
-        self.retry_after = retry_after
-        super().__init__(message, **kwargs)
 
 
 @dataclass
@@ -129,45 +128,113 @@ def classify(status: int, headers: Mapping[str, str], body: bytes | str | None, 
     return OpenAIFilesError(text, **kwargs)
 
 
-def _is_certificate_failure(exc: BaseException) -> bool:
-    """True when ``exc`` or anything in its cause/context chain is a TLS certificate failure."""
-    import ssl
+# -- which exceptions a retry can heal ------------------------------------------------------------------
+#
+# One decision for the requests/urllib3 transport (worker) and the httpx client (triggerer). The client
+# libraries are recognised by the module their exception classes come from, never imported here: the
+# triggerer must not load requests, urllib3 or tenacity just to ask this question.
 
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ssl.SSLCertVerificationError):
-            return True
-        if type(current).__name__ == "SSLError":  # requests / urllib3 wrap the ssl module's error
-            return True
-        current = (current.args[0] if current.args and isinstance(current.args[0], BaseException) else None) or (
-            current.__cause__ or current.__context__
-        )
-        if current is None:
-            break
-        reason = getattr(current, "reason", None)
-        if isinstance(reason, BaseException) and id(reason) not in seen and _is_certificate_failure(reason):
-            return True
-    return False
+# Subclasses of these (by module and class name) are not worth another attempt whatever their base says.
+_NEVER = frozenset(
+    {
+        ("requests.exceptions", "SSLError"),  # requests' TLS failures: certificates, protocol versions
+        ("requests.exceptions", "InvalidURL"),
+        ("requests.exceptions", "InvalidSchema"),
+        ("requests.exceptions", "MissingSchema"),
+        ("requests.exceptions", "InvalidHeader"),
+        ("requests.exceptions", "InvalidProxyURL"),
+        ("httpx", "UnsupportedProtocol"),
+        ("httpx", "LocalProtocolError"),  # we built a request the protocol refuses: a bug, not weather
+        ("httpx", "ProxyError"),
+    }
+)
+# A dropped or refused connection, a timeout, a body cut short.
+_HEALS = frozenset(
+    {
+        ("requests.exceptions", "ConnectionError"),
+        ("requests.exceptions", "Timeout"),
+        ("requests.exceptions", "ChunkedEncodingError"),
+        ("urllib3.exceptions", "ProtocolError"),
+        ("urllib3.exceptions", "TimeoutError"),
+        ("urllib3.exceptions", "NewConnectionError"),
+        ("urllib3.exceptions", "MaxRetryError"),
+        ("httpx", "TransportError"),  # ConnectError, ReadError, RemoteProtocolError, timeouts, ...
+    }
+)
+
+
+def _names(exc: BaseException) -> set[tuple[str, str]]:
+    """(public module, class name) of every class ``exc`` is an instance of."""
+    names = set()
+    for cls in type(exc).__mro__:
+        module = cls.__module__
+        if module.startswith("httpx."):  # httpx defines its classes in httpx._exceptions
+            module = "httpx"
+        names.add((module, cls.__name__))
+    return names
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception behind it: causes, contexts, urllib3's ``reason`` and wrapped ``args``."""
+    seen: list[BaseException] = []
+    todo: list[Any] = [exc]
+    while todo:
+        current = todo.pop()
+        if not isinstance(current, BaseException) or any(current is known for known in seen):
+            continue
+        seen.append(current)
+        todo.extend((current.__cause__, current.__context__, getattr(current, "reason", None)))
+        todo.extend(arg for arg in current.args if isinstance(arg, BaseException))
+    return seen
+
+
+def certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure behind ``exc`` (however the client wrapped it), if there is one."""
+    for link in _chain(exc):
+        if isinstance(link, ssl.SSLCertVerificationError):
+            return link
+    return None
+
+
+def _tls_failure(exc: BaseException) -> bool:
+    """A TLS error other than the peer closing the connection (which is a dropped connection, and heals)."""
+    return any(
+        isinstance(link, ssl.SSLError) and not isinstance(link, (ssl.SSLEOFError, ssl.SSLZeroReturnError))
+        for link in _chain(exc)
+    )
 
 
 def should_retry(exc: BaseException) -> bool:
-    """Minimal shared retry decision (core-sync; core-async's fuller version replaces it on merge)."""
-    if isinstance(exc, RetryableError):
-        return True
-    if isinstance(exc, OpenAIFilesError):
-        return False
-    if _is_certificate_failure(exc):
-        return False  # a certificate problem does not fix itself
-    import requests
+    """
+    Whether another attempt can heal the failure ``exc``; the same answer on the worker and the triggerer.
 
-    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
-        return True
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return True
-    try:
-        import httpx
-    except ImportError:  # pragma: no cover
+    Retried: a :class:`RetryableError` (the status rules of :func:`classify`), a refused or dropped
+    connection, a connect or read timeout, a body cut short (requests, urllib3, httpx or the built-in
+    ``ConnectionError``/``TimeoutError``). Never retried: a TLS certificate failure anywhere in the chain,
+    other TLS failures, a malformed URL or unsupported scheme, every other :class:`OpenAIFilesError`,
+    and anything unknown (a bug does not heal by repeating it).
+    """
+    if isinstance(exc, OpenAIFilesError):
+        return isinstance(exc, RetryableError)
+    if _tls_failure(exc):  # includes every certificate verification failure
         return False
-    return isinstance(exc, (httpx.TransportError,)) and not isinstance(exc, httpx.UnsupportedProtocol)
+    names = _names(exc)
+    if names & _NEVER:
+        return False
+    if names & _HEALS:
+        return True
+    return isinstance(exc, (ConnectionError, TimeoutError))
+
+
+def describe(exc: BaseException) -> str:
+    """A transport failure in words for the person on call (never a key: exceptions carry no headers)."""
+    if isinstance(exc, OpenAIFilesError):
+        return str(exc)
+    cert = certificate_failure(exc)
+    if cert is not None:
+        reason = f"{cert.reason or 'CERTIFICATE_VERIFY_FAILED'}: {cert.verify_message or cert}"
+        return (
+            f"TLS certificate verification failed ({reason}); not retried: give the connection's 'verify' "
+            "a CA bundle that trusts the server, or fix the server's certificate"
+        )
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

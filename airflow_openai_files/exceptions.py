@@ -128,3 +128,11 @@ def settle(err: OpenAIFilesError) -> OpenAIFilesError:
     if type(err) is OpenAIFilesError and is_fatal_answer(err.http_status, err.error_type, err.code):
         return err.reworded(err.message, cls=OpenAIFilesRequestError)
     return err
+
+
+class RetryableError(OpenAIFilesError):
+    """An HTTP answer the policy allows to retry; carries the server's wait hint."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)

@@ -14,7 +14,7 @@ from airflow_openai_files.hooks.files import FilesAPIMixin
 from airflow_openai_files.validation import validate_file_id
 
 if TYPE_CHECKING:
-    from airflow_openai_files.hooks.asynchronous import OpenAIFilesAsyncHook
+    from airflow_openai_files._async_hook import OpenAIFilesAsyncHook
 
 
 class OpenAIFilesHook(FilesAPIMixin, OpenAIFilesHookBase):
@@ -33,7 +33,7 @@ class OpenAIFilesHook(FilesAPIMixin, OpenAIFilesHookBase):
 def __getattr__(name: str) -> Any:
     # Lazy: the async hook pulls httpx, which the worker side does not need.
     if name == "OpenAIFilesAsyncHook":
-        from airflow_openai_files.hooks.asynchronous import OpenAIFilesAsyncHook
+        from airflow_openai_files._async_hook import OpenAIFilesAsyncHook
 
         return OpenAIFilesAsyncHook
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -47,6 +47,7 @@ async def _polled_ids(client: Any, admin: str) -> set[str]:
 async def run(base_url: str, ids: list[str], poll_interval: float) -> dict[str, Any]:
     import httpx
 
+    from airflow_openai_files._async_hook import shared_clients
     from airflow_openai_files.triggers import OpenAIFileTrigger
 
     admin = base_url.rsplit("/v1", 1)[0] + "/_emulator"
@@ -90,6 +91,7 @@ async def run(base_url: str, ids: list[str], poll_interval: float) -> dict[str, 
                 raise RuntimeError("the triggers did not all poll within 120 s")
             await asyncio.sleep(0.2)
         first_round = time.monotonic()
+        clients = len(shared_clients())  # one per connection: every trigger polls through the same client
         # Two more rounds of steady polling, then the flip lands just after a round: close to the
         # worst case, where every trigger has just polled and sees the change one interval later.
         await asyncio.sleep(2 * poll_interval)
@@ -112,6 +114,7 @@ async def run(base_url: str, ids: list[str], poll_interval: float) -> dict[str, 
     after_flip = [lag for when, lag in lags if when > flip]
     return {
         "triggers": len(ids),
+        "http_clients": clients,
         "poll_interval": poll_interval,
         "statuses": statuses,
         "events": len(events),

@@ -13,8 +13,8 @@ import pytest
 from airflow_openai_files.exceptions import OpenAIFilesValidationError
 from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.triggers import OpenAIFileTrigger
-from tests.sensors.conftest import PROCESSING_DELAY
 from tests.support.task_helpers import fine_tune_lines
+from tests.triggers.conftest import PROCESSING_DELAY
 
 
 def put(body: bytes | None = None) -> dict[str, Any]:
@@ -224,7 +224,7 @@ def test_cancellation_closes_cleanly(slow_emulator: Any) -> None:
 
 
 def test_tls_context_is_built_once_and_shared() -> None:
-    from airflow_openai_files.triggers import _ssl_context
+    from airflow_openai_files._async_hook import _ssl_context
 
     async def contexts() -> list[Any]:
         return [await _ssl_context(True), await _ssl_context(True), await _ssl_context(False)]

@@ -1,0 +1,65 @@
+"""The trigger behind ``OpenAIFileSensor(deferrable=True)``: polls a file's status from the triggerer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_openai_files._async_hook import OpenAIFilesAsyncHook
+from airflow_openai_files.exceptions import OpenAIFilesError
+from airflow_openai_files.limits import DEFAULT_CONN_ID
+from airflow_openai_files.status import check_target_status, evaluate, not_found_message
+from airflow_openai_files.triggers.base import OpenAIPollingTrigger
+from airflow_openai_files.validation import validate_file_id
+
+
+class OpenAIFileTrigger(OpenAIPollingTrigger):
+    """
+    Poll ``GET /files/{file_id}`` until the file reaches ``target_status``, fails, or time runs out.
+
+    Uses the connection's key, headers and retry rules (the same as ``OpenAIFilesHook``) through
+    ``OpenAIFilesAsyncHook``; nothing in ``run()`` blocks the event loop. Yields exactly one event::
+
+        {"status": "success" | "error" | "timeout", "file_id": ..., "file": {...} | None, "message": ...}
+
+    :param file_id: the ``file-...`` id to watch.
+    :param openai_conn_id: the ``openai_files`` connection (only its id is serialized, never the key).
+    :param target_status: ``processed`` (default) or ``uploaded``.
+    :param poll_interval: seconds between two checks.
+    :param timeout: seconds to wait at most, measured on the monotonic clock from when ``run()`` starts.
+    :param deadline: unix time after which to stop even if ``timeout`` has not run out; it keeps the
+        sensor's overall limit when a triggerer restart re-creates the trigger.
+    """
+
+    def __init__(
+        self,
+        file_id: str,
+        *,
+        openai_conn_id: str = DEFAULT_CONN_ID,
+        target_status: str = "processed",
+        poll_interval: float = 10.0,
+        timeout: float = 3600.0,
+        deadline: float | None = None,
+    ) -> None:
+        super().__init__(openai_conn_id=openai_conn_id, poll_interval=poll_interval, timeout=timeout, deadline=deadline)
+        self.file_id = validate_file_id(file_id)
+        self.target_status = check_target_status(target_status)
+
+    def fields(self) -> dict[str, Any]:
+        return {"file_id": self.file_id, "target_status": self.target_status}
+
+    async def fetch(self, hook: OpenAIFilesAsyncHook) -> dict[str, Any]:
+        return await hook.get_file(self.file_id)
+
+    def judge(self, obj: dict[str, Any]) -> tuple[str, str]:
+        return evaluate(obj, self.target_status)
+
+    def payload(self, status: str, message: str, obj: dict[str, Any] | None) -> dict[str, Any]:
+        return {"status": status, "file_id": self.file_id, "file": obj, "message": message}
+
+    def describe_wait(self) -> str:
+        return f"{self.file_id} to become {self.target_status}"
+
+    def failure_message(self, err: OpenAIFilesError) -> str:
+        if err.status_code == 404:
+            return not_found_message(self.file_id, err.request_id)
+        return str(err)
