@@ -44,6 +44,14 @@ class EmulatorConfig:
     sync_check_bytes: int = SYNC_CHECK_BYTES
     api_prefix: str = API_PREFIX
     admin_prefix: str = ADMIN_PREFIX
+    # Batches: how long each state lasts on the emulator's clock (fast by default), and the
+    # organisation's enqueued-token limit per model (None: no limit).
+    batch_validating_seconds: float = 0.0
+    batch_in_progress_seconds: float = 0.0
+    batch_seconds_per_request: float = 0.0
+    batch_finalizing_seconds: float = 0.0
+    batch_cancelling_seconds: float = 0.0
+    enqueued_token_limit: int | None = None
 
     def __post_init__(self) -> None:
         if self.file_validation not in FILE_VALIDATION_MODES:

@@ -55,6 +55,12 @@ class _EmulatorBase:
         max_batch_bytes: int | None = None,
         sync_check_bytes: int | None = None,
         log_level: str = "warning",
+        batch_validating_seconds: float | None = None,
+        batch_in_progress_seconds: float | None = None,
+        batch_seconds_per_request: float | None = None,
+        batch_finalizing_seconds: float | None = None,
+        batch_cancelling_seconds: float | None = None,
+        enqueued_token_limit: int | None = None,
     ) -> None:
         self.api_keys = _keys(api_key)
         self.processing_delay = processing_delay
@@ -68,6 +74,15 @@ class _EmulatorBase:
             "sync_check_bytes": sync_check_bytes,
         }
         self.log_level = log_level
+        #: Batch lifecycle durations and the enqueued-token limit (None: the config's default).
+        self.batch_settings: dict[str, Any] = {
+            "batch_validating_seconds": batch_validating_seconds,
+            "batch_in_progress_seconds": batch_in_progress_seconds,
+            "batch_seconds_per_request": batch_seconds_per_request,
+            "batch_finalizing_seconds": batch_finalizing_seconds,
+            "batch_cancelling_seconds": batch_cancelling_seconds,
+            "enqueued_token_limit": enqueued_token_limit,
+        }
         self._given_data_dir = Path(data_dir) if data_dir is not None else None
         self._temp_dir: str | None = None
         self.data_dir: Path | None = self._given_data_dir
@@ -141,6 +156,11 @@ class _EmulatorBase:
         uploads: list[dict[str, Any]] = self._call("uploads")
         return uploads
 
+    def batches(self) -> list[dict[str, Any]]:
+        """Every Batch, oldest first, as the API shows it (brought up to the emulator's clock)."""
+        batches: list[dict[str, Any]] = self._call("batches")
+        return batches
+
     def create_service_file(self, purpose: str, filename: str, content: bytes) -> dict[str, Any]:
         """Seed a file as the service would create it (``batch_output``, ``fine-tune-results``, ...)."""
         created: dict[str, Any] = self._call("create_service_file", purpose, filename, content)
@@ -206,7 +226,7 @@ class Emulator(_EmulatorBase):
             processing_delay=self.processing_delay,
             file_validation=self.file_validation,  # type: ignore[arg-type]
         )
-        for name, value in self.limits.items():
+        for name, value in {**self.limits, **self.batch_settings}.items():
             if value is not None:
                 setattr(config, name, value)
         return config
@@ -280,6 +300,7 @@ class Emulator(_EmulatorBase):
             "file": files.get_file,
             "content_path": files.content_path,
             "uploads": uploads.all_uploads,
+            "batches": state.backend("batches").all_batches,
             "create_service_file": files.create_service_file,
             "request_log": lambda: list(state.requests),
             "now": state.clock.now,
@@ -319,7 +340,7 @@ class EmulatorProcess(_EmulatorBase):
             cmd += ["--api-key", key]
         if self.file_validation == "status":
             cmd.append("--file-status-errors")
-        for name, value in self.limits.items():
+        for name, value in {**self.limits, **self.batch_settings}.items():
             if value is not None:
                 cmd += [f"--{name.replace('_', '-')}", str(value)]
         return cmd
@@ -394,4 +415,5 @@ class EmulatorProcess(_EmulatorBase):
         if name == "reset":
             return self._admin("POST", "reset", {})
         paths = {"files": "files", "uploads": "uploads", "request_log": "requests", "pending_faults": "faults"}
+        paths["batches"] = "batches"
         return self._admin("GET", paths[name])
