@@ -159,6 +159,7 @@ class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
         timeout = self.check_at_run(_seconds, self.timeout)
         self.check_at_run(check_max_failed, self.max_failed_requests)
         deadline = time.time() + timeout
+        self._check_destinations()
         batch = self._resume_or_create(context, endpoint)
         self._batch_id = batch["id"]
         if batch.get("status") in TERMINAL_STATUSES:
@@ -330,6 +331,14 @@ class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
             allowed,
         )
         return summary
+
+    def _check_destinations(self) -> None:
+        """Refuse a destination that cannot be written before the batch is paid for, not a day later."""
+        from airflow_openai_files._io import Destination
+
+        for destination in (self.output_destination, self.error_destination):
+            if destination is not None and destination != "":
+                Destination(destination, overwrite=self.overwrite).check()
 
     def _land(self, file_id: str | None, destination: Any, kind: str) -> str | None:
         if not file_id or destination is None or destination == "":
