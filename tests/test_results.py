@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airflow_openai_files.results import is_success, iter_results, join_by_custom_id
-from tests.operators.conftest import memory_fs  # noqa: F401  (fixture)
+
+
+@pytest.fixture
+def memory_fs() -> Iterator[Any]:
+    """``memory://`` as an ObjectStoragePath scheme, emptied after the test (as in tests/operators)."""
+    import fsspec
+    from airflow.sdk.io.store import attach
+
+    fs = fsspec.filesystem("memory")
+    attach(protocol="memory", fs=fs)
+    yield fs
+    fs.store.clear()
 
 
 def write(path: Path, objs: list[dict[str, Any]], newline_at_end: bool = True) -> Path:

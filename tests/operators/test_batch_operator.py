@@ -215,7 +215,7 @@ def test_kill_cancels_the_batch(start_emulator: Any, tmp_path: Path) -> None:
 def test_timeout_cancels_then_fails(start_emulator: Any, tmp_path: Path) -> None:
     emu = start_emulator(batch_in_progress_seconds=3600)
     op = operator(input_file=str(requests_file(tmp_path)), timeout=0.5)
-    with pytest.raises(AirflowFailException, match="Timed out.*the batch was cancelled"):
+    with pytest.raises(AirflowFailException, match=r"Timed out.*the batch was cancelled"):
         op.execute(task_context())
     assert emu.batches()[0]["status"] in ("cancelling", "cancelled")
 
