@@ -189,6 +189,23 @@ def test_retry_resumes_the_same_batch(start_emulator: Any, tmp_path: Path, with_
         assert store is not None and store.values["openai_files.batch.batch_id"] == result["batch_id"]
 
 
+def test_retry_after_a_crash_before_create_reuses_the_upload(start_emulator: Any, tmp_path: Path) -> None:
+    emu = start_emulator()
+    source = requests_file(tmp_path)
+    first = operator(input_file=str(source))
+
+    def crash(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise OpenAIFilesError("worker lost between upload and create")
+
+    first.hook.create_batch = crash  # type: ignore[method-assign]
+    with pytest.raises(OpenAIFilesError):
+        first.execute(task_context(1))  # no state store: only the service's listings can tell
+    assert len([f for f in emu.files() if f["purpose"] == "batch"]) == 1 and emu.batches() == []
+    result = operator(input_file=str(source)).execute(task_context(2))
+    assert len([f for f in emu.files() if f["purpose"] == "batch"]) == 1  # the earlier upload was reused
+    assert [b["id"] for b in emu.batches()] == [result["batch_id"]]
+
+
 def test_kill_cancels_the_batch(start_emulator: Any, tmp_path: Path) -> None:
     emu = start_emulator(batch_in_progress_seconds=3600, batch_cancelling_seconds=0)
     op = operator(input_file=str(requests_file(tmp_path)), poll_interval=0.1)
