@@ -36,7 +36,7 @@ def _open(location: Any) -> contextlib.AbstractContextManager[IO[bytes]]:
     local = as_local_path(target)
     if local is not None:
         return open(local, "rb")
-    return target.open("rb")  # type: ignore[no-any-return]
+    return target.open("rb")
 
 
 def _size(location: Any) -> int:

@@ -84,7 +84,7 @@ class FakeStore:
         self.values.pop(key, None)
 
 
-def task_context(try_number: int = 1, store: FakeStore | None = None) -> dict[str, Any]:
+def task_context(try_number: int = 1, store: FakeStore | None = None) -> Any:
     context = make_context(try_number=try_number)
     context["ti"] = SimpleNamespace(
         try_number=try_number, task_id="batch", dag_id="batch_dag", run_id="manual__1", map_index=-1
