@@ -114,7 +114,8 @@ class BatchesBackend(Backend):
             "error_file_id": row["error_file_id"],
             "created_at": created_at,
             "in_progress_at": _ts(row["in_progress_ts"]),
-            "expires_at": created_at + window,
+            # The API reference's example of a new batch has "expires_at": null; later ones have it.
+            "expires_at": None if status == "validating" else created_at + window,
             "finalizing_at": _ts(row["finalizing_ts"]),
             "completed_at": ended if status == "completed" else None,
             "failed_at": ended if status == "failed" else None,
