@@ -104,14 +104,14 @@ def openai_batch_pipeline() -> None:
     def join_results(build: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
         from airflow_openai_files.results import is_success, join_by_custom_id
 
-        counts = {"requests": 0, "answered": 0, "failed": 0, "missing": 0, "output_tokens": 0}
+        counts = {"joined": 0, "succeeded": 0, "failed": 0, "missing": 0, "output_tokens": 0}
         examples: list[str] = []
         for request, result in join_by_custom_id(build["requests_path"], summary["output_path"], summary["error_path"]):
-            counts["requests"] += 1
+            counts["joined"] += 1
             if result is None:
-                counts["missing"] += 1
+                counts["missing"] += 1  # no line in either file (cannot happen for a completed batch)
             elif is_success(result):
-                counts["answered"] += 1
+                counts["succeeded"] += 1
                 body = result["response"]["body"]
                 counts["output_tokens"] += int((body.get("usage") or {}).get("completion_tokens") or 0)
                 if len(examples) < 3:
@@ -121,7 +121,7 @@ def openai_batch_pipeline() -> None:
                 counts["failed"] += 1
         report = {"batch_id": summary["batch_id"], "status": summary["status"], **counts}
         print(
-            f"Batch {summary['batch_id']} {summary['status']}: {counts['answered']} of {counts['requests']} reviews "
+            f"Batch {summary['batch_id']} {summary['status']}: {counts['succeeded']} of {counts['joined']} reviews "
             f"answered, {counts['failed']} failed, {counts['missing']} without a result line; "
             f"{counts['output_tokens']} output tokens"
         )

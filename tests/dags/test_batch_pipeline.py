@@ -56,7 +56,7 @@ def test_batch_pipeline(batch_airflow_home: Path, batch_emulator: Any, tmp_path:
     assert summary["batch_id"] == batch["id"] and summary["status"] == "completed"
     assert summary["request_counts"] == {"total": 30, "completed": 30, "failed": 0}
     joined = examples.xcom(report, "join_results")
-    assert joined["requests"] == joined["answered"] == 30
+    assert joined["joined"] == joined["succeeded"] == 30 and joined["batch_id"] == batch["id"]
     assert joined["failed"] == joined["missing"] == 0 and joined["output_tokens"] > 0
     ids = [json.loads(line)["custom_id"] for line in requests.read_text().splitlines()]
     assert ids == [f"R-{2001 + i}" for i in range(30)]
