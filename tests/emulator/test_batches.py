@@ -15,6 +15,7 @@ import pytest
 from airflow_openai_files.emulator import Emulator, EmulatorProcess
 from airflow_openai_files.emulator.__main__ import parse_args
 from airflow_openai_files.emulator.batches.inputcheck import check_input
+from airflow_openai_files.emulator.batches.lines import write_lines
 from airflow_openai_files.emulator.batches.model import answer, count_tokens, embedding
 from tests.emulator.batch_support import CHAT, chat_line, create, jsonl, upload
 from tests.emulator.conftest import ValidatingSession, sdk_client
@@ -184,3 +185,20 @@ def test_fifty_thousand_lines(tmp_path: Path, emu: Emulator) -> None:
     with open(target, "rb") as handle:
         assert sum(1 for _ in handle) == 50_000
     assert growth_mib < 64
+
+
+def test_write_lines_drops_bytes_written_after_the_last_recorded_step(tmp_path: Path) -> None:
+    """A crash between writing lines and recording the step must not duplicate lines on resume."""
+    (tmp_path / "input.jsonl").write_bytes(jsonl([chat_line(i) for i in range(3)]))
+    row: dict[str, Any] = {
+        "id": "batch_x", "endpoint": CHAT, "done": 0, "completed": 0, "failed": 0, "input_tokens": 0,
+        "output_tokens": 0, "total": 3, "in_progress_ts": 0.0, "duration": 0.0, "input_offset": 0,
+        "out_bytes": 0, "err_bytes": 0,
+    }  # fmt: skip
+    first = write_lines(tmp_path, row, 1, None)  # type: ignore[arg-type]
+    with open(tmp_path / "output.jsonl", "ab") as out:
+        out.write(b'{"half written')  # the crash: bytes past what the row records
+    second = write_lines(tmp_path, {**row, **first}, None, None)  # type: ignore[arg-type]
+    written = [json.loads(line)["custom_id"] for line in (tmp_path / "output.jsonl").read_bytes().splitlines()]
+    assert written == ["r0", "r1", "r2"]
+    assert second["out_bytes"] == (tmp_path / "output.jsonl").stat().st_size and second["completed"] == 3

@@ -15,9 +15,9 @@ completion window (24 h) ends it ``expired`` (answered lines delivered, the rest
 errors); a cancel makes it ``cancelling`` for ``cancelling`` seconds then ``cancelled`` (the rest
 ``batch_cancelled`` errors).
 
-Lines are answered in steps, streamed from the input at a stored byte offset and appended to
-``output.jsonl`` / ``errors.jsonl`` (truncated to their recorded sizes first, so a crash between
-the write and the row update never duplicates lines): memory stays bounded for 50,000 lines.
+Lines are answered in steps (:mod:`.lines`), so memory stays bounded for 50,000 lines; the Batch
+object and its table are in :mod:`.objects`, the stand-in model in :mod:`.model`, the validation in
+:mod:`.inputcheck`.
 """
 
 from __future__ import annotations
@@ -31,57 +31,14 @@ from typing import Any
 
 from airflow_openai_files.emulator import errors
 from airflow_openai_files.emulator.batches.inputcheck import check_input
-from airflow_openai_files.emulator.batches.model import _digest, answer
+from airflow_openai_files.emulator.batches.lines import ERRORS_NAME, OUTPUT_NAME, write_lines
+from airflow_openai_files.emulator.batches.objects import COMPLETION_WINDOW_SECONDS, SCHEMA, render_batch
 from airflow_openai_files.emulator.db import new_id
 from airflow_openai_files.emulator.state import Backend, EmulatorState
 from airflow_openai_files.limits import BATCH_ID_RE
 
-COMPLETION_WINDOW_SECONDS = {"24h": 24 * 3600}
 ORGANIZATION = "org-emulator"
 ACTIVE = ("validating", "in_progress", "finalizing", "cancelling")
-_OUT, _ERR = "output.jsonl", "errors.jsonl"
-_REST_MESSAGES = {
-    "batch_expired": "This request could not be executed before the completion window expired.",
-    "batch_cancelled": "This request was not executed because the batch was cancelled.",
-}
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS batches (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    created_ts REAL NOT NULL,
-    endpoint TEXT NOT NULL,
-    input_file_id TEXT NOT NULL,
-    completion_window TEXT NOT NULL,
-    metadata TEXT,
-    output_expires_after INTEGER,
-    status TEXT NOT NULL,
-    model TEXT,
-    errors TEXT,
-    total INTEGER NOT NULL DEFAULT 0,
-    completed INTEGER NOT NULL DEFAULT 0,
-    failed INTEGER NOT NULL DEFAULT 0,
-    input_tokens INTEGER NOT NULL DEFAULT 0,
-    output_tokens INTEGER NOT NULL DEFAULT 0,
-    enqueued_tokens INTEGER NOT NULL DEFAULT 0,
-    in_progress_ts REAL,
-    duration REAL,
-    done INTEGER NOT NULL DEFAULT 0,
-    input_offset INTEGER NOT NULL DEFAULT 0,
-    out_bytes INTEGER NOT NULL DEFAULT 0,
-    err_bytes INTEGER NOT NULL DEFAULT 0,
-    finalizing_ts REAL,
-    cancelling_ts REAL,
-    ended_ts REAL,
-    output_file_id TEXT,
-    error_file_id TEXT
-);
-CREATE INDEX IF NOT EXISTS batches_active ON batches (status);
-"""
-
-
-def _ts(value: float | None) -> int | None:
-    return int(value) if value is not None else None
 
 
 class BatchesBackend(Backend):
@@ -95,44 +52,7 @@ class BatchesBackend(Backend):
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
 
-    # ---- rendering --------------------------------------------------------------------------------
-    def _render(self, row: sqlite3.Row) -> dict[str, Any]:
-        status = row["status"]
-        ended = _ts(row["ended_ts"])
-        created_at = int(row["created_ts"])
-        window = COMPLETION_WINDOW_SECONDS[row["completion_window"]]
-        return {
-            "id": row["id"],
-            "object": "batch",
-            "endpoint": row["endpoint"],
-            "model": row["model"],
-            "errors": json.loads(row["errors"]) if row["errors"] else None,
-            "input_file_id": row["input_file_id"],
-            "completion_window": row["completion_window"],
-            "status": status,
-            "output_file_id": row["output_file_id"],
-            "error_file_id": row["error_file_id"],
-            "created_at": created_at,
-            "in_progress_at": _ts(row["in_progress_ts"]),
-            # The API reference's example of a new batch has "expires_at": null; later ones have it.
-            "expires_at": None if status == "validating" else created_at + window,
-            "finalizing_at": _ts(row["finalizing_ts"]),
-            "completed_at": ended if status == "completed" else None,
-            "failed_at": ended if status == "failed" else None,
-            "expired_at": ended if status == "expired" else None,
-            "cancelling_at": _ts(row["cancelling_ts"]),
-            "cancelled_at": ended if status == "cancelled" else None,
-            "request_counts": {"total": row["total"], "completed": row["completed"], "failed": row["failed"]},
-            "usage": {
-                "input_tokens": row["input_tokens"],
-                "input_tokens_details": {"cached_tokens": 0},
-                "output_tokens": row["output_tokens"],
-                "output_tokens_details": {"reasoning_tokens": 0},
-                "total_tokens": row["input_tokens"] + row["output_tokens"],
-            },
-            "metadata": json.loads(row["metadata"]) if row["metadata"] is not None else None,
-        }
-
+    # ---- rows -------------------------------------------------------------------------------------
     def _row(self, batch_id: str) -> sqlite3.Row:
         row = None
         if BATCH_ID_RE.match(batch_id):
@@ -189,12 +109,12 @@ class BatchesBackend(Backend):
                 ),
             )
             row = db.execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone()
-        return self._render(row)
+        return render_batch(row)
 
     def get_batch(self, batch_id: str) -> dict[str, Any]:
         with self._lock:
             self._tick()
-            return self._render(self._row(batch_id))
+            return render_batch(self._row(batch_id))
 
     def cancel_batch(self, batch_id: str) -> dict[str, Any]:
         with self._lock:
@@ -202,14 +122,14 @@ class BatchesBackend(Backend):
             row = self._row(batch_id)
             status = row["status"]
             if status == "cancelling":
-                return self._render(row)
+                return render_batch(row)
             if status not in ("validating", "in_progress", "finalizing"):
                 raise errors.batch_not_cancellable(status)
             now = self.clock.now()
             if status == "in_progress":
                 row = self._answer_until(row, now)
             row = self._update(batch_id, status="cancelling", cancelling_ts=now)
-            return self._render(row)
+            return render_batch(row)
 
     def list_batches(self, *, limit: int | None, after: str | None) -> tuple[list[dict[str, Any]], bool]:
         """Newest first; ``limit=None``: all."""
@@ -227,7 +147,7 @@ class BatchesBackend(Backend):
                 [*params, -1 if limit is None else limit + 1],
             ).fetchall()
         has_more = limit is not None and len(rows) > limit
-        return [self._render(row) for row in rows[:limit]], has_more
+        return [render_batch(row) for row in rows[:limit]], has_more
 
     def all_batches(self) -> list[dict[str, Any]]:
         """Every batch, oldest first (the public accessor ``batches()``)."""
@@ -324,83 +244,20 @@ class BatchesBackend(Backend):
         target = self._due(row, until)
         if target <= row["done"]:
             return row
-        return self._process(row, target - row["done"], rest_code=None)
+        return self._write(row, target - row["done"], None)
 
-    def _process(self, row: sqlite3.Row, count: int | None, rest_code: str | None) -> sqlite3.Row:
-        """Answer the next ``count`` lines (``None``: all that remain), or, with ``rest_code``, write
-        every remaining line as that error; then record counts, usage and offsets."""
-        folder = self.work_dir / row["id"]
-        done, completed, failed = row["done"], row["completed"], row["failed"]
-        tokens_in, tokens_out = row["input_tokens"], row["output_tokens"]
-        total, start, duration = row["total"], row["in_progress_ts"] or 0.0, row["duration"] or 0.0
-        with (
-            open(folder / "input.jsonl", "rb") as source,
-            open(folder / _OUT, "ab") as out,
-            open(folder / _ERR, "ab") as err,
-        ):
-            out.truncate(row["out_bytes"])
-            err.truncate(row["err_bytes"])
-            source.seek(row["input_offset"])
-            while count is None or count > 0:
-                raw = source.readline()
-                if not raw:
-                    break
-                if not raw.strip():
-                    continue
-                request = json.loads(raw)
-                custom_id = request["custom_id"]
-                line: dict[str, Any] = {
-                    "id": "batch_req_" + _digest(row["id"], custom_id)[:32],
-                    "custom_id": custom_id,
-                    "response": None,
-                    "error": None,
-                }
-                if rest_code is not None:
-                    line["error"] = {"code": rest_code, "message": _REST_MESSAGES[rest_code]}
-                    failed += 1
-                    target = err
-                else:
-                    created = int(start + duration * (done + 1) / max(total, 1))
-                    result = answer(row["endpoint"], request["body"], f"{row['id']}/{custom_id}", created)
-                    line["response"] = {
-                        "status_code": result.status_code,
-                        "request_id": _digest("request", row["id"], custom_id)[:32],
-                        "body": result.body,
-                    }
-                    tokens_in += result.usage.input_tokens
-                    tokens_out += result.usage.output_tokens
-                    if result.status_code == 200:
-                        completed += 1
-                        target = out
-                    else:
-                        failed += 1
-                        target = err
-                    done += 1
-                    if count is not None:
-                        count -= 1
-                target.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
-            offset, out_bytes, err_bytes = source.tell(), out.tell(), err.tell()
-        return self._update(
-            row["id"],
-            done=done,
-            completed=completed,
-            failed=failed,
-            input_tokens=tokens_in,
-            output_tokens=tokens_out,
-            input_offset=offset,
-            out_bytes=out_bytes,
-            err_bytes=err_bytes,
-        )
+    def _write(self, row: sqlite3.Row, count: int | None, rest_code: str | None) -> sqlite3.Row:
+        return self._update(row["id"], **write_lines(self.work_dir / row["id"], row, count, rest_code))
 
     def _finish(self, row: sqlite3.Row, status: str, at: float, rest_code: str | None) -> sqlite3.Row:
         """End a batch: answer what is left (or fail it with ``rest_code``), then publish the files."""
         if row["in_progress_ts"] is not None:  # cancelled while validating: no line was ever read
-            row = self._process(row, None, rest_code)
+            row = self._write(row, None, rest_code)
         folder = self.work_dir / row["id"]
         ids: dict[str, str | None] = {}
         for key, name, size, label in (
-            ("output_file_id", _OUT, row["out_bytes"], "output"),
-            ("error_file_id", _ERR, row["err_bytes"], "error"),
+            ("output_file_id", OUTPUT_NAME, row["out_bytes"], "output"),
+            ("error_file_id", ERRORS_NAME, row["err_bytes"], "error"),
         ):
             ids[key] = None
             if size:
