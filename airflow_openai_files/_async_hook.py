@@ -321,3 +321,8 @@ class OpenAIFilesAsyncHook:
     async def get_file(self, file_id: str) -> dict[str, Any]:
         """Retrieve a File object (``GET /files/{file_id}``)."""
         return await self.request_json("GET", f"files/{validate_file_id(file_id)}", what=f"Retrieving {file_id}")
+
+    async def get_batch(self, batch_id: str) -> dict[str, Any]:
+        """Retrieve a Batch object (``GET /batches/{batch_id}``)."""
+        path = f"batches/{validate_file_id(batch_id, kind='batch')}"
+        return await self.request_json("GET", path, what=f"Retrieving {batch_id}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from airflow_openai_files.operators.base import OpenAIFilesMixin
+from airflow_openai_files.operators.batches import OpenAIBatchOperator
 from airflow_openai_files.operators.files import (
     OpenAIDeleteFileOperator,
     OpenAIDownloadFileOperator,
@@ -12,6 +13,7 @@ from airflow_openai_files.operators.files import (
 from airflow_openai_files.validation import parse_duration
 
 __all__ = [
+    "OpenAIBatchOperator",
     "OpenAIDeleteFileOperator",
     "OpenAIDownloadFileOperator",
     "OpenAIFilesCleanupOperator",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from airflow_openai_files.sensors.batches import OpenAIBatchSensor
 from airflow_openai_files.sensors.files import OpenAIFileSensor
 
-__all__ = ["OpenAIFileSensor"]
+__all__ = ["OpenAIBatchSensor", "OpenAIFileSensor"]

@@ -9,6 +9,7 @@ module inside the package is renamed.
 from __future__ import annotations
 
 from airflow_openai_files.triggers.base import OpenAIPollingTrigger
+from airflow_openai_files.triggers.batches import OpenAIBatchTrigger
 from airflow_openai_files.triggers.files import OpenAIFileTrigger
 
-__all__ = ["OpenAIFileTrigger", "OpenAIPollingTrigger"]
+__all__ = ["OpenAIBatchTrigger", "OpenAIFileTrigger", "OpenAIPollingTrigger"]
