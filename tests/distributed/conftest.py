@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.distributed_harness import TIMINGS, Deployment
+from tests.support.distributed_harness import KNOWN_BUGS_SEEN, TIMINGS, Deployment
 from tests.support.services import MissingComponent, missing_python_modules
 
 
@@ -75,3 +75,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.section("distributed wall times")
     for name, seconds in TIMINGS:
         terminalreporter.write_line(f"{seconds:8.1f} s  {name}")
+    if KNOWN_BUGS_SEEN:
+        terminalreporter.section("known package bugs seen (expected failures)")
+        for message in KNOWN_BUGS_SEEN:
+            terminalreporter.write_line(f"- {message}")

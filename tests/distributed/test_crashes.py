@@ -56,6 +56,7 @@ CASES = [
     Case("upload", "worker", signal.SIGKILL, "up", 32, PENDING_UPLOAD_BUG),
     Case("upload", "task", signal.SIGTERM, "up", 32),
     Case("download_s3", "task", signal.SIGKILL, "down", 120, S3_PART_BUG),
+    Case("download_s3", "worker", signal.SIGKILL, "down", 120, S3_PART_BUG),
     Case("download_local", "task", signal.SIGKILL, "down", 64, LOCAL_PART_BUG),
     Case("download_local", "worker", signal.SIGKILL, "down", 64, LOCAL_PART_BUG),
 ]

@@ -16,9 +16,7 @@ from tests.support.services import wait_for
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(900)]
 
 READLINE = "readline() takes 1 positional argument but 2 were given"
-READLINE_BUG = (
-    "validation.check_jsonl calls stream.readline(size); s3fs file objects take no size argument (issue 16)"
-)
+READLINE_BUG = "validation.check_jsonl calls stream.readline(size); s3fs file objects take no size argument (issue 16)"
 
 
 def _check_runs(fresh: Deployment, dag_id: str, run_ids: list[str], label: str) -> None:

@@ -58,7 +58,11 @@ def test_local_staging_refuses_to_start_on_celery(workers_without_staging: Deplo
     results = fresh.wait_runs(DAG_ID, run_ids, timeout=420)
     TIMINGS.append(("fine-tune example, local staging, 3 runs", time.monotonic() - started))
     outcomes = {run_id: (r.state, fresh.first_error(r), r.summary()) for run_id, r in results.items()}
-    refused = {run_id for run_id, (state, error, _) in outcomes.items() if state == "failed" and "OPENAI_FILES_STAGING" in error}
+    refused = {
+        run_id
+        for run_id, (state, error, _) in outcomes.items()
+        if state == "failed" and "OPENAI_FILES_STAGING" in error
+    }
     if refused != set(run_ids):
         raise KnownPackageBug(f"{LOCAL_STAGING_BUG}: {outcomes}")
     assert fresh.emulator.created_files() == 0, "a refused run must not upload anything"

@@ -272,7 +272,7 @@ class Cluster:
             run_id,
         )
         keys = ("task_id", "map_index", "state", "try_number", "hostname", "id")
-        return [dict(zip(keys, row)) for row in rows]
+        return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def failed_tries(self, dag_id: str, run_id: str) -> list[tuple[str, int, int, str | None]]:
         """(task_id, map_index, try_number, hostname) of every try that did not succeed (task_instance_history)."""

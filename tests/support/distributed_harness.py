@@ -28,6 +28,7 @@ AWS_CONN = "aws_moto"
 STAGING = f"s3://{AWS_CONN}@{BUCKET}/openai"
 GATED_CONN = "openai_files_gated"
 TIMINGS: list[tuple[str, float]] = []
+KNOWN_BUGS_SEEN: list[str] = []  # what each expected failure actually found, printed in the summary
 
 
 def base_dir() -> Path:
@@ -130,6 +131,10 @@ class Deployment:
         self.cluster.ensure_workers()
         self.emulator.reset()
         self.moto.reset(BUCKET)
+        # What an earlier test left on the workers' disks was that test's finding, not this one's.
+        for name in WORKERS:
+            for path in self.cluster.worker_dirs[name].rglob("*.part"):
+                path.unlink(missing_ok=True)
 
     # ---- runs ---------------------------------------------------------------------------------------
     def wait_runs(
@@ -172,16 +177,13 @@ class Deployment:
         return results
 
     def first_error(self, result: RunResult) -> str:
-        """The error lines of the first failed try of a run, from the worker that ran it."""
-        for task_id, _map_index, try_number, _host in result.failed_tries or []:
-            text = self.cluster.task_log(result.dag_id, result.run_id, task_id, try_number)
-            lines = [line for line in text.splitlines() if "Error" in line or "error" in line or "Exception" in line]
-            return f"{task_id} try {try_number}: " + " | ".join(lines[-6:])[:3000]
-        for ti in result.tis:
-            if ti["state"] not in ("success", None):
-                text = self.cluster.task_log(result.dag_id, result.run_id, ti["task_id"])
-                lines = [line for line in text.splitlines() if "Error" in line or "Exception" in line]
-                return f"{ti['task_id']} ({ti['state']}): " + " | ".join(lines[-6:])[:3000]
+        """The exception of the first failed try of a run, from the log of the worker that ran it."""
+        tries = [(task_id, try_number) for task_id, _m, try_number, _h in result.failed_tries]
+        tries += [(ti["task_id"], None) for ti in result.tis if ti["state"] not in ("success", None)]
+        for task_id, try_number in tries:
+            errors = _exceptions(self.cluster.task_log(result.dag_id, result.run_id, task_id, try_number))
+            if errors:
+                return f"{task_id} try {try_number or '?'}: " + " | ".join(errors[:3])
         return ""
 
     # ---- end state ----------------------------------------------------------------------------------
@@ -207,6 +209,21 @@ class Deployment:
         }
 
 
+def _exceptions(log_text: str) -> list[str]:
+    """``Type: message`` of each exception in a task log (JSON lines, with ``error_detail``)."""
+    found = []
+    for line in log_text.splitlines():
+        if not line.startswith("{") or "error_detail" not in line:
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        for detail in record.get("error_detail") or []:
+            found.append(f"{detail.get('exc_type')}: {str(detail.get('exc_value'))[:500]}")
+    return found
+
+
 def _duplicates(items: list[dict[str, Any]] | None, key: str) -> list[tuple[str, int]]:
     if not items:
         return []
@@ -224,6 +241,10 @@ def clean(leftovers: dict[str, list[Any]], *ignore: str) -> dict[str, list[Any]]
 
 class KnownPackageBug(AssertionError):
     """A failure whose cause is a known, reported package bug (tests expect it with ``xfail(strict=True)``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        KNOWN_BUGS_SEEN.append(message[:1500])
 
 
 def raise_known(signature: str, text: str, reason: str) -> None:

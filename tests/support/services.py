@@ -57,6 +57,16 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def listening(supervisor: Supervisor, name: str, port: int) -> Callable[[], bool]:
+    """A ``wait_for`` condition: ``name`` accepts connections (and fails fast if it exited)."""
+
+    def check() -> bool:
+        supervisor.check_alive(name)
+        return port_open(port)
+
+    return check
+
+
 class Supervisor:
     """Every process the harness starts, in start order; ``stop_all`` stops them in reverse order."""
 
@@ -272,7 +282,7 @@ def start_redis(supervisor: Supervisor, root: Path) -> int:
          "--dir", str(root), "--protected-mode", "yes"],
         {"PATH": os.environ.get("PATH", "")}, cwd=root,
     )  # fmt: skip
-    wait_for("Redis to listen", lambda: supervisor.check_alive("redis") or port_open(port), timeout=30)
+    wait_for("Redis to listen", listening(supervisor, "redis", port), timeout=30)
     return port
 
 
@@ -285,7 +295,7 @@ class Moto:
         self.url = f"http://127.0.0.1:{self.port}"
         moto_server = Path(sys.executable).with_name("moto_server")
         supervisor.start("moto", [str(moto_server), "-H", "127.0.0.1", "-p", str(self.port)], env)
-        wait_for("moto to listen", lambda: supervisor.check_alive("moto") or port_open(self.port), timeout=60)
+        wait_for("moto to listen", listening(supervisor, "moto", self.port), timeout=60)
 
     def client(self) -> Any:
         import boto3
@@ -328,7 +338,7 @@ class EmulatorService:
              "--data-dir", str(root), "--processing-delay", str(processing_delay), "--api-key", self.api_key],
             env,
         )  # fmt: skip
-        wait_for("the emulator to listen", lambda: supervisor.check_alive("emulator") or port_open(self.port), 60)
+        wait_for("the emulator to listen", listening(supervisor, "emulator", self.port), 60)
 
     def _call(self, method: str, url: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
