@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.distributed, pytest.mark.timeout(600)]
 DAG_ID = "openai_crash_transfer"
 TRANSFERS = ("upload", "download_s3", "download_local")
 PENDING_UPLOAD_BUG = (
-    "a killed Uploads API upload leaves its Upload pending (parts stored) until it expires; the retry starts "
+    "a killed Uploads API upload leaves its Upload pending (with whatever parts it received) until it expires; the retry starts "
     "a new one instead of resuming or cancelling it (_uploads.py / operators.py, issue 16)"
 )
 S3_PART_BUG = (
