@@ -178,7 +178,7 @@ class Deployment:
 
     def first_error(self, result: RunResult) -> str:
         """The exception of the first failed try of a run, from the log of the worker that ran it."""
-        tries = [(task_id, try_number) for task_id, _m, try_number, _h in result.failed_tries]
+        tries: list[tuple[str, int | None]] = [(t, n) for t, _m, n, _h in result.failed_tries]
         tries += [(ti["task_id"], None) for ti in result.tis if ti["state"] not in ("success", None)]
         for task_id, try_number in tries:
             errors = _exceptions(self.cluster.task_log(result.dag_id, result.run_id, task_id, try_number))
