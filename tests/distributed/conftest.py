@@ -32,7 +32,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     skip = pytest.mark.skip(reason="distributed deployment test: run with make test-distributed")
     for item in items:
-        if "distributed" in item.keywords:
+        if item.get_closest_marker("distributed") is not None:
             item.add_marker(skip)
 
 
