@@ -191,3 +191,51 @@ def test_wrong_key_fails_fast(flavor_target_factory: Any) -> None:
     assert info.value.http_status == 401 and "SECRET" not in str(info.value)
     attempts = [entry for entry in target.emulator.request_log() if entry[2] == 401]
     assert len(attempts) == 1  # never retried
+
+
+# -- an example DAG, unchanged, on both flavors ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import subprocess
+    import sys
+
+    from tests.dags.test_example_dags import airflow_env
+
+    home = tmp_path_factory.mktemp("airflow_home")
+    airflow = Path(sys.executable).with_name("airflow")
+    subprocess.run([str(airflow), "db", "migrate"], env=airflow_env(home), check=True, capture_output=True, timeout=180)
+    return home
+
+
+def test_example_dag_runs_unchanged(flavor_target_factory: Any, airflow_home: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.dags.test_example_dags import DAGS, RUNNER, airflow_env
+
+    # A processing delay: the sensor's first check sees pending/uploaded and defers to the trigger.
+    target: FlavorTarget = flavor_target_factory(processing_delay=1.0)
+    env = airflow_env(airflow_home)
+    env["OPENAI_FILES_STAGING"] = f"file://{tmp_path / 'staging'}"
+    env["AIRFLOW_CONN_OPENAI_FILES_DEFAULT"] = target.connection  # the only difference between the runs
+    done = subprocess.run(
+        [sys.executable, str(RUNNER), str(DAGS / "openai_batch_input_files.py"), "batch_dag", "2024-05-18"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["state"] == "success", report["tasks"]
+    assert set(report["tasks"].values()) == {"success"}, report["tasks"]
+    assert "Deferring" in done.stdout + done.stderr
+    assert target.emulator.files() == []  # uploaded, checked, then deleted by the DAG
+    log = target.emulator.request_log()
+    uploads = [entry for entry in log if entry[0] == "POST" and entry[1] == target.path("files")]
+    assert len(uploads) == 1 and uploads[0][2] == (201 if target.is_azure else 200)
+    assert any(m == "DELETE" and s == 200 for m, _, s in log)
+    password = json.loads(target.connection).get("password", "")
+    assert password and password not in done.stdout + done.stderr  # the key never reaches the task logs
