@@ -1,0 +1,146 @@
+"""The official SDK's ``AzureOpenAI`` client against the emulator in Azure mode: the routes, headers and
+answers Azure OpenAI gives, as the SDK sends them (``azure_endpoint``, ``api_version``, ``api_key`` or
+``azure_ad_token_provider``)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from openai import AzureOpenAI, OpenAI
+
+from airflow_openai_files.emulator import Emulator, EmulatorProcess
+from tests.support.task_helpers import batch_lines, fine_tune_lines
+
+KEY = "azure-resource-key-SECRET"
+TOKEN = "eyJ.sdk-entra-token.SECRET"
+GA = "2024-10-21"
+
+
+@pytest.fixture
+def azure_emulator(tmp_path: Path) -> Iterator[Emulator]:
+    with Emulator(data_dir=tmp_path / "emu", flavor="azure", api_key=KEY, ad_tokens=[TOKEN], processing_delay=60) as emu:
+        yield emu
+
+
+def key_client(emu: Emulator, api_version: str = GA) -> AzureOpenAI:
+    return AzureOpenAI(azure_endpoint=emu.endpoint, api_version=api_version, api_key=KEY, max_retries=0)
+
+
+def token_client(emu: Emulator) -> AzureOpenAI:
+    return AzureOpenAI(azure_endpoint=emu.endpoint, api_version=GA, azure_ad_token_provider=lambda: TOKEN, max_retries=0)
+
+
+def v1_client(emu: Emulator) -> OpenAI:
+    """Microsoft's recommended client for the v1 routes: the plain OpenAI client, key as bearer."""
+    return OpenAI(base_url=emu.base_url, api_key=KEY, max_retries=0)
+
+
+@pytest.mark.parametrize("make", [key_client, token_client, v1_client], ids=["api-key", "entra-token", "v1"])
+def test_files_lifecycle(azure_emulator: Emulator, make: Any) -> None:
+    client = make(azure_emulator)
+    raw = client.files.with_raw_response.create(file=("train.jsonl", io.BytesIO(fine_tune_lines())), purpose="fine-tune")
+    assert raw.status_code == 201  # Files - Upload: 201 Created with the new file's URL
+    created = raw.parse()
+    prefix = "/openai/v1" if make is v1_client else "/openai"
+    assert raw.headers["location"] == f"{azure_emulator.endpoint}{prefix}/files/{created.id}"
+    assert raw.headers["apim-request-id"] and "x-request-id" not in raw.headers
+    assert created.status == "pending"
+
+    azure_emulator.advance_clock(31)  # half the processing delay: the service works on it
+    assert client.files.retrieve(created.id).status == "running"
+    azure_emulator.advance_clock(30)
+    assert client.files.retrieve(created.id).status == "processed"
+
+    assert [f.id for f in client.files.list(purpose="fine-tune")] == [created.id]
+    batch = client.files.create(file=("in.jsonl", io.BytesIO(batch_lines(3))), purpose="batch")
+    assert client.files.content(batch.id).read() == batch_lines(3)
+    assert client.files.delete(created.id).deleted is True
+    with pytest.raises(openai.NotFoundError):
+        client.files.retrieve(created.id)
+    assert {f["id"] for f in azure_emulator.files()} == {batch.id}
+    assert all(path.startswith(prefix + "/") for _, path, _ in azure_emulator.request_log())
+
+
+def test_uploads_api(azure_emulator: Emulator) -> None:
+    client = key_client(azure_emulator)
+    body = fine_tune_lines(300)
+    half = len(body) // 2
+    upload = client.uploads.create(filename="big.jsonl", purpose="fine-tune", bytes=len(body), mime_type="text/jsonl")
+    parts = [client.uploads.parts.create(upload.id, data=chunk).id for chunk in (body[:half], body[half:])]
+    done = client.uploads.complete(upload.id, part_ids=parts, md5=hashlib.md5(body).hexdigest())
+    assert done.status == "completed" and done.file is not None
+    assert azure_emulator.content(done.file.id) == body
+    assert ("POST", f"/openai/uploads/{upload.id}/complete", 200) in azure_emulator.request_log()
+
+
+def test_file_validation_reports_errors_on_the_file(tmp_path: Path) -> None:
+    with Emulator(data_dir=tmp_path / "emu", flavor="azure", api_key=KEY) as emu:
+        bad = key_client(emu).files.create(file=("bad.jsonl", io.BytesIO(b"{not json\n")), purpose="fine-tune")
+        assert bad.status == "error" and bad.status_details
+
+
+# -- Azure's gateway answers --------------------------------------------------------------------------------
+
+
+def raw_get(emu: Emulator, path: str, **headers: str) -> httpx.Response:
+    return httpx.get(f"{emu.endpoint}{path}", headers=headers or {"api-key": KEY})
+
+
+def test_missing_api_version_is_resource_not_found(azure_emulator: Emulator) -> None:
+    answer = raw_get(azure_emulator, "/openai/files")
+    assert answer.status_code == 404
+    assert answer.json() == {"error": {"code": "404", "message": "Resource not found"}}
+    assert answer.headers["apim-request-id"]
+
+
+def test_unknown_api_version(azure_emulator: Emulator) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        key_client(azure_emulator, api_version="1999-01-01").files.list()
+    assert info.value.body == {"code": "BadRequest", "message": "API version not supported"}
+    assert raw_get(azure_emulator, "/openai/v1/files?api-version=2024-10-21").status_code == 400
+    assert raw_get(azure_emulator, "/openai/v1/files?api-version=preview").status_code == 200
+
+
+def test_unknown_route_and_openai_routes_are_not_served(azure_emulator: Emulator) -> None:
+    for path in ("/v1/files", "/openai/nothing?api-version=2024-10-21", "/openai/v1/nothing"):
+        answer = raw_get(azure_emulator, path)
+        assert answer.status_code == 404 and answer.json()["error"]["message"] == "Resource not found", path
+
+
+def test_auth_answers(azure_emulator: Emulator) -> None:
+    with pytest.raises(openai.AuthenticationError) as wrong_key:
+        AzureOpenAI(azure_endpoint=azure_emulator.endpoint, api_version=GA, api_key="nope", max_retries=0).files.list()
+    assert wrong_key.value.body == {
+        "code": "401",
+        "message": "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid"
+        " key for an active subscription and use a correct regional API endpoint for your resource.",
+    }
+    with pytest.raises(openai.AuthenticationError) as wrong_token:
+        AzureOpenAI(
+            azure_endpoint=azure_emulator.endpoint, api_version=GA, azure_ad_token="other", max_retries=0
+        ).files.list()
+    assert "Access token is missing, invalid, audience is incorrect" in str(wrong_token.value)
+    no_auth = httpx.get(f"{azure_emulator.endpoint}/openai/files?api-version={GA}")
+    assert no_auth.status_code == 401 and no_auth.json()["error"]["code"] == "401"
+    assert all(status == 401 for _, _, status in azure_emulator.request_log())
+
+
+def test_emulator_process_plays_azure(tmp_path: Path) -> None:
+    with EmulatorProcess(
+        data_dir=tmp_path / "proc", flavor="azure", api_key=KEY, api_versions=["2025-04-01-preview"]
+    ) as emu:
+        assert emu.base_url == f"{emu.endpoint}/openai/v1"
+        client = key_client(emu, api_version="2025-04-01-preview")
+        created = client.files.create(file=("in.jsonl", io.BytesIO(batch_lines())), purpose="batch")
+        assert emu.file(created.id)["status"] == "processed"
+        with pytest.raises(openai.BadRequestError):
+            key_client(emu, api_version=GA).files.list()  # only the versions given are accepted
+        bad = client.files.create(file=("bad.jsonl", io.BytesIO(b"[]\n")), purpose="batch")
+        assert bad.status == "error"  # file validation is on by default in Azure mode
