@@ -38,7 +38,9 @@ def test_v1_routes_without_api_version() -> None:
     assert settings.endpoint == ENDPOINT
 
 
-@pytest.mark.parametrize("host", [ENDPOINT, f"{ENDPOINT}/", f"{ENDPOINT}/openai", f"{ENDPOINT}/openai/v1/", "my-resource.openai.azure.com"])
+@pytest.mark.parametrize(
+    "host", [ENDPOINT, f"{ENDPOINT}/", f"{ENDPOINT}/openai", f"{ENDPOINT}/openai/v1/", "my-resource.openai.azure.com"]
+)
 def test_endpoint_forms_from_the_portal_or_sdk_docs(host: str) -> None:
     assert azure(host=host, api_version="2024-10-21").base_url == f"{ENDPOINT}/openai"
     assert azure(host=host).base_url == f"{ENDPOINT}/openai/v1"
@@ -115,10 +117,20 @@ def test_unknown_flavor_and_azure_extras_on_openai() -> None:
 
 
 def test_gateway_error_shapes() -> None:
-    key_body = b'{"error":{"code":"401","message":"Access denied due to invalid subscription key or wrong API endpoint."}}'
-    assert error_fields(key_body) == {"code": "401", "message": "Access denied due to invalid subscription key or wrong API endpoint."}
-    token_body = b'{"statusCode": 401, "message": "Unauthorized. Access token is missing, invalid, audience is incorrect"}'
-    assert error_fields(token_body) == {"code": "401", "message": "Unauthorized. Access token is missing, invalid, audience is incorrect"}
+    key_body = (
+        b'{"error":{"code":"401","message":"Access denied due to invalid subscription key or wrong API endpoint."}}'
+    )
+    assert error_fields(key_body) == {
+        "code": "401",
+        "message": "Access denied due to invalid subscription key or wrong API endpoint.",
+    }
+    token_body = (
+        b'{"statusCode": 401, "message": "Unauthorized. Access token is missing, invalid, audience is incorrect"}'
+    )
+    assert error_fields(token_body) == {
+        "code": "401",
+        "message": "Unauthorized. Access token is missing, invalid, audience is incorrect",
+    }
     assert error_fields(b'{"error": "plain"}') == {"message": "plain"}
     assert error_fields(b"[]") == {} and error_fields(b"<html>") == {}
 
@@ -127,8 +139,18 @@ def test_gateway_error_shapes() -> None:
     ("status", "body", "code", "message"),
     [
         (404, {"error": {"code": "404", "message": "Resource not found"}}, "404", "Resource not found"),
-        (400, {"error": {"code": "BadRequest", "message": "API version not supported"}}, "BadRequest", "API version not supported"),
-        (401, {"statusCode": 401, "message": "Unauthorized. Access token is missing"}, "401", "Access token is missing"),
+        (
+            400,
+            {"error": {"code": "BadRequest", "message": "API version not supported"}},
+            "BadRequest",
+            "API version not supported",
+        ),
+        (
+            401,
+            {"statusCode": 401, "message": "Unauthorized. Access token is missing"},
+            "401",
+            "Access token is missing",
+        ),
     ],
 )
 def test_classify_azure_answers(status: int, body: dict[str, Any], code: str, message: str) -> None:
@@ -143,7 +165,12 @@ def test_classify_azure_answers(status: int, body: dict[str, Any], code: str, me
 def test_azure_429_and_5xx_are_retried_with_their_hints() -> None:
     from airflow_openai_files._retry import should_retry
 
-    err = classify(429, {"retry-after-ms": "1500", "x-ms-request-id": "ms-9"}, b'{"error":{"code":"429","message":"Rate limit"}}', what="x")
+    err = classify(
+        429,
+        {"retry-after-ms": "1500", "x-ms-request-id": "ms-9"},
+        b'{"error":{"code":"429","message":"Rate limit"}}',
+        what="x",
+    )
     assert should_retry(err) and err.retry_after == 1.5 and err.request_id == "ms-9"
     assert should_retry(classify(503, {}, b"", what="x"))
     assert isinstance(classify(500, {}, b"", what="x"), OpenAIFilesError)

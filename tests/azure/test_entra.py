@@ -31,7 +31,9 @@ TOKENS = ("eyJ.entra-token-one.SECRET1", "eyJ.entra-token-two.SECRET2")
 class StandInCredential:
     """Hands out the given tokens in turn, each living ``lifetimes[i]`` seconds; records calls and threads."""
 
-    def __init__(self, tokens: tuple[str, ...] = TOKENS, lifetimes: tuple[float, ...] = (3600.0,), clock: Any = time.time):
+    def __init__(
+        self, tokens: tuple[str, ...] = TOKENS, lifetimes: tuple[float, ...] = (3600.0,), clock: Any = time.time
+    ):
         self.tokens = list(tokens)
         self.lifetimes = lifetimes
         self.clock = clock
@@ -70,7 +72,9 @@ def entra_emulator(tmp_path: Path) -> Iterator[Emulator]:
         yield emu
 
 
-def use(monkeypatch: pytest.MonkeyPatch, emulator: Emulator, conn_id: str = "openai_files_default", **extra: Any) -> None:
+def use(
+    monkeypatch: pytest.MonkeyPatch, emulator: Emulator, conn_id: str = "openai_files_default", **extra: Any
+) -> None:
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", emulator.airflow_connection(**extra))
 
 
@@ -185,7 +189,9 @@ def test_hook_with_a_credential_refreshes_the_token(
     assert all(status == 201 or status == 200 for _, _, status in entra_emulator.request_log())
 
 
-def test_default_credential_is_used_by_hook_and_trigger(entra_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_credential_is_used_by_hook_and_trigger(
+    entra_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     credential = StandInCredential()
     made: list[str | None] = []
     monkeypatch.setattr(_azure, "default_credential", lambda client_id=None: (made.append(client_id), credential)[1])
@@ -208,7 +214,9 @@ def test_static_token_from_the_connection(entra_emulator: Emulator, monkeypatch:
     assert "SECRET" not in repr(hook) and "SECRET" not in repr(hook.settings)
 
 
-def test_rejected_token_fails_fast_without_quoting_it(entra_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rejected_token_fails_fast_without_quoting_it(
+    entra_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bad = "eyJ.not-accepted.SECRET3"
     use(monkeypatch, entra_emulator, azure_ad_token=bad)
     with pytest.raises(OpenAIFilesRequestError) as info:
@@ -226,14 +234,18 @@ def test_token_never_in_logs_or_xcom(
 
     masked: list[str] = []
     real = airflow.sdk.log.mask_secret
-    monkeypatch.setattr(airflow.sdk.log, "mask_secret", lambda secret, name=None: (masked.append(secret), real(secret, name)))
+    monkeypatch.setattr(
+        airflow.sdk.log, "mask_secret", lambda secret, name=None: (masked.append(secret), real(secret, name))
+    )
     credential = StandInCredential()
     monkeypatch.setattr(_azure, "default_credential", lambda client_id=None: credential)
     use(monkeypatch, entra_emulator, use_azure_credential=True)
     source = tmp_path / "train.jsonl"
     source.write_bytes(fine_tune_lines())
     with caplog.at_level(logging.DEBUG):
-        result = OpenAIUploadFileOperator(task_id="up", file_path=str(source), purpose="fine-tune").execute(make_context())
+        result = OpenAIUploadFileOperator(task_id="up", file_path=str(source), purpose="fine-tune").execute(
+            make_context()
+        )
         with pytest.raises(OpenAIFilesRequestError) as info:
             OpenAIFilesHook().get_file("file-missing")
     xcom = json.dumps(result)

@@ -239,3 +239,18 @@ def test_example_dag_runs_unchanged(flavor_target_factory: Any, airflow_home: Pa
     assert any(m == "DELETE" and s == 200 for m, _, s in log)
     password = json.loads(target.connection).get("password", "")
     assert password and password not in done.stdout + done.stderr  # the key never reaches the task logs
+
+
+def test_wait_until_processed_times_out_and_sees_deletion(flavor_target_factory: Any) -> None:
+    target: FlavorTarget = flavor_target_factory(processing_delay=600)
+    hook = OpenAIFilesHook()
+    created = hook.upload_file(io.BytesIO(batch_lines(2)), "batch", filename="in.jsonl")
+    with pytest.raises(Exception) as info:
+        hook.wait_until_processed(created["id"], timeout=0.3, poll_interval=0.05)
+    assert not isinstance(info.value, OpenAIFilesRequestError)  # a timeout may heal: Airflow may retry the task
+    assert "gave up after" in str(info.value) and target.new_file_status in str(info.value)
+    target.emulator.advance_clock(601)
+    assert hook.wait_until_processed(created["id"], timeout=5, poll_interval=0.05)["status"] == "processed"
+    hook.delete_file(created["id"])
+    with pytest.raises(OpenAIFilesRequestError):
+        hook.wait_until_processed(created["id"], timeout=5, poll_interval=0.05)  # 404: never usable

@@ -25,7 +25,9 @@ GA = "2024-10-21"
 
 @pytest.fixture
 def azure_emulator(tmp_path: Path) -> Iterator[Emulator]:
-    with Emulator(data_dir=tmp_path / "emu", flavor="azure", api_key=KEY, ad_tokens=[TOKEN], processing_delay=60) as emu:
+    with Emulator(
+        data_dir=tmp_path / "emu", flavor="azure", api_key=KEY, ad_tokens=[TOKEN], processing_delay=60
+    ) as emu:
         yield emu
 
 
@@ -34,7 +36,9 @@ def key_client(emu: Emulator, api_version: str = GA) -> AzureOpenAI:
 
 
 def token_client(emu: Emulator) -> AzureOpenAI:
-    return AzureOpenAI(azure_endpoint=emu.endpoint, api_version=GA, azure_ad_token_provider=lambda: TOKEN, max_retries=0)
+    return AzureOpenAI(
+        azure_endpoint=emu.endpoint, api_version=GA, azure_ad_token_provider=lambda: TOKEN, max_retries=0
+    )
 
 
 def v1_client(emu: Emulator) -> OpenAI:
@@ -45,7 +49,9 @@ def v1_client(emu: Emulator) -> OpenAI:
 @pytest.mark.parametrize("make", [key_client, token_client, v1_client], ids=["api-key", "entra-token", "v1"])
 def test_files_lifecycle(azure_emulator: Emulator, make: Any) -> None:
     client = make(azure_emulator)
-    raw = client.files.with_raw_response.create(file=("train.jsonl", io.BytesIO(fine_tune_lines())), purpose="fine-tune")
+    raw = client.files.with_raw_response.create(
+        file=("train.jsonl", io.BytesIO(fine_tune_lines())), purpose="fine-tune"
+    )
     assert raw.status_code == 201  # Files - Upload: 201 Created with the new file's URL
     created = raw.parse()
     prefix = "/openai/v1" if make is v1_client else "/openai"
