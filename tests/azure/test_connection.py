@@ -105,7 +105,7 @@ def test_config_errors_name_the_field(kwargs: dict[str, Any], field: str, words:
 
 
 def test_unknown_flavor_and_azure_extras_on_openai() -> None:
-    with pytest.raises(OpenAIFilesConfigError, match="'flavor'.*openai, azure"):
+    with pytest.raises(OpenAIFilesConfigError, match=r"'flavor'.*openai, azure"):
         parse_settings("c", host=None, password="sk-x", extra={"flavor": "gcp"})
     with pytest.raises(OpenAIFilesConfigError, match="'api_version' is only used when the extra 'flavor' is 'azure'"):
         parse_settings("c", host=None, password="sk-x", extra={"api_version": "2024-10-21"})

@@ -133,7 +133,7 @@ def test_credential_failure_is_an_error_without_secrets() -> None:
         def get_token(self, *scopes: str, **kwargs: Any) -> Any:
             raise RuntimeError("ManagedIdentityCredential: no endpoint reachable")
 
-    with pytest.raises(OpenAIFilesError, match="Could not get a Microsoft Entra ID token.*no endpoint reachable"):
+    with pytest.raises(OpenAIFilesError, match=r"Could not get a Microsoft Entra ID token.*no endpoint reachable"):
         TokenProvider(Broken()).get()
 
     class Empty:

@@ -1,6 +1,6 @@
 """Every file operator, the file sensor and its trigger, on OpenAI and on Azure OpenAI, changing only the connection.
 
-Each test runs once per flavor (``flavor_target`` from ``tests.support.azure``): the emulator plays the flavor
+Each test runs once per flavor (``flavor_target`` from ``tests.support.azure``, via this folder's conftest): the emulator plays the flavor
 and the default connection points at it. Assertions are on what the user relies on: the objects on the
 emulator, the bytes on disk, the routes the requests took.
 """
@@ -27,12 +27,7 @@ from airflow_openai_files.operators import (
 )
 from airflow_openai_files.sensors import OpenAIFileSensor
 from airflow_openai_files.triggers import OpenAIFileTrigger
-from tests.support.azure import (  # noqa: F401  (fixtures)
-    FlavorTarget,
-    flavor,
-    flavor_target,
-    flavor_target_factory,
-)
+from tests.support.azure import FlavorTarget
 from tests.support.task_helpers import batch_lines, fine_tune_lines, make_context
 
 
