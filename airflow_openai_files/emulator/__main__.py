@@ -77,6 +77,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-part-bytes", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--max-batch-bytes", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--sync-check-bytes", type=int, default=None, help=argparse.SUPPRESS)
+    batches = parser.add_argument_group("batches", "how long each batch state lasts on the emulator's clock")
+    for state, default in (("validating", 0), ("in-progress", 0), ("finalizing", 0), ("cancelling", 0)):
+        batches.add_argument(
+            f"--batch-{state}-seconds", type=float, default=None, help=f"seconds in '{state}' (default {default})"
+        )
+    batches.add_argument(
+        "--batch-seconds-per-request",
+        type=float,
+        default=None,
+        help="seconds 'in_progress' lasts per request, added to --batch-in-progress-seconds (default 0)",
+    )
+    batches.add_argument(
+        "--enqueued-token-limit",
+        type=int,
+        default=None,
+        help="fail a batch with 'token_limit_exceeded' when the tokens enqueued for its model would pass this"
+        " (default: no limit)",
+    )
     return parser.parse_args(argv)
 
 
@@ -112,6 +130,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         api_versions=args.api_version,
         ad_tokens=args.ad_token,
         log_level=args.log_level,
+        batch_validating_seconds=args.batch_validating_seconds,
+        batch_in_progress_seconds=args.batch_in_progress_seconds,
+        batch_seconds_per_request=args.batch_seconds_per_request,
+        batch_finalizing_seconds=args.batch_finalizing_seconds,
+        batch_cancelling_seconds=args.batch_cancelling_seconds,
+        enqueued_token_limit=args.enqueued_token_limit,
     )
     try:
         emulator.start()

@@ -65,6 +65,10 @@ def router(state: EmulatorState) -> APIRouter:
     def all_uploads() -> Response:
         return JSONResponse(uploads.all_uploads())
 
+    @api.get("/batches")
+    def all_batches() -> Response:
+        return JSONResponse(state.backend("batches").all_batches())
+
     @api.get("/requests")
     def request_log() -> Response:
         return JSONResponse([list(entry) for entry in state.requests])

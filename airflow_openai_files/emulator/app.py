@@ -28,6 +28,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from airflow_openai_files.emulator import admin, errors
+from airflow_openai_files.emulator.batches import routes as batches_routes
+from airflow_openai_files.emulator.batches.backend import BatchesBackend
 from airflow_openai_files.emulator.config import EmulatorConfig
 from airflow_openai_files.emulator.faults import FaultMiddleware
 from airflow_openai_files.emulator.files import routes as files_routes
@@ -46,6 +48,7 @@ class Resource(NamedTuple):
 RESOURCES: tuple[Resource, ...] = (
     Resource(FilesBackend, files_routes.router),
     Resource(UploadsBackend, uploads_routes.router),
+    Resource(BatchesBackend, batches_routes.router),
 )
 
 

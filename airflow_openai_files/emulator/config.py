@@ -72,6 +72,14 @@ class EmulatorConfig:
     api_versions: tuple[str, ...] = AZURE_API_VERSIONS
     #: Azure: Entra ID bearer tokens accepted; empty: any non-empty token (and any configured key).
     bearer_tokens: tuple[str, ...] = ()
+    # Batches: how long each state lasts on the emulator's clock (fast by default), and the
+    # organisation's enqueued-token limit per model (None: no limit).
+    batch_validating_seconds: float = 0.0
+    batch_in_progress_seconds: float = 0.0
+    batch_seconds_per_request: float = 0.0
+    batch_finalizing_seconds: float = 0.0
+    batch_cancelling_seconds: float = 0.0
+    enqueued_token_limit: int | None = None
 
     def __post_init__(self) -> None:
         if self.file_validation not in FILE_VALIDATION_MODES:

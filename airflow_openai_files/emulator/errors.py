@@ -247,3 +247,56 @@ def parts_mismatch(message: str, param: str = "part_ids") -> EmulatorError:
 # ---- admin ----------------------------------------------------------------------------------------
 def bad_admin_request(detail: str) -> EmulatorError:
     return EmulatorError(400, _short(detail, 500))
+
+
+# ---- batches --------------------------------------------------------------------------------------
+def no_such_batch(batch_id: str) -> EmulatorError:
+    return EmulatorError(404, f"No such Batch object: {_short(batch_id)}", param="batch_id")
+
+
+def bad_batch_cursor(batch_id: str) -> EmulatorError:
+    return EmulatorError(400, f"No such Batch object: {_short(batch_id)}", param="after")
+
+
+def batch_input_not_batch_purpose(file_id: str, purpose: str) -> EmulatorError:
+    return EmulatorError(
+        400,
+        f"The input file {_short(file_id)} has purpose {_short(purpose, 50)!r}; a batch needs a file of purpose"
+        " 'batch'.",
+        param="input_file_id",
+        code="invalid_value",
+    )
+
+
+def unsupported_value(name: str, value: Any, supported: Iterable[str]) -> EmulatorError:
+    listed = ", ".join(repr(v) for v in supported)
+    return EmulatorError(
+        400,
+        f"Invalid value: {_short(value, 100)!r}. Supported values are: {listed}.",
+        param=name,
+        code="invalid_value",
+    )
+
+
+def too_many_properties(name: str, limit: int, got: int) -> EmulatorError:
+    return EmulatorError(
+        400,
+        f"Invalid '{name}': too many properties. Expected an object with at most {limit} properties, but got an"
+        f" object with {got} properties instead.",
+        param=name,
+        code="object_above_max_properties",
+    )
+
+
+def string_too_long(name: str, limit: int, got: int) -> EmulatorError:
+    return EmulatorError(
+        400,
+        f"Invalid '{name}': string too long. Expected a string with maximum length {limit}, but got a string"
+        f" with length {got} instead.",
+        param=name,
+        code="string_above_max_length",
+    )
+
+
+def batch_not_cancellable(status: str) -> EmulatorError:
+    return EmulatorError(400, f"Cannot cancel a batch with status '{status}'.", param="batch_id")

@@ -59,6 +59,12 @@ class _EmulatorBase:
         max_batch_bytes: int | None = None,
         sync_check_bytes: int | None = None,
         log_level: str = "warning",
+        batch_validating_seconds: float | None = None,
+        batch_in_progress_seconds: float | None = None,
+        batch_seconds_per_request: float | None = None,
+        batch_finalizing_seconds: float | None = None,
+        batch_cancelling_seconds: float | None = None,
+        enqueued_token_limit: int | None = None,
     ) -> None:
         if flavor not in ("openai", "azure"):
             raise ValueError(f"flavor must be 'openai' or 'azure', got {flavor!r}")
@@ -80,6 +86,15 @@ class _EmulatorBase:
             "sync_check_bytes": sync_check_bytes,
         }
         self.log_level = log_level
+        #: Batch lifecycle durations and the enqueued-token limit (None: the config's default).
+        self.batch_settings: dict[str, Any] = {
+            "batch_validating_seconds": batch_validating_seconds,
+            "batch_in_progress_seconds": batch_in_progress_seconds,
+            "batch_seconds_per_request": batch_seconds_per_request,
+            "batch_finalizing_seconds": batch_finalizing_seconds,
+            "batch_cancelling_seconds": batch_cancelling_seconds,
+            "enqueued_token_limit": enqueued_token_limit,
+        }
         self._given_data_dir = Path(data_dir) if data_dir is not None else None
         self._temp_dir: str | None = None
         self.data_dir: Path | None = self._given_data_dir
@@ -176,6 +191,11 @@ class _EmulatorBase:
         uploads: list[dict[str, Any]] = self._call("uploads")
         return uploads
 
+    def batches(self) -> list[dict[str, Any]]:
+        """Every Batch, oldest first, as the API shows it (brought up to the emulator's clock)."""
+        batches: list[dict[str, Any]] = self._call("batches")
+        return batches
+
     def create_service_file(self, purpose: str, filename: str, content: bytes) -> dict[str, Any]:
         """Seed a file as the service would create it (``batch_output``, ``fine-tune-results``, ...)."""
         created: dict[str, Any] = self._call("create_service_file", purpose, filename, content)
@@ -245,7 +265,7 @@ class Emulator(_EmulatorBase):
         )
         if self.api_versions is not None:
             config.api_versions = self.api_versions
-        for name, value in self.limits.items():
+        for name, value in {**self.limits, **self.batch_settings}.items():
             if value is not None:
                 setattr(config, name, value)
         return config
@@ -319,6 +339,7 @@ class Emulator(_EmulatorBase):
             "file": files.get_file,
             "content_path": files.content_path,
             "uploads": uploads.all_uploads,
+            "batches": state.backend("batches").all_batches,
             "create_service_file": files.create_service_file,
             "request_log": lambda: list(state.requests),
             "now": state.clock.now,
@@ -362,7 +383,7 @@ class EmulatorProcess(_EmulatorBase):
         for version in self.api_versions or ():
             cmd += ["--api-version", version]
         cmd.append("--file-status-errors" if self.file_validation == "status" else "--no-file-status-errors")
-        for name, value in self.limits.items():
+        for name, value in {**self.limits, **self.batch_settings}.items():
             if value is not None:
                 cmd += [f"--{name.replace('_', '-')}", str(value)]
         return cmd
@@ -437,4 +458,5 @@ class EmulatorProcess(_EmulatorBase):
         if name == "reset":
             return self._admin("POST", "reset", {})
         paths = {"files": "files", "uploads": "uploads", "request_log": "requests", "pending_faults": "faults"}
+        paths["batches"] = "batches"
         return self._admin("GET", paths[name])
