@@ -86,6 +86,10 @@ def router(state: EmulatorState) -> APIRouter:
             raise errors.bad_admin_request(f"Bad clock change: {exc}") from None
         return JSONResponse({"now": state.clock.now(), "offset": state.clock.offset})
 
+    @api.get("/fine_tuning/jobs")
+    def all_fine_tuning_jobs() -> Response:
+        return JSONResponse(state.backend("fine_tuning").all_jobs())
+
     @api.get("/health")
     def health() -> Response:
         return JSONResponse({"ok": True, "data_dir": str(state.data_dir)})

@@ -54,6 +54,11 @@ class _EmulatorBase:
         api_versions: Sequence[str] | None = None,
         ad_tokens: str | Sequence[str] | None = None,
         file_validation: str | None = None,
+        fine_tuning_validate_seconds: float | None = None,
+        fine_tuning_queue_seconds: float | None = None,
+        fine_tuning_train_seconds: float | None = None,
+        fine_tuning_available_until: str | None = None,
+        organization_name: str | None = None,
         max_file_bytes: int | None = None,
         max_part_bytes: int | None = None,
         max_batch_bytes: int | None = None,
@@ -79,6 +84,14 @@ class _EmulatorBase:
         self.port = port
         # Azure reports content problems on the file (status "error"); OpenAI leaves them to the job.
         self.file_validation = file_validation or ("status" if flavor == "azure" else "none")
+        #: Fine-tuning knobs (EmulatorConfig fields and CLI flags of the same names); None: the default.
+        self.fine_tuning: dict[str, Any] = {
+            "fine_tuning_validate_seconds": fine_tuning_validate_seconds,
+            "fine_tuning_queue_seconds": fine_tuning_queue_seconds,
+            "fine_tuning_train_seconds": fine_tuning_train_seconds,
+            "fine_tuning_available_until": fine_tuning_available_until,
+            "organization_name": organization_name,
+        }
         self.limits = {
             "max_file_bytes": max_file_bytes,
             "max_part_bytes": max_part_bytes,
@@ -201,6 +214,11 @@ class _EmulatorBase:
         created: dict[str, Any] = self._call("create_service_file", purpose, filename, content)
         return created
 
+    def fine_tuning_jobs(self) -> list[dict[str, Any]]:
+        """Every fine-tuning job, oldest first, as the API shows it now (lifecycle applied)."""
+        jobs: list[dict[str, Any]] = self._call("fine_tuning_jobs")
+        return jobs
+
     def request_log(self) -> list[tuple[str, str, int]]:
         """``(method, path, status)`` of every API request; status 0: no response was sent."""
         return [(str(m), str(p), int(s)) for m, p, s in self._call("request_log")]
@@ -268,6 +286,10 @@ class Emulator(_EmulatorBase):
         for name, value in {**self.limits, **self.batch_settings}.items():
             if value is not None:
                 setattr(config, name, value)
+        for name, value in self.fine_tuning.items():
+            if value is not None:
+                setattr(config, name, value)
+        config.__post_init__()
         return config
 
     def start(self) -> Emulator:
@@ -347,6 +369,7 @@ class Emulator(_EmulatorBase):
             "add_fault": lambda kwargs: state.faults.add(**kwargs),
             "pending_faults": state.faults.pending,
             "reset": state.reset,
+            "fine_tuning_jobs": state.backend("fine_tuning").all_jobs,
         }
         try:
             return actions[name](*args)
@@ -384,6 +407,9 @@ class EmulatorProcess(_EmulatorBase):
             cmd += ["--api-version", version]
         cmd.append("--file-status-errors" if self.file_validation == "status" else "--no-file-status-errors")
         for name, value in {**self.limits, **self.batch_settings}.items():
+            if value is not None:
+                cmd += [f"--{name.replace('_', '-')}", str(value)]
+        for name, value in self.fine_tuning.items():
             if value is not None:
                 cmd += [f"--{name.replace('_', '-')}", str(value)]
         return cmd
@@ -453,6 +479,8 @@ class EmulatorProcess(_EmulatorBase):
             return self._admin("GET", "clock")["now"]
         if name == "advance_clock":
             return self._admin("POST", "clock", {"advance": args[0]})
+        if name == "fine_tuning_jobs":
+            return self._admin("GET", "fine_tuning/jobs")
         if name == "add_fault":
             return self._admin("POST", "faults", args[0])
         if name == "reset":
