@@ -150,3 +150,52 @@ def test_emulator_process_plays_azure(tmp_path: Path) -> None:
             key_client(emu, api_version=GA).files.list()  # only the versions given are accepted
         bad = client.files.create(file=("bad.jsonl", io.BytesIO(b"[]\n")), purpose="batch")
         assert bad.status == "error"  # file validation is on by default in Azure mode
+
+
+# -- batches and fine-tuning jobs on the same routes (their routers get Azure's gateway for free) --------
+
+
+def test_batches_through_azure_routes(tmp_path: Path) -> None:
+    from tests.emulator.batch_support import CHAT, chat_line, jsonl
+
+    with Emulator(data_dir=tmp_path / "emu", flavor="azure", api_key=KEY, batch_in_progress_seconds=10) as emu:
+        client = key_client(emu)
+        source = client.files.create(
+            file=("requests.jsonl", io.BytesIO(jsonl(chat_line(i) for i in range(3)))), purpose="batch"
+        )
+        batch = client.batches.create(input_file_id=source.id, endpoint=CHAT, completion_window="24h")
+        assert batch.status in ("validating", "in_progress")
+        emu.advance_clock(11)
+        done = client.batches.retrieve(batch.id)
+        assert done.status == "completed" and done.output_file_id
+        lines = client.files.content(done.output_file_id).read().splitlines()
+        assert len(lines) == 3
+        assert [b.id for b in client.batches.list()] == [batch.id]
+        log = emu.request_log()
+        assert ("POST", "/openai/batches", 200) in log and ("GET", f"/openai/batches/{batch.id}", 200) in log
+        with pytest.raises(openai.AuthenticationError):
+            AzureOpenAI(azure_endpoint=emu.endpoint, api_version=GA, api_key="x", max_retries=0).batches.list()
+
+
+def test_fine_tuning_jobs_through_azure_routes(tmp_path: Path) -> None:
+    with Emulator(
+        data_dir=tmp_path / "emu",
+        flavor="azure",
+        ad_tokens=[TOKEN],
+        fine_tuning_validate_seconds=1,
+        fine_tuning_queue_seconds=1,
+        fine_tuning_train_seconds=5,
+    ) as emu:
+        client = token_client(emu)
+        training = client.files.create(file=("train.jsonl", io.BytesIO(fine_tune_lines(12))), purpose="fine-tune")
+        assert training.status == "processed"
+        job = client.fine_tuning.jobs.create(training_file=training.id, model="gpt-4o-mini-2024-07-18", suffix="az")
+        emu.advance_clock(10)
+        finished = client.fine_tuning.jobs.retrieve(job.id)
+        assert finished.status == "succeeded" and finished.fine_tuned_model
+        assert list(client.fine_tuning.jobs.list_events(job.id))
+        assert ("POST", "/openai/fine_tuning/jobs", 200) in emu.request_log()
+        missing_version = httpx.get(
+            f"{emu.endpoint}/openai/fine_tuning/jobs", headers={"authorization": f"Bearer {TOKEN}"}
+        )
+        assert missing_version.status_code == 404
