@@ -84,6 +84,16 @@ def azure_bad_token() -> AzureError:
     )
 
 
+def azure_file_not_processed(file_id: str, status: str, param: str) -> EmulatorError:
+    """A batch or job given a file Azure has not processed yet (the wording is the emulator's own)."""
+    return EmulatorError(
+        400,
+        f"The file {_short(file_id, 100)} is not ready for use (status {status!r}): wait until it is 'processed'.",
+        param=param,
+        code="invalidPayload",
+    )
+
+
 def _short(value: Any, limit: int = 200) -> str:
     return str(value)[:limit]
 

@@ -199,3 +199,27 @@ def test_fine_tuning_jobs_through_azure_routes(tmp_path: Path) -> None:
             f"{emu.endpoint}/openai/fine_tuning/jobs", headers={"authorization": f"Bearer {TOKEN}"}
         )
         assert missing_version.status_code == 404
+
+
+def test_files_backend_refuses_unprocessed_files_in_azure_mode(tmp_path: Path) -> None:
+    """The check batch and fine-tuning create handlers call (``FilesBackend.require_processed``)."""
+    from airflow_openai_files.emulator.errors import EmulatorError
+
+    for flavor in ("azure", "openai"):
+        with Emulator(data_dir=tmp_path / flavor, flavor=flavor, processing_delay=60) as emu:
+            created = OpenAI(base_url=emu.base_url, api_key=KEY, max_retries=0).files.create(
+                file=("in.jsonl", io.BytesIO(batch_lines())), purpose="batch"
+            )
+            files = emu._state.backend("files")
+            if flavor == "azure":
+                with pytest.raises(EmulatorError) as info:
+                    files.require_processed(created.id, "input_file_id")
+                assert info.value.status == 400 and info.value.param == "input_file_id"
+                assert "'pending'" in info.value.message
+            else:
+                assert files.require_processed(created.id, "input_file_id")["status"] == "uploaded"
+            emu.advance_clock(61)
+            assert files.require_processed(created.id, "input_file_id")["status"] == "processed"
+            with pytest.raises(EmulatorError) as missing:
+                files.require_processed("file-nope", "training_file")
+            assert missing.value.status == 404 and missing.value.param == "training_file"

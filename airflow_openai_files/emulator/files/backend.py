@@ -213,6 +213,22 @@ class FilesBackend(Backend):
     def get_file(self, file_id: str) -> dict[str, Any]:
         return self._file_dict(self._live_row(file_id), self.clock.now())
 
+    def require_processed(self, file_id: str, param: str) -> dict[str, Any]:
+        """
+        The File a batch or fine-tuning job is about to use; in Azure mode it must be ``processed``.
+
+        Azure OpenAI refuses a batch or job whose file is not processed yet (reported: openai-dotnet
+        issue 312); OpenAI takes the file at once. Create handlers of such resources call this. Unknown
+        file: 404 as :meth:`get_file`, naming ``param``.
+        """
+        try:
+            file = self.get_file(file_id)
+        except errors.EmulatorError:
+            raise errors.no_such_file(file_id, param=param) from None
+        if self.config.is_azure and file["status"] != "processed":
+            raise errors.azure_file_not_processed(file_id, file["status"], param)
+        return file
+
     def content_path(self, file_id: str) -> Path:
         """Where a live file's bytes are, whatever its purpose (admin and tests)."""
         self._live_row(file_id)
