@@ -37,7 +37,16 @@ from typing import Any
 
 import httpx
 
-from airflow_openai_files._retry import RetryableError, RetryPolicy, classify, describe, json_object, should_retry
+from airflow_openai_files._azure import provider_for
+from airflow_openai_files._retry import (
+    RetryableError,
+    RetryPolicy,
+    classify,
+    describe,
+    json_object,
+    request_id_from,
+    should_retry,
+)
 from airflow_openai_files._settings import ClientSettings, parse_settings
 from airflow_openai_files.exceptions import OpenAIFilesConfigError, OpenAIFilesError
 from airflow_openai_files.limits import DEFAULT_CONN_ID
@@ -151,7 +160,8 @@ async def _load_settings(conn_id: str) -> ClientSettings:
         from airflow.sdk.log import amask_secret
     except ImportError:  # pragma: no cover - older task SDKs
         return settings
-    await amask_secret(settings.api_key)
+    for secret in settings.secrets():
+        await amask_secret(secret)
     return settings
 
 
@@ -268,6 +278,9 @@ class OpenAIFilesAsyncHook:
         """
         async with self._session() as (client, settings):
             policy = RetryPolicy(max_retries=settings.max_retries)
+            # Azure with Entra ID: a bearer per attempt (cached, refreshed before expiry, fetched in a thread).
+            tokens = provider_for(settings)
+            query = settings.query(params)
             started = time.monotonic()
             attempt = 0
             while True:
@@ -280,11 +293,13 @@ class OpenAIFilesAsyncHook:
                 # The request's own timeouts end it by the deadline. Not asyncio.wait_for: before Python 3.12 it
                 # can swallow a cancellation that arrives as the answer does, and the triggerer cancels triggers.
                 try:
+                    auth = {"Authorization": f"Bearer {await tokens.aget()}"} if tokens is not None else None
                     response = await client.request(
                         method,
                         settings.url(path),
-                        params=params,
+                        params=query,
                         json=json,
+                        headers=auth,
                         timeout=httpx.Timeout(limit, connect=min(settings.connect_timeout, limit)),
                     )
                 except httpx.HTTPError as exc:
@@ -298,9 +313,11 @@ class OpenAIFilesAsyncHook:
                             method,
                             path,
                             response.status_code,
-                            response.headers.get("x-request-id"),
+                            request_id_from(response.headers),
                         )
                         return json_object(response.json, what, response.headers)
+                    if response.status_code == 401 and tokens is not None:
+                        tokens.invalidate()
                     error = classify(response.status_code, response.headers, response.content[:65536], what=what)
                 if not should_retry(error):
                     raise error

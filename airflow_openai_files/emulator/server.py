@@ -22,11 +22,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from airflow_openai_files.limits import CONN_TYPE
+from airflow_openai_files.limits import AZURE_GA_API_VERSION, CONN_TYPE
 
 DEFAULT_API_KEY = "sk-emulator"
 READY_LINE = "OpenAI Files emulator listening on "
-_READY_RE = re.compile(r"^OpenAI Files emulator listening on (http://\S+)/v1\s*$")
+# The line ends with the base URL: http://HOST:PORT/v1, or http://HOST:PORT/openai/v1 in Azure mode.
+_READY_RE = re.compile(r"^OpenAI Files emulator listening on (http://[^/\s]+)/\S*\s*$")
 
 
 def _keys(api_key: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -49,12 +50,15 @@ class _EmulatorBase:
         host: str = "127.0.0.1",
         port: int = 0,
         *,
+        flavor: str = "openai",
+        api_versions: Sequence[str] | None = None,
+        ad_tokens: str | Sequence[str] | None = None,
+        file_validation: str | None = None,
         fine_tuning_validate_seconds: float | None = None,
         fine_tuning_queue_seconds: float | None = None,
         fine_tuning_train_seconds: float | None = None,
         fine_tuning_available_until: str | None = None,
         organization_name: str | None = None,
-        file_validation: str = "none",
         max_file_bytes: int | None = None,
         max_part_bytes: int | None = None,
         max_batch_bytes: int | None = None,
@@ -67,11 +71,19 @@ class _EmulatorBase:
         batch_cancelling_seconds: float | None = None,
         enqueued_token_limit: int | None = None,
     ) -> None:
+        if flavor not in ("openai", "azure"):
+            raise ValueError(f"flavor must be 'openai' or 'azure', got {flavor!r}")
+        self.flavor = flavor
         self.api_keys = _keys(api_key)
+        #: Azure mode: the Entra ID tokens accepted (any non-empty token when none are given).
+        self.ad_tokens = _keys(ad_tokens)
+        #: Azure mode: the api-version values the ``/openai/...`` routes accept (None: the defaults).
+        self.api_versions = tuple(api_versions) if api_versions is not None else None
         self.processing_delay = processing_delay
         self.host = host
         self.port = port
-        self.file_validation = file_validation
+        # Azure reports content problems on the file (status "error"); OpenAI leaves them to the job.
+        self.file_validation = file_validation or ("status" if flavor == "azure" else "none")
         #: Fine-tuning knobs (EmulatorConfig fields and CLI flags of the same names); None: the default.
         self.fine_tuning: dict[str, Any] = {
             "fine_tuning_validate_seconds": fine_tuning_validate_seconds,
@@ -115,14 +127,37 @@ class _EmulatorBase:
         return self.api_keys[0] if self.api_keys else DEFAULT_API_KEY
 
     @property
+    def is_azure(self) -> bool:
+        return self.flavor == "azure"
+
+    @property
     def base_url(self) -> str:
+        """OpenAI mode: ``http://HOST:PORT/v1``. Azure mode: the v1 routes, ``http://HOST:PORT/openai/v1``."""
         if self.url is None:
             raise RuntimeError("the emulator is not running")
-        return f"{self.url}/v1"
+        return f"{self.url}/openai/v1" if self.is_azure else f"{self.url}/v1"
+
+    @property
+    def endpoint(self) -> str:
+        """What ``AzureOpenAI(azure_endpoint=...)`` and an Azure connection's host take: ``http://HOST:PORT``."""
+        if self.url is None:
+            raise RuntimeError("the emulator is not running")
+        return self.url
 
     def airflow_connection(self, **extra: Any) -> str:
-        """The JSON value of ``AIRFLOW_CONN_<ID>`` pointing a connection at this emulator."""
+        """
+        The JSON value of ``AIRFLOW_CONN_<ID>`` pointing a connection at this emulator.
+
+        Azure mode: the endpoint as host, ``flavor: azure``, ``api_version`` 2024-10-21 unless ``extra``
+        says otherwise (``api_version=""``: the v1 routes), and the key as password unless ``extra``
+        chooses Entra ID (``azure_ad_token`` or ``use_azure_credential``).
+        """
         value: dict[str, Any] = {"conn_type": CONN_TYPE, "host": self.base_url, "password": self.api_key}
+        if self.is_azure:
+            extra = {"flavor": "azure", "api_version": AZURE_GA_API_VERSION, **extra}
+            value["host"] = self.endpoint
+            if extra.get("azure_ad_token") or extra.get("use_azure_credential"):
+                del value["password"]
         if extra:
             value["extra"] = extra
         return json.dumps(value)
@@ -243,7 +278,11 @@ class Emulator(_EmulatorBase):
             api_keys=self.api_keys,
             processing_delay=self.processing_delay,
             file_validation=self.file_validation,  # type: ignore[arg-type]
+            flavor=self.flavor,  # type: ignore[arg-type]
+            bearer_tokens=self.ad_tokens,
         )
+        if self.api_versions is not None:
+            config.api_versions = self.api_versions
         for name, value in {**self.limits, **self.batch_settings}.items():
             if value is not None:
                 setattr(config, name, value)
@@ -361,8 +400,12 @@ class EmulatorProcess(_EmulatorBase):
         cmd += ["--log-level", self.log_level]
         for key in self.api_keys:
             cmd += ["--api-key", key]
-        if self.file_validation == "status":
-            cmd.append("--file-status-errors")
+        cmd += ["--flavor", self.flavor]
+        for token in self.ad_tokens:
+            cmd += ["--ad-token", token]
+        for version in self.api_versions or ():
+            cmd += ["--api-version", version]
+        cmd.append("--file-status-errors" if self.file_validation == "status" else "--no-file-status-errors")
         for name, value in {**self.limits, **self.batch_settings}.items():
             if value is not None:
                 cmd += [f"--{name.replace('_', '-')}", str(value)]
