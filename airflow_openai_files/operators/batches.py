@@ -217,6 +217,7 @@ class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
         metadata = dict(self.metadata or {})
         if key:
             metadata[_resume.TASK_KEY_METADATA] = key
+        self.hook.wait_for_input_file(input_file_id)  # Azure OpenAI takes only `processed` files; no-op on OpenAI
         batch = self.hook.create_batch(
             input_file_id, endpoint, completion_window=self.completion_window, metadata=metadata or None
         )

@@ -81,9 +81,9 @@ class BatchesBackend(Backend):
         """A new batch in ``validating``; the input file must be a live file of purpose ``batch``."""
         try:
             source = self.files.content_path(input_file_id)
-            purpose = self.files.get_file(input_file_id)["purpose"]
         except errors.EmulatorError:
             raise errors.no_such_file(input_file_id, param="input_file_id") from None
+        purpose = self.files.require_processed(input_file_id, "input_file_id")["purpose"]
         if purpose != "batch":
             raise errors.batch_input_not_batch_purpose(input_file_id, purpose)
         batch_id = new_id("batch_")

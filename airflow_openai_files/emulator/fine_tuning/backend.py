@@ -85,6 +85,7 @@ class FineTuningBackend(Backend):
             raise errors.invalid_fine_tuning_file(param, file_id) from None
         if file["purpose"] != "fine-tune":
             raise errors.wrong_fine_tuning_file_purpose(param, file_id, file["purpose"])
+        files.require_processed(file_id, param)  # Azure OpenAI refuses a file not yet processed
 
     def create_job(self, request: dict[str, Any]) -> dict[str, Any]:
         """A new job in ``validating_files`` (``request`` comes from :func:`.params.parse_create`)."""
