@@ -50,8 +50,12 @@ def emulator_cleanup(base_url: str) -> Cleanup:
 
 
 def store(url: str, path: Path) -> str:
-    """Upload a file to the emulator with curl (outside any timing) and return its id."""
-    stored = run_curl([*AUTH, "-F", f"file=@{path}", "-F", "purpose=user_data", f"{url}/files"])
+    """Upload a file to the emulator with curl (outside any timing) and return its id.
+
+    As a ``vision`` file named ``.png``: a purpose whose content the service lets a client download.
+    """
+    form = [*AUTH, "-F", f"file=@{path};filename={path.stem}.png", "-F", "purpose=vision"]
+    stored = run_curl([*form, f"{url}/files"])
     file_id: str = json.loads(stored["stdout"])["id"]
     return file_id
 

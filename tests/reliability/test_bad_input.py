@@ -42,7 +42,7 @@ class Bench:
     def __init__(self, emu: Emulator, seed: Callable[..., dict[str, Any]], tmp_path: Path, monkeypatch: Any) -> None:
         self.emu = emu
         self.monkeypatch = monkeypatch
-        self.target = seed(name="target.bin")
+        self.target = seed(name="target.png")
         self.sources = tmp_path / "sources"
         self.sources.mkdir()
         self.downloads = tmp_path / "downloads"

@@ -41,8 +41,8 @@ class World:
 
     def __init__(self, emu: Emulator, seed: Callable[..., dict[str, Any]], tmp_path: Path) -> None:
         self.emu = emu
-        self.target = seed(name="target-1.bin")
-        self.bystander = seed(name="bystander.bin")
+        self.target = seed(name="target-1.png")
+        self.bystander = seed(name="bystander.png")
         self.source = tmp_path / "upload" / "payload.bin"
         self.source.parent.mkdir()
         self.source.write_bytes(bytes(range(255, -1, -1)) * 300 + b"\x00\r\n\x1a payload")
@@ -121,7 +121,7 @@ def _check_retrieved(w: World, result: dict[str, Any]) -> None:
     assert (result["id"], result["bytes"], result["filename"]) == (
         w.target["id"],
         len(w.target["data"]),
-        "target-1.bin",
+        "target-1.png",
     )
     assert stored(w.emu) == w.before
 
@@ -530,9 +530,9 @@ def test_task_retry_after_refused_upload_uploads_once(world: World) -> None:
 
 def test_task_retry_does_not_reuse_an_older_or_different_file(world: World, seed: Callable[..., Any]) -> None:
     """A same-name file from before this DAG run, or same name with another size, is not "ours"."""
-    older = seed(world.source.read_bytes(), name="payload.bin")
+    older = seed(world.source.read_bytes(), name="payload.bin", purpose="user_data")
     world.emu.advance_clock(2 * 3600)  # everything from now on is two hours after that file
-    other_size = seed(b"not the same bytes", name="payload.bin")
+    other_size = seed(b"not the same bytes", name="payload.bin", purpose="user_data")
     world.before = stored(world.emu)
     run_started = time.time() + 2 * 3600 - 60
 

@@ -31,7 +31,7 @@ from airflow_openai_files.exceptions import OpenAIFilesConfigError, OpenAIFilesE
 from airflow_openai_files.hooks import OpenAIFilesHook, validate_file_id
 from tests.reliability.helpers import SECRET_KEY, FrontDoor, assert_no_key, context, part_files, stored, tune, v1_log
 from tests.support.connections import set_connection
-from tests.support.files import sha256
+from tests.support.files import batch_lines, sha256
 
 # -- the key ---------------------------------------------------------------------------------------------
 
@@ -63,12 +63,12 @@ def test_key_never_leaks_through_a_failing_and_succeeding_pipeline(
     )
 
     source = tmp_path / "report.jsonl"
-    source.write_bytes(b'{"a": 1}\n' * 100)
+    source.write_bytes(batch_lines(100))  # a batch input: a purpose the service lets a client download
     ctx = context()
     upload = OpenAIUploadFileOperator(
         task_id="upload",
         file_path=str(tmp_path / "{{ run_id }}.jsonl"),
-        purpose="user_data",
+        purpose="batch",
         filename="{{ run_id }}.jsonl",
     )
     upload.render_template_fields(ctx)
@@ -85,7 +85,7 @@ def test_key_never_leaks_through_a_failing_and_succeeding_pipeline(
     emu.add_fault(method="GET", path="/v1/files/*/content", action="truncate_body")
     path = download.execute(ctx)
     delete = OpenAIDeleteFileOperator(task_id="delete", file_id=created["id"])
-    cleanup = OpenAIFilesCleanupOperator(task_id="cleanup", purpose="user_data", dry_run=True)
+    cleanup = OpenAIFilesCleanupOperator(task_id="cleanup", purpose="batch", dry_run=True)
     results: list[Any] = [created, path, delete.execute(ctx), cleanup.execute(ctx)]
 
     # failures: a wrong key (the server's message quotes a masked form of what it got), an
