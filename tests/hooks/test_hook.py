@@ -23,7 +23,7 @@ FILE = {
     "bytes": 11,
     "created_at": 1_700_000_000,
     "filename": "data.jsonl",
-    "purpose": "user_data",
+    "purpose": "batch",  # downloads in these tests: a purpose the service serves
     "status": "processed",
 }
 
