@@ -15,6 +15,8 @@ from tests.support.connections import use_emulator
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 
+pytest_plugins = ["tests.support.s3"]  # s3_server / s3: moto's S3 server on loopback
+
 API_KEY = "sk-test-0123456789abcdefSECRET"
 BASE_URL = "http://127.0.0.1:9/v1"
 #: How long the ``slow_emulator``'s files stay ``uploaded`` (until a test advances its clock).

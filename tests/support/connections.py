@@ -19,7 +19,8 @@ def conn_env_var(conn_id: str = DEFAULT_CONN_ID) -> str:
 
 
 def connection_value(**fields: Any) -> str:
-    """The JSON value of an ``AIRFLOW_CONN_*`` variable (JSON keeps types; ``extra`` as a dict or a string).
+    """The JSON value of an ``AIRFLOW_CONN_*`` variable (JSON keeps types; ``extra`` as a dict or a string;
+    ``conn_type`` is ``openai_files`` unless given).
 
     For a peer that is not an :class:`Emulator` (a sink, a subprocess's URL); for an emulator use
     ``Emulator.airflow_connection(**extra)``.
