@@ -15,6 +15,7 @@ from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.limits import DOWNLOADABLE_PURPOSES, SERVICE_PURPOSES, UPLOAD_PURPOSES
 from airflow_openai_files.operators import OpenAIDownloadFileOperator
 from tests.support.files import batch_lines, fine_tune_lines, sha256
+from tests.support.hooks import record_waits
 from tests.support.task_helpers import make_context
 
 REFUSED = [purpose for purpose in UPLOAD_PURPOSES if purpose not in DOWNLOADABLE_PURPOSES]
@@ -34,8 +35,7 @@ def test_the_table_covers_every_refused_purpose() -> None:
 @pytest.fixture
 def hook(openai_files_connection: Any) -> OpenAIFilesHook:
     hook = OpenAIFilesHook()
-    hook.waits: list[float] = []  # type: ignore[attr-defined]
-    hook.retry_policy.sleep = hook.waits.append  # type: ignore[attr-defined]  # record waits, never sleep
+    hook.waits = record_waits(hook)  # type: ignore[attr-defined]
     return hook
 
 

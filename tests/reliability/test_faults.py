@@ -26,7 +26,6 @@ from tests.reliability.helpers import (
     FrontDoor,
     Waits,
     assert_no_key,
-    context,
     part_files,
     stored,
     tune,
@@ -34,6 +33,7 @@ from tests.reliability.helpers import (
 )
 from tests.support.connections import set_connection
 from tests.support.files import sha256
+from tests.support.task_helpers import make_context
 
 
 class World:
@@ -63,7 +63,7 @@ class World:
     def execute(self, operator: Any, **context_kwargs: Any) -> Any:
         tune(operator.hook, self.waits)
         try:
-            result = operator.execute(context(**context_kwargs))
+            result = operator.execute(make_context(**context_kwargs))
         finally:
             operator.hook.close()
         assert_no_key(result)  # what would be pushed to XCom
@@ -483,11 +483,11 @@ def test_task_retry_after_dropped_answer_reuses_the_file(world: World, monkeypat
     world.emu.add_fault(method="POST", path="/v1/files", action="close_after_body")
 
     with pytest.raises(OpenAIFilesError):
-        world.execute(_upload_operator(world), try_number=1, run_started=run_started)
+        world.execute(_upload_operator(world), try_number=1, run_start=run_started)
     created = set(stored(world.emu)) - set(world.before)
     assert len(created) == 1, "the first try did create the file on the server"
 
-    result = world.execute(_upload_operator(world), try_number=2, run_started=run_started)
+    result = world.execute(_upload_operator(world), try_number=2, run_start=run_started)
 
     _check_uploaded(world, result)
     assert {result["id"]} == created
@@ -506,9 +506,9 @@ def test_task_retry_after_worker_crash_reuses_the_file(world: World) -> None:
 
     crashing.hook.upload_file = upload_then_die
     with pytest.raises(SystemExit):
-        world.execute(crashing, try_number=1, run_started=run_started)
+        world.execute(crashing, try_number=1, run_start=run_started)
 
-    result = world.execute(_upload_operator(world), try_number=2, run_started=run_started)
+    result = world.execute(_upload_operator(world), try_number=2, run_start=run_started)
 
     _check_uploaded(world, result)
     assert world.hits("POST", "/v1/files") == [200]
@@ -519,10 +519,10 @@ def test_task_retry_after_refused_upload_uploads_once(world: World) -> None:
     run_started = time.time() - 5
     world.emu.add_fault(method="POST", path="/v1/files", status=503, headers={"x-should-retry": "false"})
     with pytest.raises(OpenAIFilesError):
-        world.execute(_upload_operator(world), try_number=1, run_started=run_started)
+        world.execute(_upload_operator(world), try_number=1, run_start=run_started)
     assert stored(world.emu) == world.before
 
-    result = world.execute(_upload_operator(world), try_number=2, run_started=run_started)
+    result = world.execute(_upload_operator(world), try_number=2, run_start=run_started)
 
     _check_uploaded(world, result)
     assert world.hits("POST", "/v1/files") == [503, 200]
@@ -536,7 +536,7 @@ def test_task_retry_does_not_reuse_an_older_or_different_file(world: World, seed
     world.before = stored(world.emu)
     run_started = time.time() + 2 * 3600 - 60
 
-    result = world.execute(_upload_operator(world), try_number=2, run_started=run_started)
+    result = world.execute(_upload_operator(world), try_number=2, run_start=run_started)
 
     assert result["id"] not in (older["id"], other_size["id"])
     _check_uploaded(world, result)
