@@ -24,10 +24,14 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from airflow_openai_files.emulator import admin, errors
+from airflow_openai_files.emulator.batches import routes as batches_routes
+from airflow_openai_files.emulator.batches.backend import BatchesBackend
 from airflow_openai_files.emulator.config import EmulatorConfig
 from airflow_openai_files.emulator.faults import FaultMiddleware
 from airflow_openai_files.emulator.files import routes as files_routes
 from airflow_openai_files.emulator.files.backend import FilesBackend
+from airflow_openai_files.emulator.fine_tuning import routes as fine_tuning_routes
+from airflow_openai_files.emulator.fine_tuning.backend import FineTuningBackend
 from airflow_openai_files.emulator.middleware import ContextMiddleware
 from airflow_openai_files.emulator.state import Backend, EmulatorState
 from airflow_openai_files.emulator.uploads import routes as uploads_routes
@@ -41,7 +45,9 @@ class Resource(NamedTuple):
 
 RESOURCES: tuple[Resource, ...] = (
     Resource(FilesBackend, files_routes.router),
+    Resource(FineTuningBackend, fine_tuning_routes.router),
     Resource(UploadsBackend, uploads_routes.router),
+    Resource(BatchesBackend, batches_routes.router),
 )
 
 

@@ -49,18 +49,37 @@ class _EmulatorBase:
         host: str = "127.0.0.1",
         port: int = 0,
         *,
+        fine_tuning_validate_seconds: float | None = None,
+        fine_tuning_queue_seconds: float | None = None,
+        fine_tuning_train_seconds: float | None = None,
+        fine_tuning_available_until: str | None = None,
+        organization_name: str | None = None,
         file_validation: str = "none",
         max_file_bytes: int | None = None,
         max_part_bytes: int | None = None,
         max_batch_bytes: int | None = None,
         sync_check_bytes: int | None = None,
         log_level: str = "warning",
+        batch_validating_seconds: float | None = None,
+        batch_in_progress_seconds: float | None = None,
+        batch_seconds_per_request: float | None = None,
+        batch_finalizing_seconds: float | None = None,
+        batch_cancelling_seconds: float | None = None,
+        enqueued_token_limit: int | None = None,
     ) -> None:
         self.api_keys = _keys(api_key)
         self.processing_delay = processing_delay
         self.host = host
         self.port = port
         self.file_validation = file_validation
+        #: Fine-tuning knobs (EmulatorConfig fields and CLI flags of the same names); None: the default.
+        self.fine_tuning: dict[str, Any] = {
+            "fine_tuning_validate_seconds": fine_tuning_validate_seconds,
+            "fine_tuning_queue_seconds": fine_tuning_queue_seconds,
+            "fine_tuning_train_seconds": fine_tuning_train_seconds,
+            "fine_tuning_available_until": fine_tuning_available_until,
+            "organization_name": organization_name,
+        }
         self.limits = {
             "max_file_bytes": max_file_bytes,
             "max_part_bytes": max_part_bytes,
@@ -68,6 +87,15 @@ class _EmulatorBase:
             "sync_check_bytes": sync_check_bytes,
         }
         self.log_level = log_level
+        #: Batch lifecycle durations and the enqueued-token limit (None: the config's default).
+        self.batch_settings: dict[str, Any] = {
+            "batch_validating_seconds": batch_validating_seconds,
+            "batch_in_progress_seconds": batch_in_progress_seconds,
+            "batch_seconds_per_request": batch_seconds_per_request,
+            "batch_finalizing_seconds": batch_finalizing_seconds,
+            "batch_cancelling_seconds": batch_cancelling_seconds,
+            "enqueued_token_limit": enqueued_token_limit,
+        }
         self._given_data_dir = Path(data_dir) if data_dir is not None else None
         self._temp_dir: str | None = None
         self.data_dir: Path | None = self._given_data_dir
@@ -141,10 +169,20 @@ class _EmulatorBase:
         uploads: list[dict[str, Any]] = self._call("uploads")
         return uploads
 
+    def batches(self) -> list[dict[str, Any]]:
+        """Every Batch, oldest first, as the API shows it (brought up to the emulator's clock)."""
+        batches: list[dict[str, Any]] = self._call("batches")
+        return batches
+
     def create_service_file(self, purpose: str, filename: str, content: bytes) -> dict[str, Any]:
         """Seed a file as the service would create it (``batch_output``, ``fine-tune-results``, ...)."""
         created: dict[str, Any] = self._call("create_service_file", purpose, filename, content)
         return created
+
+    def fine_tuning_jobs(self) -> list[dict[str, Any]]:
+        """Every fine-tuning job, oldest first, as the API shows it now (lifecycle applied)."""
+        jobs: list[dict[str, Any]] = self._call("fine_tuning_jobs")
+        return jobs
 
     def request_log(self) -> list[tuple[str, str, int]]:
         """``(method, path, status)`` of every API request; status 0: no response was sent."""
@@ -206,9 +244,13 @@ class Emulator(_EmulatorBase):
             processing_delay=self.processing_delay,
             file_validation=self.file_validation,  # type: ignore[arg-type]
         )
-        for name, value in self.limits.items():
+        for name, value in {**self.limits, **self.batch_settings}.items():
             if value is not None:
                 setattr(config, name, value)
+        for name, value in self.fine_tuning.items():
+            if value is not None:
+                setattr(config, name, value)
+        config.__post_init__()
         return config
 
     def start(self) -> Emulator:
@@ -280,6 +322,7 @@ class Emulator(_EmulatorBase):
             "file": files.get_file,
             "content_path": files.content_path,
             "uploads": uploads.all_uploads,
+            "batches": state.backend("batches").all_batches,
             "create_service_file": files.create_service_file,
             "request_log": lambda: list(state.requests),
             "now": state.clock.now,
@@ -287,6 +330,7 @@ class Emulator(_EmulatorBase):
             "add_fault": lambda kwargs: state.faults.add(**kwargs),
             "pending_faults": state.faults.pending,
             "reset": state.reset,
+            "fine_tuning_jobs": state.backend("fine_tuning").all_jobs,
         }
         try:
             return actions[name](*args)
@@ -319,7 +363,10 @@ class EmulatorProcess(_EmulatorBase):
             cmd += ["--api-key", key]
         if self.file_validation == "status":
             cmd.append("--file-status-errors")
-        for name, value in self.limits.items():
+        for name, value in {**self.limits, **self.batch_settings}.items():
+            if value is not None:
+                cmd += [f"--{name.replace('_', '-')}", str(value)]
+        for name, value in self.fine_tuning.items():
             if value is not None:
                 cmd += [f"--{name.replace('_', '-')}", str(value)]
         return cmd
@@ -389,9 +436,12 @@ class EmulatorProcess(_EmulatorBase):
             return self._admin("GET", "clock")["now"]
         if name == "advance_clock":
             return self._admin("POST", "clock", {"advance": args[0]})
+        if name == "fine_tuning_jobs":
+            return self._admin("GET", "fine_tuning/jobs")
         if name == "add_fault":
             return self._admin("POST", "faults", args[0])
         if name == "reset":
             return self._admin("POST", "reset", {})
         paths = {"files": "files", "uploads": "uploads", "request_log": "requests", "pending_faults": "faults"}
+        paths["batches"] = "batches"
         return self._admin("GET", paths[name])
