@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.connections import conn_env_var
 from tests.support.task_helpers import fine_tune_lines
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,9 +54,7 @@ def emulator(tmp_path: Path) -> Iterator[Any]:
 def run_dag(home: Path, emulator: Any, staging: Path, dag_file: str, variable: str, day: str) -> dict[str, Any]:
     env = airflow_env(home)
     env["OPENAI_FILES_STAGING"] = f"file://{staging}"
-    env["AIRFLOW_CONN_OPENAI_FILES_DEFAULT"] = json.dumps(
-        {"conn_type": "openai_files", "host": emulator.base_url, "password": emulator.api_key}
-    )
+    env[conn_env_var()] = emulator.airflow_connection()
     done = subprocess.run(
         [sys.executable, str(RUNNER), str(DAGS / dag_file), variable, day],
         env=env,
