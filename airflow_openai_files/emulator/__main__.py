@@ -51,6 +51,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=["critical", "error", "warning", "info", "debug"],
         help="'info' or 'debug' also logs one line per request (default warning)",
     )
+    parser.add_argument(
+        "--fine-tuning-validate-seconds", type=float, default=None, help="seconds a job spends in 'validating_files'"
+    )
+    parser.add_argument("--fine-tuning-queue-seconds", type=float, default=None, help="seconds a job spends 'queued'")
+    parser.add_argument(
+        "--fine-tuning-train-seconds", type=float, default=None, help="seconds a job spends 'running' (training)"
+    )
+    parser.add_argument(
+        "--fine-tuning-available-until",
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="refuse new fine-tuning jobs from this day on (emulator clock), as OpenAI does after its"
+        " self-serve cutoff (OpenAI: 2027-01-06); default: never",
+    )
+    parser.add_argument(
+        "--organization-name", default=None, help="organisation in fine-tuned model names (default emulator-org)"
+    )
     parser.add_argument("--max-file-bytes", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--max-part-bytes", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--max-batch-bytes", type=int, default=None, help=argparse.SUPPRESS)
@@ -87,6 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sync_check_bytes=args.sync_check_bytes,
         file_validation="status" if args.file_status_errors else "none",
         log_level=args.log_level,
+        fine_tuning_validate_seconds=args.fine_tuning_validate_seconds,
+        fine_tuning_queue_seconds=args.fine_tuning_queue_seconds,
+        fine_tuning_train_seconds=args.fine_tuning_train_seconds,
+        fine_tuning_available_until=args.fine_tuning_available_until,
+        organization_name=args.organization_name,
     )
     try:
         emulator.start()

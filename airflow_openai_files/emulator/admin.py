@@ -65,6 +65,10 @@ def router(state: EmulatorState) -> APIRouter:
     def all_uploads() -> Response:
         return JSONResponse(uploads.all_uploads())
 
+    @api.get("/fine_tuning/jobs")
+    def all_fine_tuning_jobs() -> Response:
+        return JSONResponse(state.backend("fine_tuning").all_jobs())
+
     @api.get("/requests")
     def request_log() -> Response:
         return JSONResponse([list(entry) for entry in state.requests])

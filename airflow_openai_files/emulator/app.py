@@ -28,6 +28,8 @@ from airflow_openai_files.emulator.config import EmulatorConfig
 from airflow_openai_files.emulator.faults import FaultMiddleware
 from airflow_openai_files.emulator.files import routes as files_routes
 from airflow_openai_files.emulator.files.backend import FilesBackend
+from airflow_openai_files.emulator.fine_tuning import routes as fine_tuning_routes
+from airflow_openai_files.emulator.fine_tuning.backend import FineTuningBackend
 from airflow_openai_files.emulator.middleware import ContextMiddleware
 from airflow_openai_files.emulator.state import Backend, EmulatorState
 from airflow_openai_files.emulator.uploads import routes as uploads_routes
@@ -42,6 +44,7 @@ class Resource(NamedTuple):
 RESOURCES: tuple[Resource, ...] = (
     Resource(FilesBackend, files_routes.router),
     Resource(UploadsBackend, uploads_routes.router),
+    Resource(FineTuningBackend, fine_tuning_routes.router),
 )
 
 

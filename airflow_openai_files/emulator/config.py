@@ -8,6 +8,7 @@ new set of values here, not new branches in the routers: routers take their pref
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Literal
 
 from airflow_openai_files.limits import (
@@ -32,6 +33,14 @@ FILE_VALIDATION_MODES: tuple[FileValidation, ...] = ("none", "status")
 SYNC_CHECK_BYTES = 8 * 1024 * 1024
 
 
+def fine_tuning_cutoff_ts(day: str) -> float:
+    """``"YYYY-MM-DD"`` as the Unix time of 00:00 UTC that day (ValueError for anything else)."""
+    try:
+        return datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp()
+    except (TypeError, ValueError):
+        raise ValueError(f"fine_tuning_available_until must be a date YYYY-MM-DD, got {day!r}") from None
+
+
 @dataclass
 class EmulatorConfig:
     api_keys: tuple[str, ...] = ()
@@ -44,10 +53,26 @@ class EmulatorConfig:
     sync_check_bytes: int = SYNC_CHECK_BYTES
     api_prefix: str = API_PREFIX
     admin_prefix: str = ADMIN_PREFIX
+    # Fine-tuning jobs (emulator/fine_tuning): seconds spent in each phase on the emulator's clock,
+    # the organisation named in fine-tuned model names, and the day job creation stops (like
+    # OpenAI after its self-serve cutoff; "YYYY-MM-DD", None: never).
+    fine_tuning_validate_seconds: float = 0.2
+    fine_tuning_queue_seconds: float = 0.2
+    fine_tuning_train_seconds: float = 1.0
+    fine_tuning_available_until: str | None = None
+    organization_name: str = "emulator-org"
+    organization_id: str = "org-emulator"
 
     def __post_init__(self) -> None:
         if self.file_validation not in FILE_VALIDATION_MODES:
             raise ValueError(f"file_validation must be one of {FILE_VALIDATION_MODES}, got {self.file_validation!r}")
+        if self.fine_tuning_available_until is not None:
+            fine_tuning_cutoff_ts(self.fine_tuning_available_until)
+
+    def fine_tuning_closed(self, now: float) -> bool:
+        """True once ``now`` is on or after ``fine_tuning_available_until`` (00:00 UTC)."""
+        until = self.fine_tuning_available_until
+        return until is not None and now >= fine_tuning_cutoff_ts(until)
 
     def is_api_path(self, path: str) -> bool:
         return path == self.api_prefix or path.startswith(self.api_prefix + "/")

@@ -196,6 +196,53 @@ def parts_mismatch(message: str, param: str = "part_ids") -> EmulatorError:
     return EmulatorError(400, message, param=param)
 
 
+# ---- fine-tuning jobs -----------------------------------------------------------------------------
+def no_such_fine_tuning_job(job_id: str) -> EmulatorError:
+    return EmulatorError(
+        404, f"Could not find fine-tune: {_short(job_id)}", param="fine_tune_id", code="fine_tune_not_found"
+    )
+
+
+def bad_fine_tuning_cursor(name: str, value: str) -> EmulatorError:
+    return EmulatorError(400, f"Invalid 'after': no {name} with id {_short(value)}.", param="after")
+
+
+def invalid_fine_tuning_file(param: str, file_id: str) -> EmulatorError:
+    """A ``training_file`` / ``validation_file`` that does not exist (reported service wording)."""
+    return EmulatorError(400, f"invalid {param}: {_short(file_id)}", param=param)
+
+
+def wrong_fine_tuning_file_purpose(param: str, file_id: str, purpose: str) -> EmulatorError:
+    """Not a ``fine-tune`` file (wording chosen by the emulator; see the README's Fidelity table)."""
+    return EmulatorError(
+        400,
+        f"Invalid {param}: file {_short(file_id)} has purpose '{_short(purpose, 50)}', but fine-tuning files"
+        " must be uploaded with purpose 'fine-tune'.",
+        param=param,
+        code="invalid_file_purpose",
+    )
+
+
+def fine_tuning_not_cancellable(job_id: str, status: str) -> EmulatorError:
+    return EmulatorError(
+        400,
+        f"Job {_short(job_id)} has already completed with status '{status}' and cannot be cancelled.",
+        param="fine_tune_id",
+    )
+
+
+def fine_tuning_unavailable(cutoff: str) -> EmulatorError:
+    """Job creation after OpenAI's self-serve fine-tuning cutoff (HTTP 403, as reported: "permission
+    denied"; the body's wording and code are the emulator's, see the README's Fidelity table)."""
+    return EmulatorError(
+        403,
+        "Creating fine-tuning jobs is no longer available: OpenAI's self-serve fine-tuning platform stopped"
+        f" accepting new jobs on {cutoff}. Existing fine-tuned models remain available for inference until"
+        " their base models are deprecated.",
+        code="fine_tuning_unavailable",
+    )
+
+
 # ---- admin ----------------------------------------------------------------------------------------
 def bad_admin_request(detail: str) -> EmulatorError:
     return EmulatorError(400, _short(detail, 500))

@@ -55,6 +55,11 @@ class _EmulatorBase:
         max_batch_bytes: int | None = None,
         sync_check_bytes: int | None = None,
         log_level: str = "warning",
+        fine_tuning_validate_seconds: float | None = None,
+        fine_tuning_queue_seconds: float | None = None,
+        fine_tuning_train_seconds: float | None = None,
+        fine_tuning_available_until: str | None = None,
+        organization_name: str | None = None,
     ) -> None:
         self.api_keys = _keys(api_key)
         self.processing_delay = processing_delay
@@ -68,6 +73,14 @@ class _EmulatorBase:
             "sync_check_bytes": sync_check_bytes,
         }
         self.log_level = log_level
+        #: Fine-tuning knobs (EmulatorConfig fields and CLI flags of the same names); None: the default.
+        self.fine_tuning: dict[str, Any] = {
+            "fine_tuning_validate_seconds": fine_tuning_validate_seconds,
+            "fine_tuning_queue_seconds": fine_tuning_queue_seconds,
+            "fine_tuning_train_seconds": fine_tuning_train_seconds,
+            "fine_tuning_available_until": fine_tuning_available_until,
+            "organization_name": organization_name,
+        }
         self._given_data_dir = Path(data_dir) if data_dir is not None else None
         self._temp_dir: str | None = None
         self.data_dir: Path | None = self._given_data_dir
@@ -146,6 +159,11 @@ class _EmulatorBase:
         created: dict[str, Any] = self._call("create_service_file", purpose, filename, content)
         return created
 
+    def fine_tuning_jobs(self) -> list[dict[str, Any]]:
+        """Every fine-tuning job, oldest first, as the API shows it now (lifecycle applied)."""
+        jobs: list[dict[str, Any]] = self._call("fine_tuning_jobs")
+        return jobs
+
     def request_log(self) -> list[tuple[str, str, int]]:
         """``(method, path, status)`` of every API request; status 0: no response was sent."""
         return [(str(m), str(p), int(s)) for m, p, s in self._call("request_log")]
@@ -206,9 +224,10 @@ class Emulator(_EmulatorBase):
             processing_delay=self.processing_delay,
             file_validation=self.file_validation,  # type: ignore[arg-type]
         )
-        for name, value in self.limits.items():
+        for name, value in {**self.limits, **self.fine_tuning}.items():
             if value is not None:
                 setattr(config, name, value)
+        config.__post_init__()
         return config
 
     def start(self) -> Emulator:
@@ -280,6 +299,7 @@ class Emulator(_EmulatorBase):
             "file": files.get_file,
             "content_path": files.content_path,
             "uploads": uploads.all_uploads,
+            "fine_tuning_jobs": state.backend("fine_tuning").all_jobs,
             "create_service_file": files.create_service_file,
             "request_log": lambda: list(state.requests),
             "now": state.clock.now,
@@ -319,7 +339,7 @@ class EmulatorProcess(_EmulatorBase):
             cmd += ["--api-key", key]
         if self.file_validation == "status":
             cmd.append("--file-status-errors")
-        for name, value in self.limits.items():
+        for name, value in {**self.limits, **self.fine_tuning}.items():
             if value is not None:
                 cmd += [f"--{name.replace('_', '-')}", str(value)]
         return cmd
@@ -393,5 +413,11 @@ class EmulatorProcess(_EmulatorBase):
             return self._admin("POST", "faults", args[0])
         if name == "reset":
             return self._admin("POST", "reset", {})
-        paths = {"files": "files", "uploads": "uploads", "request_log": "requests", "pending_faults": "faults"}
+        paths = {
+            "files": "files",
+            "uploads": "uploads",
+            "fine_tuning_jobs": "fine_tuning/jobs",
+            "request_log": "requests",
+            "pending_faults": "faults",
+        }
         return self._admin("GET", paths[name])
