@@ -27,9 +27,7 @@ def job_error_message(job: dict[str, Any]) -> str:
     if not isinstance(error, dict):
         error = {"message": str(error)}
     message = str(error.get("message") or "the service gave no error message")
-    details = [
-        f"{name}={error[name]}" for name in ("code", "param", "line") if error.get(name) not in (None, "")
-    ]
+    details = [f"{name}={error[name]}" for name in ("code", "param", "line") if error.get(name) not in (None, "")]
     file_ref = ""
     param = error.get("param")
     if param in ("training_file", "validation_file") and job.get(param):

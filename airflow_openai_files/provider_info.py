@@ -13,14 +13,20 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-openai-files",
         "name": "OpenAI Files",
-        "description": "Upload, wait for, download and clean up files of the OpenAI Files API.",
+        "description": "Upload, wait for, download and clean up files of the OpenAI Files API, and run "
+        "fine-tuning jobs from a training file to a fine-tuned model and its metrics.",
         "versions": [__version__],
         "integrations": [
             {
                 "integration-name": "OpenAI Files",
                 "external-doc-url": "https://platform.openai.com/docs/api-reference/files",
                 "tags": ["software"],
-            }
+            },
+            {
+                "integration-name": "OpenAI Fine-tuning",
+                "external-doc-url": "https://platform.openai.com/docs/api-reference/fine-tuning",
+                "tags": ["software"],
+            },
         ],
         "hooks": [
             {"integration-name": "OpenAI Files", "python-modules": ["airflow_openai_files.hooks"]},

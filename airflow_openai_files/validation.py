@@ -367,9 +367,7 @@ def check_fine_tuning_method(method: Any) -> str:
     if kind is None:
         return "supervised"
     if kind not in limits.FINE_TUNING_METHODS:
-        raise _invalid(
-            f"Unknown fine-tuning method {kind!r}: expected one of {', '.join(limits.FINE_TUNING_METHODS)}"
-        )
+        raise _invalid(f"Unknown fine-tuning method {kind!r}: expected one of {', '.join(limits.FINE_TUNING_METHODS)}")
     return str(kind)
 
 

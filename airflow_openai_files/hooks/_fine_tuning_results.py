@@ -97,7 +97,7 @@ class ResultsDecoder:
         if self.header is None or self.last_line is None:
             return {}
         values = next(csv.reader(io.StringIO(self.last_line.decode("utf-8", errors="replace"))))
-        return {name.strip(): _number(value) for name, value in zip(self.header, values)}
+        return {name.strip(): _number(value) for name, value in zip(self.header, values, strict=False)}
 
 
 def _guess(head: bytes) -> str:

@@ -89,7 +89,8 @@ def _method_body(method: Any, hyperparameters: Any) -> dict[str, Any] | None:
     kind = check_fine_tuning_method(method)
     body = dict(method) if isinstance(method, dict) else {"type": kind}
     if hyperparameters is not None and kind != "supervised":
-        settings = dict(body.get(kind) or {})
+        given = body.get(kind)
+        settings: dict[str, Any] = dict(given) if isinstance(given, dict) else {}
         settings.setdefault("hyperparameters", hyperparameters)
         body[kind] = settings
     return body
@@ -184,8 +185,9 @@ class FineTuningAPIMixin:
             job = transport.call(what, attempt)
         except OpenAIFilesError as err:
             if is_cutoff_refusal(err, base_url=self.settings.base_url):
-                raise err.reworded(f"{what} refused: {cutoff_message()}. The service said: {err.message}",
-                                   cls=OpenAIFilesRequestError) from None
+                raise err.reworded(
+                    f"{what} refused: {cutoff_message()}. The service said: {err.message}", cls=OpenAIFilesRequestError
+                ) from None
             raise
         self.log.info(
             "Created fine-tuning job %s (%s, model %s, training file %s%s)",
@@ -255,9 +257,7 @@ class FineTuningAPIMixin:
             if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= EVENTS_PAGE_MAX:
                 raise OpenAIFilesValidationError(f"page_size must be from 1 to {EVENTS_PAGE_MAX}, got {page_size!r}")
             params["limit"] = page_size
-        return self._transport.iter_pages(
-            f"fine_tuning/jobs/{job_id}/events", params, f"Listing events of {job_id}"
-        )
+        return self._transport.iter_pages(f"fine_tuning/jobs/{job_id}/events", params, f"Listing events of {job_id}")
 
     def fine_tuning_results(
         self, file_id: str, destination: Any = None, *, overwrite: bool = False

@@ -9,6 +9,7 @@ from airflow_openai_files.operators.files import (
     OpenAIFilesCleanupOperator,
     OpenAIUploadFileOperator,
 )
+from airflow_openai_files.operators.fine_tuning import OpenAIFineTuningJobOperator
 from airflow_openai_files.validation import parse_duration
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "OpenAIDownloadFileOperator",
     "OpenAIFilesCleanupOperator",
     "OpenAIFilesMixin",
+    "OpenAIFineTuningJobOperator",
     "OpenAIUploadFileOperator",
     "parse_duration",
 ]
