@@ -52,7 +52,12 @@ def test_create_get_list_events_cancel(emu: Any) -> None:
     hook = quiet_hook()
     training = upload(hook)
     job = hook.create_fine_tuning_job(
-        training, MODEL, method="supervised", hyperparameters={"n_epochs": 2}, suffix="acme", seed=7,
+        training,
+        MODEL,
+        method="supervised",
+        hyperparameters={"n_epochs": 2},
+        suffix="acme",
+        seed=7,
         metadata={"team": "support"},
     )
     assert job["status"] == "validating_files" and job["training_file"] == training
@@ -147,9 +152,11 @@ def test_results_plain_or_base64_land_as_csv(mock_connection: str, tmp_path: Pat
         path, metrics = quiet_hook().fine_tuning_results("file-res", target)
         _, streamed = quiet_hook().fine_tuning_results("file-res")
     assert path == str(target) and target.read_bytes() == CSV
-    assert metrics == streamed == {
-        "step": 2, "train_loss": 1.25, "train_accuracy": 0.5, "valid_loss": 1.5, "valid_mean_token_accuracy": 0.4
-    }
+    assert (
+        metrics
+        == streamed
+        == {"step": 2, "train_loss": 1.25, "train_accuracy": 0.5, "valid_loss": 1.5, "valid_mean_token_accuracy": 0.4}
+    )
 
 
 def test_input_is_checked_before_any_request(mock_connection: str) -> None:
