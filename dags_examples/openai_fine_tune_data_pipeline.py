@@ -123,6 +123,7 @@ def openai_fine_tune_data_pipeline() -> None:
         # Top-level keys are XComs of their own (``built["training_path"]`` below); nested ones are not.
         built["training_path"] = built["training"]["path"]
         built["validation_path"] = built["validation"]["path"]
+        built["results_destination"] = str(folder / "results" / f"{day.isoformat()}.csv")
         print(f"Built {len(training)} training and {len(validation)} validation examples for {day} in {folder}")
         return built
 
@@ -179,7 +180,7 @@ def openai_fine_tune_data_pipeline() -> None:
         model="{{ params.base_model }}",
         suffix="support-{{ ds_nodash }}",
         metadata={"pipeline": "openai_fine_tune_data_pipeline", "day": "{{ ds }}"},
-        results_destination=str(staging_root() / "fine_tune" / "results") + "/{{ ds }}.csv",
+        results_destination=built["results_destination"],
         overwrite=True,
         deferrable=True,
         poll_interval=5,

@@ -180,7 +180,7 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
 
         value = extract_file_id(value)
         if isinstance(value, str) and FILE_ID_LIKE.match(value.strip()):
-            return value.strip()
+            return str(self._wait_processed(self.hook.get_file(value.strip()))["id"])
         file = self._recorded_upload(record, role)
         if file is None:
             file = self._validate_and_upload(value, role, method, context)

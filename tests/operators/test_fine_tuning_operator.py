@@ -289,3 +289,21 @@ def test_results_land_on_s3(emu: Any, files: tuple[Path, Path], moto_s3: str) ->
     keys = [o["Key"] for o in client.list_objects_v2(Bucket="results").get("Contents", [])]
     assert keys == ["fine_tune/2024-05-17/results.csv"]  # no temporary part left behind
     assert os.environ["AIRFLOW_CONN_MOTO_S3"]
+
+
+def test_worker_timeout_can_heal_and_the_retry_resumes(
+    files: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_openai_files._compat import AirflowException
+    from airflow_openai_files.emulator import Emulator
+
+    with Emulator(data_dir=tmp_path / "slow", fine_tuning_train_seconds=3600) as emu:
+        set_connection(monkeypatch, host=emu.base_url, password=emu.api_key)
+        with pytest.raises(AirflowException) as info:
+            operator(training_file=str(files[0]), deferrable=False, timeout=0.5).execute(context())
+        assert not isinstance(info.value, AirflowFailException)  # Airflow may retry: the job keeps running
+        assert "a retry of this task resumes it" in str(info.value)
+        emu.advance_clock(7200)
+        result = operator(training_file=str(files[0]), deferrable=False).execute(context(2))
+        (job,) = emu.fine_tuning_jobs()
+        assert result["job_id"] == job["id"] and job["status"] == "succeeded"
