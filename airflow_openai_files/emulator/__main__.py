@@ -17,6 +17,17 @@ from types import FrameType
 from airflow_openai_files.emulator import require_server_stack
 
 
+def _day(value: str) -> str:
+    """A ``YYYY-MM-DD`` flag value, refused by argparse (exit 2, usage) when it is not one."""
+    from airflow_openai_files.emulator.config import fine_tuning_cutoff_ts
+
+    try:
+        fine_tuning_cutoff_ts(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m airflow_openai_files.emulator",
@@ -61,6 +72,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--fine-tuning-available-until",
         default=None,
+        type=_day,
         metavar="YYYY-MM-DD",
         help="refuse new fine-tuning jobs from this day on (emulator clock), as OpenAI does after its"
         " self-serve cutoff (OpenAI: 2027-01-06); default: never",
@@ -96,6 +108,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         data_dir=args.data_dir,
         api_key=args.api_key,
         processing_delay=args.processing_delay,
+        fine_tuning_validate_seconds=args.fine_tuning_validate_seconds,
+        fine_tuning_queue_seconds=args.fine_tuning_queue_seconds,
+        fine_tuning_train_seconds=args.fine_tuning_train_seconds,
+        fine_tuning_available_until=args.fine_tuning_available_until,
+        organization_name=args.organization_name,
         host=args.host,
         port=args.port,
         max_file_bytes=args.max_file_bytes,
@@ -104,11 +121,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         sync_check_bytes=args.sync_check_bytes,
         file_validation="status" if args.file_status_errors else "none",
         log_level=args.log_level,
-        fine_tuning_validate_seconds=args.fine_tuning_validate_seconds,
-        fine_tuning_queue_seconds=args.fine_tuning_queue_seconds,
-        fine_tuning_train_seconds=args.fine_tuning_train_seconds,
-        fine_tuning_available_until=args.fine_tuning_available_until,
-        organization_name=args.organization_name,
     )
     try:
         emulator.start()

@@ -43,8 +43,8 @@ class Resource(NamedTuple):
 
 RESOURCES: tuple[Resource, ...] = (
     Resource(FilesBackend, files_routes.router),
-    Resource(UploadsBackend, uploads_routes.router),
     Resource(FineTuningBackend, fine_tuning_routes.router),
+    Resource(UploadsBackend, uploads_routes.router),
 )
 
 

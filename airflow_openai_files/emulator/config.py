@@ -51,8 +51,6 @@ class EmulatorConfig:
     max_part_bytes: int = EMULATOR_PART_MAX_BYTES
     max_upload_bytes: int = EMULATOR_UPLOAD_MAX_BYTES
     sync_check_bytes: int = SYNC_CHECK_BYTES
-    api_prefix: str = API_PREFIX
-    admin_prefix: str = ADMIN_PREFIX
     # Fine-tuning jobs (emulator/fine_tuning): seconds spent in each phase on the emulator's clock,
     # the organisation named in fine-tuned model names, and the day job creation stops (like
     # OpenAI after its self-serve cutoff; "YYYY-MM-DD", None: never).
@@ -62,6 +60,8 @@ class EmulatorConfig:
     fine_tuning_available_until: str | None = None
     organization_name: str = "emulator-org"
     organization_id: str = "org-emulator"
+    api_prefix: str = API_PREFIX
+    admin_prefix: str = ADMIN_PREFIX
 
     def __post_init__(self) -> None:
         if self.file_validation not in FILE_VALIDATION_MODES:

@@ -231,6 +231,11 @@ def fine_tuning_not_cancellable(job_id: str, status: str) -> EmulatorError:
     )
 
 
+def fine_tuning_wrong_status(action: str, job_id: str, status: str) -> EmulatorError:
+    """Pause of a job that is not running, resume of one that is not paused."""
+    return EmulatorError(400, f"Cannot {action} job {_short(job_id)} with status '{status}'.", param="fine_tune_id")
+
+
 def fine_tuning_unavailable(cutoff: str) -> EmulatorError:
     """Job creation after OpenAI's self-serve fine-tuning cutoff (HTTP 403, as reported: "permission
     denied"; the body's wording and code are the emulator's, see the README's Fidelity table)."""

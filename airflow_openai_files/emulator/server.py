@@ -49,30 +49,23 @@ class _EmulatorBase:
         host: str = "127.0.0.1",
         port: int = 0,
         *,
+        fine_tuning_validate_seconds: float | None = None,
+        fine_tuning_queue_seconds: float | None = None,
+        fine_tuning_train_seconds: float | None = None,
+        fine_tuning_available_until: str | None = None,
+        organization_name: str | None = None,
         file_validation: str = "none",
         max_file_bytes: int | None = None,
         max_part_bytes: int | None = None,
         max_batch_bytes: int | None = None,
         sync_check_bytes: int | None = None,
         log_level: str = "warning",
-        fine_tuning_validate_seconds: float | None = None,
-        fine_tuning_queue_seconds: float | None = None,
-        fine_tuning_train_seconds: float | None = None,
-        fine_tuning_available_until: str | None = None,
-        organization_name: str | None = None,
     ) -> None:
         self.api_keys = _keys(api_key)
         self.processing_delay = processing_delay
         self.host = host
         self.port = port
         self.file_validation = file_validation
-        self.limits = {
-            "max_file_bytes": max_file_bytes,
-            "max_part_bytes": max_part_bytes,
-            "max_batch_bytes": max_batch_bytes,
-            "sync_check_bytes": sync_check_bytes,
-        }
-        self.log_level = log_level
         #: Fine-tuning knobs (EmulatorConfig fields and CLI flags of the same names); None: the default.
         self.fine_tuning: dict[str, Any] = {
             "fine_tuning_validate_seconds": fine_tuning_validate_seconds,
@@ -81,6 +74,13 @@ class _EmulatorBase:
             "fine_tuning_available_until": fine_tuning_available_until,
             "organization_name": organization_name,
         }
+        self.limits = {
+            "max_file_bytes": max_file_bytes,
+            "max_part_bytes": max_part_bytes,
+            "max_batch_bytes": max_batch_bytes,
+            "sync_check_bytes": sync_check_bytes,
+        }
+        self.log_level = log_level
         self._given_data_dir = Path(data_dir) if data_dir is not None else None
         self._temp_dir: str | None = None
         self.data_dir: Path | None = self._given_data_dir
@@ -224,7 +224,10 @@ class Emulator(_EmulatorBase):
             processing_delay=self.processing_delay,
             file_validation=self.file_validation,  # type: ignore[arg-type]
         )
-        for name, value in {**self.limits, **self.fine_tuning}.items():
+        for name, value in self.limits.items():
+            if value is not None:
+                setattr(config, name, value)
+        for name, value in self.fine_tuning.items():
             if value is not None:
                 setattr(config, name, value)
         config.__post_init__()
@@ -299,7 +302,6 @@ class Emulator(_EmulatorBase):
             "file": files.get_file,
             "content_path": files.content_path,
             "uploads": uploads.all_uploads,
-            "fine_tuning_jobs": state.backend("fine_tuning").all_jobs,
             "create_service_file": files.create_service_file,
             "request_log": lambda: list(state.requests),
             "now": state.clock.now,
@@ -307,6 +309,7 @@ class Emulator(_EmulatorBase):
             "add_fault": lambda kwargs: state.faults.add(**kwargs),
             "pending_faults": state.faults.pending,
             "reset": state.reset,
+            "fine_tuning_jobs": state.backend("fine_tuning").all_jobs,
         }
         try:
             return actions[name](*args)
@@ -339,7 +342,10 @@ class EmulatorProcess(_EmulatorBase):
             cmd += ["--api-key", key]
         if self.file_validation == "status":
             cmd.append("--file-status-errors")
-        for name, value in {**self.limits, **self.fine_tuning}.items():
+        for name, value in self.limits.items():
+            if value is not None:
+                cmd += [f"--{name.replace('_', '-')}", str(value)]
+        for name, value in self.fine_tuning.items():
             if value is not None:
                 cmd += [f"--{name.replace('_', '-')}", str(value)]
         return cmd
@@ -409,15 +415,11 @@ class EmulatorProcess(_EmulatorBase):
             return self._admin("GET", "clock")["now"]
         if name == "advance_clock":
             return self._admin("POST", "clock", {"advance": args[0]})
+        if name == "fine_tuning_jobs":
+            return self._admin("GET", "fine_tuning/jobs")
         if name == "add_fault":
             return self._admin("POST", "faults", args[0])
         if name == "reset":
             return self._admin("POST", "reset", {})
-        paths = {
-            "files": "files",
-            "uploads": "uploads",
-            "fine_tuning_jobs": "fine_tuning/jobs",
-            "request_log": "requests",
-            "pending_faults": "faults",
-        }
+        paths = {"files": "files", "uploads": "uploads", "request_log": "requests", "pending_faults": "faults"}
         return self._admin("GET", paths[name])

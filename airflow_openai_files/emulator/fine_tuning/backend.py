@@ -20,7 +20,7 @@ from typing import Any
 
 from airflow_openai_files.emulator import errors
 from airflow_openai_files.emulator.db import new_id
-from airflow_openai_files.emulator.fine_tuning import content
+from airflow_openai_files.emulator.fine_tuning import content, render
 from airflow_openai_files.emulator.state import Backend
 from airflow_openai_files.limits import FINE_TUNING_JOB_ID_RE
 
@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS fine_tuning_jobs (
     queued_ts REAL,
     started_ts REAL,
     finished_ts REAL,
+    paused_ts REAL,
     steps_done INTEGER NOT NULL DEFAULT 0,
     fine_tuned_model TEXT,
     result_file TEXT
@@ -252,44 +253,9 @@ class FineTuningBackend(Backend):
         request = json.loads(row["request"])
         return f"ft:{request['model']}:{self.config.organization_name}:{request['suffix'] or ''}:{row['id'][-8:]}"
 
-    # ---- rendering ----------------------------------------------------------------------------------
-    def _job_dict(self, row: sqlite3.Row) -> dict[str, Any]:
-        request = json.loads(row["request"])
-        method = request["method"]
-        hyper = dict(method[method["type"]]["hyperparameters"])
-        if row["plan"] is not None and row["status"] not in ("queued", "failed"):
-            plan = json.loads(row["plan"])
-            for name in ("n_epochs", "batch_size", "learning_rate_multiplier"):
-                if hyper.get(name) == "auto":
-                    hyper[name] = plan[name]
-            method = {**method, method["type"]: {**method[method["type"]], "hyperparameters": hyper}}
-        running = row["status"] == "running"
-        return {
-            "id": row["id"],
-            "object": "fine_tuning.job",
-            "created_at": row["created_at"],
-            "error": json.loads(row["error"]) if row["error"] else None,
-            "fine_tuned_model": row["fine_tuned_model"],
-            "finished_at": int(row["finished_ts"]) if row["finished_ts"] is not None else None,
-            "hyperparameters": {k: hyper[k] for k in ("n_epochs", "batch_size", "learning_rate_multiplier")},
-            "model": request["model"],
-            "organization_id": self.config.organization_id,
-            "result_files": [row["result_file"]] if row["result_file"] else [],
-            "seed": request["seed"],
-            "status": row["status"],
-            "trained_tokens": json.loads(row["plan"])["trained_tokens"] if row["status"] == "succeeded" else None,
-            "training_file": request["training_file"],
-            "validation_file": request["validation_file"],
-            "estimated_finish": int(row["started_ts"] + self.config.fine_tuning_train_seconds) if running else None,
-            "integrations": request["integrations"],
-            "metadata": request["metadata"],
-            "method": method,
-            "user_provided_suffix": request["suffix"],
-        }
-
     # ---- reading ------------------------------------------------------------------------------------
     def get_job(self, job_id: str) -> dict[str, Any]:
-        return self._job_dict(self._advance(job_id))
+        return render.job_dict(self.config, self._advance(job_id))
 
     def list_jobs(
         self, *, after: str | None, limit: int | None, metadata: dict[str, str] | None, null_metadata: bool = False
@@ -338,35 +304,13 @@ class FineTuningBackend(Backend):
     def list_events(self, job_id: str, *, after: str | None, limit: int) -> tuple[list[dict[str, Any]], bool]:
         """Newest first."""
         rows, has_more = self._page("fine_tuning_events", job_id, after, limit, "event")
-        events = [
-            {
-                "id": r["id"],
-                "object": "fine_tuning.job.event",
-                "created_at": r["created_at"],
-                "level": r["level"],
-                "message": r["message"],
-                "data": json.loads(r["data"]) if r["data"] else {},
-                "type": r["type"],
-            }
-            for r in rows
-        ]
+        events = [render.event_dict(r) for r in rows]
         return events, has_more
 
     def list_checkpoints(self, job_id: str, *, after: str | None, limit: int) -> tuple[list[dict[str, Any]], bool]:
         """Newest first."""
         rows, has_more = self._page("fine_tuning_checkpoints", job_id, after, limit, "checkpoint")
-        checkpoints = [
-            {
-                "id": r["id"],
-                "object": "fine_tuning.job.checkpoint",
-                "created_at": r["created_at"],
-                "fine_tuned_model_checkpoint": r["model"],
-                "fine_tuning_job_id": job_id,
-                "metrics": json.loads(r["metrics"]),
-                "step_number": r["step_number"],
-            }
-            for r in rows
-        ]
+        checkpoints = [render.checkpoint_dict(r, job_id) for r in rows]
         return checkpoints, has_more
 
     def all_jobs(self) -> list[dict[str, Any]]:
@@ -386,7 +330,35 @@ class FineTuningBackend(Backend):
                     "UPDATE fine_tuning_jobs SET status = 'cancelled', finished_ts = ? WHERE id = ?", (now, job_id)
                 )
                 self._event(db, job_id, now, "Fine-tuning job cancelled")
-            return self._job_dict(self._row(job_id))
+            return render.job_dict(self.config, self._row(job_id))
+
+    def pause_job(self, job_id: str) -> dict[str, Any]:
+        """``running`` -> ``paused``: training stops where it is until the job is resumed."""
+        with self._lock:
+            row = self._advance(job_id)
+            if row["status"] != "running":
+                raise errors.fine_tuning_wrong_status("pause", job_id, row["status"])
+            now = self.clock.now()
+            with self.db.write() as db:
+                db.execute("UPDATE fine_tuning_jobs SET status = 'paused', paused_ts = ? WHERE id = ?", (now, job_id))
+                self._event(db, job_id, now, "Fine-tuning job paused")
+            return render.job_dict(self.config, self._row(job_id))
+
+    def resume_job(self, job_id: str) -> dict[str, Any]:
+        """``paused`` -> ``running``: the rest of training takes the time it had left."""
+        with self._lock:
+            row = self._advance(job_id)
+            if row["status"] != "paused":
+                raise errors.fine_tuning_wrong_status("resume", job_id, row["status"])
+            now = self.clock.now()
+            with self.db.write() as db:
+                db.execute(
+                    "UPDATE fine_tuning_jobs SET status = 'running', started_ts = started_ts + ?, paused_ts = NULL"
+                    " WHERE id = ?",
+                    (now - row["paused_ts"], job_id),
+                )
+                self._event(db, job_id, now, "Fine-tuning job resumed")
+            return render.job_dict(self.config, self._row(job_id))
 
     # ---- lifecycle ----------------------------------------------------------------------------------
     def reset(self) -> None:

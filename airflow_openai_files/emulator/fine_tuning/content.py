@@ -79,12 +79,14 @@ def check_file(path: Path, method: str, param: str) -> FileProblem | FileStats:
     """The first problem of a training (``param="training_file"``) or validation file, or its stats.
 
     The generic check finds the first line that is not a JSON object of a known example shape;
-    the lines before it are then checked for ``method`` and counted.
+    the lines before it are then checked for ``method`` and counted. Messages follow the one the
+    service is reported to give ("The job failed due to a file format error in the training file.
+    Invalid file format. Example 6174 message contains ..."), with the line added.
     """
     which = "training" if param == "training_file" else "validation"
 
     def bad(reason: str) -> FileProblem:
-        message = f"The job failed due to an invalid {which} file. Invalid file format. {reason}"
+        message = f"The job failed due to a file format error in the {which} file. Invalid file format. {reason}"
         return FileProblem(f"invalid_{which}_file", message, param)
 
     try:
@@ -103,14 +105,14 @@ def check_file(path: Path, method: str, param: str) -> FileProblem | FileStats:
                 obj = json.loads(raw.decode("utf-8"))
                 reason = _method_problem(obj, method)
                 if reason is not None:
-                    return bad(f"Line {line_no}: {reason}.")
+                    return bad(f"Example {examples + 1} (line {line_no}): {reason}.")
                 examples += 1
                 chars += _text_size(obj)
     except FileNotFoundError:
         return bad("The file was deleted before the job read it.")
     if stop is not None:
         assert generic is not None
-        return bad(f"Line {stop}: {generic.reason}.")
+        return bad(f"Example {examples + 1} (line {stop}): {generic.reason}.")
     if param == "training_file" and examples < FINE_TUNE_MIN_EXAMPLES:
         return FileProblem(
             "invalid_n_examples",

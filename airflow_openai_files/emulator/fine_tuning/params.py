@@ -90,7 +90,7 @@ def _hyperparameters(value: Any, method: str, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise errors.invalid_type(where, ": expected an object")
     rules = HYPERPARAMETERS[method]
-    check_known((f"{where}.{k}" for k in value), (f"{where}.{k}" for k in rules))
+    check_known([f"{where}.{k}" for k in value], [f"{where}.{k}" for k in rules])
     result = {name: "auto" for name in rules if name != "reasoning_effort"}
     for name, item in value.items():
         result[name] = _hyperparameter(f"{where}.{name}", item, rules[name])
@@ -121,12 +121,12 @@ def parse_method(method: Any, hyperparameters: Any) -> dict[str, Any]:
     if kind not in FINE_TUNING_METHODS:
         allowed = ", ".join(repr(m) for m in FINE_TUNING_METHODS)
         raise errors.invalid_value("method.type", f"Invalid value for 'method.type': expected one of {allowed}.")
-    check_known((f"method.{k}" for k in method), ("method.type", f"method.{kind}"))
+    check_known([f"method.{k}" for k in method], ["method.type", f"method.{kind}"])
     settings = method.get(kind) or {}
     if not isinstance(settings, dict):
         raise errors.invalid_type(f"method.{kind}", ": expected an object")
     allowed_settings = ("hyperparameters", "grader") if kind == "reinforcement" else ("hyperparameters",)
-    check_known((f"method.{kind}.{k}" for k in settings), (f"method.{kind}.{k}" for k in allowed_settings))
+    check_known([f"method.{kind}.{k}" for k in settings], [f"method.{kind}.{k}" for k in allowed_settings])
     given = settings.get("hyperparameters")
     if hyperparameters is not None:
         if kind != "supervised":
@@ -190,7 +190,7 @@ def _integrations(value: Any) -> list[dict[str, Any]] | None:
         where = f"integrations[{index}]"
         if not isinstance(item, dict) or item.get("type") != "wandb" or not isinstance(item.get("wandb"), dict):
             raise errors.invalid_value(where, f"Invalid '{where}': expected {{'type': 'wandb', 'wandb': {{...}}}}.")
-        check_known((f"{where}.{k}" for k in item), (f"{where}.type", f"{where}.wandb"))
+        check_known([f"{where}.{k}" for k in item], [f"{where}.type", f"{where}.wandb"])
         if not isinstance(item["wandb"].get("project"), str):
             raise errors.missing_key_param(f"{where}.wandb.project")
     return list(value)

@@ -65,6 +65,14 @@ def router(state: EmulatorState) -> APIRouter:
     def cancel_job(job_id: str) -> Response:
         return JSONResponse(jobs.cancel_job(job_id))
 
+    @api.post("/{job_id}/pause")
+    def pause_job(job_id: str) -> Response:
+        return JSONResponse(jobs.pause_job(job_id))
+
+    @api.post("/{job_id}/resume")
+    def resume_job(job_id: str) -> Response:
+        return JSONResponse(jobs.resume_job(job_id))
+
     @api.get("/{job_id}/events")
     def list_events(job_id: str, request: Request) -> Response:
         query = request.query_params
