@@ -220,6 +220,16 @@ class FineTuningAPIMixin:
         self.log.info("Cancelled fine-tuning job %s (status %s)", job_id, job.get("status"))
         return job
 
+    def pause_fine_tuning_job(self, job_id: str) -> dict[str, Any]:
+        """Pause a running job (``POST .../pause``); it keeps its progress until resumed."""
+        validate_file_id(job_id, kind="fine-tuning job")
+        return self._transport.json("POST", f"fine_tuning/jobs/{job_id}/pause", what=f"Pausing {job_id}")
+
+    def resume_fine_tuning_job(self, job_id: str) -> dict[str, Any]:
+        """Resume a paused job (``POST .../resume``)."""
+        validate_file_id(job_id, kind="fine-tuning job")
+        return self._transport.json("POST", f"fine_tuning/jobs/{job_id}/resume", what=f"Resuming {job_id}")
+
     def list_fine_tuning_jobs(
         self, *, page_size: int | None = None, metadata: dict[str, str] | None = None
     ) -> Iterator[dict[str, Any]]:

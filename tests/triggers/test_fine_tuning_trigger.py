@@ -130,3 +130,20 @@ def test_on_kill_cancels_only_when_asked(emu: Any) -> None:
     assert emu.fine_tuning_jobs()[0]["status"] != "cancelled"
     asyncio.run(trigger_for(job["id"], cancel_on_kill=True)[0].on_kill())
     assert emu.fine_tuning_jobs()[0]["status"] == "cancelled"
+
+
+def test_waits_through_paused_until_resumed(emu: Any) -> None:
+    hook = OpenAIFilesHook()
+    job = create_job()
+    emu.advance_clock(10)  # validated and queued: now running, for an hour of the emulator's clock
+    assert hook.get_fine_tuning_job(job["id"])["status"] == "running"
+    assert hook.pause_fine_tuning_job(job["id"])["status"] == "paused"
+    emu.advance_clock(2 * TRAIN_SECONDS)  # paused jobs do not train
+    trigger, recorder = trigger_for(job["id"], timeout=0.5)
+    (event,) = asyncio.run(collect(trigger))
+    assert event["status"] == "timeout" and event["job"]["status"] == "paused"
+    assert any(f"Fine-tuning job {job['id']} is paused" in line for line in recorder.lines)
+    hook.resume_fine_tuning_job(job["id"])
+    emu.advance_clock(2 * TRAIN_SECONDS)
+    (done,) = asyncio.run(collect(trigger_for(job["id"], last_event_id=event["last_event_id"])[0]))
+    assert done["status"] == "success"
