@@ -147,3 +147,26 @@ def test_waits_through_paused_until_resumed(emu: Any) -> None:
     emu.advance_clock(2 * TRAIN_SECONDS)
     (done,) = asyncio.run(collect(trigger_for(job["id"], last_event_id=event["last_event_id"])[0]))
     assert done["status"] == "success"
+
+
+def test_status_helpers_word_failures_and_order_events() -> None:
+    from airflow_openai_files.fine_tuning_status import job_error_message, judge_job, unseen_events
+
+    failed = {
+        "id": "ftjob-1",
+        "status": "failed",
+        "training_file": "file-t",
+        "error": {"code": "invalid_training_file", "message": "Line 7: bad role.", "param": "training_file", "line": 7},
+    }
+    message = job_error_message(failed)
+    assert message == (
+        "Fine-tuning job ftjob-1 failed: Line 7: bad role. "
+        "(code=invalid_training_file, param=training_file, line=7; training_file is file-t)"
+    )
+    assert judge_job(failed) == ("error", message)
+    assert judge_job({"id": "ftjob-1", "status": "paused"})[0] == "waiting"
+    assert judge_job({"id": "ftjob-1", "status": "some_new_status"})[0] == "waiting"  # never fail on a new status
+    assert judge_job({"id": "ftjob-1", "status": "cancelled"})[0] == "cancelled"
+    newest_first = [{"id": f"e{i}"} for i in range(9, 0, -1)]
+    assert [e["id"] for e in unseen_events(newest_first, "e6", 100)] == ["e7", "e8", "e9"]
+    assert [e["id"] for e in unseen_events(newest_first, None, 2)] == ["e8", "e9"]
