@@ -343,3 +343,25 @@ class OpenAIFilesAsyncHook:
         """Retrieve a Batch object (``GET /batches/{batch_id}``)."""
         path = f"batches/{validate_file_id(batch_id, kind='batch')}"
         return await self.request_json("GET", path, what=f"Retrieving {batch_id}")
+
+    async def get_fine_tuning_job(self, job_id: str) -> dict[str, Any]:
+        """Retrieve a fine-tuning job (``GET /fine_tuning/jobs/{job_id}``)."""
+        job_id = validate_file_id(job_id, kind="fine-tuning job")
+        return await self.request_json("GET", f"fine_tuning/jobs/{job_id}", what=f"Retrieving {job_id}")
+
+    async def list_fine_tuning_events_page(
+        self, job_id: str, *, after: str | None = None, limit: int = 100
+    ) -> dict[str, Any]:
+        """One page of a job's events, newest first: ``{"data": [...], "has_more": bool}``."""
+        job_id = validate_file_id(job_id, kind="fine-tuning job")
+        params: dict[str, Any] = {"limit": limit}
+        if after is not None:
+            params["after"] = after
+        return await self.request_json(
+            "GET", f"fine_tuning/jobs/{job_id}/events", what=f"Listing events of {job_id}", params=params
+        )
+
+    async def cancel_fine_tuning_job(self, job_id: str) -> dict[str, Any]:
+        """Cancel a fine-tuning job (``POST /fine_tuning/jobs/{job_id}/cancel``)."""
+        job_id = validate_file_id(job_id, kind="fine-tuning job")
+        return await self.request_json("POST", f"fine_tuning/jobs/{job_id}/cancel", what=f"Cancelling {job_id}")
