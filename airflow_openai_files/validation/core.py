@@ -239,7 +239,8 @@ def _batch_problem(obj: dict[str, Any], seen_ids: dict[str, int]) -> str | None:
     if obj.get("method") != "POST":
         return f"'method' must be 'POST', got {obj.get('method')!r}"
     url = obj.get("url")
-    if not isinstance(url, str) or not url.startswith("/v1/"):
+    # Azure OpenAI documents its batch lines without the prefix ("/chat/completions").
+    if not isinstance(url, str) or not (url.startswith("/v1/") or "/v1" + url in limits.BATCH_ENDPOINTS):
         return f"'url' must be a string starting with '/v1/', got {url!r}"
     if not isinstance(obj.get("body"), dict):
         return "'body' must be an object"

@@ -196,7 +196,7 @@ class BatchesBackend(Backend):
                 return
 
     def _validate(self, row: sqlite3.Row, at: float) -> sqlite3.Row:
-        check = check_input(self.work_dir / row["id"] / "input.jsonl", row["endpoint"])
+        check = check_input(self.work_dir / row["id"] / "input.jsonl", row["endpoint"], azure=self.config.is_azure)
         if not check.errors:
             limit = self.config.enqueued_token_limit
             if limit is not None and check.model is not None:
