@@ -18,7 +18,8 @@ to add one; :mod:`.state` holds one running emulator's state and the backend con
 ``files/``, ``uploads/``, ``batches/`` and ``fine_tuning/`` each hold a ``backend`` (state and
 rules) and ``routes`` (parse, call, render); :mod:`.errors` every error answered; :mod:`.config`
 the configuration and route prefixes; :mod:`.middleware`, :mod:`.faults`, :mod:`.forms`, :mod:`.parsing`, :mod:`.db` the
-plumbing; :mod:`.admin` the ``/_emulator`` API; :mod:`.server` the two ways of running it.
+plumbing; :mod:`.admin` the ``/_emulator`` API; :mod:`.server` the two ways of running it (:mod:`.thread`,
+:mod:`.process`, sharing the accessors of :mod:`.handle`).
 """
 
 from __future__ import annotations
