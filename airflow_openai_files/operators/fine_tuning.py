@@ -22,6 +22,14 @@ from airflow_openai_files._compat import AirflowException, AirflowFailException,
 from airflow_openai_files.exceptions import OpenAIFilesError
 from airflow_openai_files.fine_tuning_status import format_event, judge_job, unseen_events
 from airflow_openai_files.limits import DEFAULT_CONN_ID
+from airflow_openai_files.operators._fine_tuning_steps import (
+    event_outcome,
+    job_metadata,
+    land_results,
+    reconcile_since,
+    recorded_upload,
+    resumable_job,
+)
 from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin
 from airflow_openai_files.validation import check_fine_tuning_method
 
@@ -121,7 +129,7 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
     def execute(self, context: Context) -> Any:
         method = self.check_at_run(check_fine_tuning_method, self.method)
         record = _resume.TaskRecord(context, "fine_tuning_job")
-        job = self._resumable_job(context, record)
+        job = resumable_job(self.hook, self.log, context, record)
         if job is None:
             training = self._file_input(self.training_file, "training", method, context, record)
             validation = (
@@ -129,10 +137,7 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
                 if self.validation_file
                 else None
             )
-            metadata = dict(self.metadata or {})
-            key = _resume.task_key(context)
-            if key:
-                metadata[_resume.TASK_KEY_METADATA] = key
+            metadata = job_metadata(self.metadata, context)
             job = self.hook.create_fine_tuning_job(
                 training,
                 self.model,
@@ -151,29 +156,6 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
             self._defer(job["id"], last_event, started)
         return self._wait_in_worker(job, started)
 
-    def _resumable_job(self, context: Context, record: _resume.TaskRecord) -> dict[str, Any] | None:
-        """The job an earlier try of this task instance created, if it can still be used."""
-        job: dict[str, Any] | None = None
-        job_id = record.get("job_id")
-        if job_id:
-            try:
-                job = self.hook.get_fine_tuning_job(job_id)
-            except OpenAIFilesError as err:
-                if err.http_status != 404:
-                    raise
-                self.log.warning("Recorded fine-tuning job %s no longer exists; creating a new one", job_id)
-        key = _resume.task_key(context)
-        if job is None and key and _resume.try_number(context) > 1:
-            job = self.hook.find_fine_tuning_job({_resume.TASK_KEY_METADATA: key})
-        if job is None:
-            return None
-        status = job.get("status")
-        if status in ("failed", "cancelled"):
-            self.log.warning("Fine-tuning job %s of an earlier try ended %s; creating a new one", job["id"], status)
-            return None
-        self.log.info("Resuming fine-tuning job %s of an earlier try (status %s)", job["id"], status)
-        return job
-
     def _file_input(self, value: Any, role: str, method: str, context: Context, record: _resume.TaskRecord) -> str:
         """A file id as given, or the id of the validated, uploaded (and ``processed``) JSONL."""
         from airflow_openai_files.status import extract_file_id
@@ -181,24 +163,11 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
         value = extract_file_id(value)
         if isinstance(value, str) and FILE_ID_LIKE.match(value.strip()):
             return str(self._wait_processed(self.hook.get_file(value.strip()))["id"])
-        file = self._recorded_upload(record, role)
+        file = recorded_upload(self.hook, self.log, record, role)
         if file is None:
             file = self._validate_and_upload(value, role, method, context)
             record.set(f"{role}_file_id", file["id"])
         return str(self._wait_processed(file)["id"])
-
-    def _recorded_upload(self, record: _resume.TaskRecord, role: str) -> dict[str, Any] | None:
-        file_id = record.get(f"{role}_file_id")
-        if not file_id:
-            return None
-        try:
-            file = self.hook.get_file(file_id)
-        except OpenAIFilesError as err:
-            if err.http_status != 404:
-                raise
-            return None
-        self.log.info("Reusing %s file %s uploaded by an earlier try", role, file_id)
-        return file
 
     def _validate_and_upload(self, value: Any, role: str, method: str, context: Context) -> dict[str, Any]:
         from airflow_openai_files._io import resolve_source
@@ -210,11 +179,7 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
                 self.check_at_run(lambda: check_fine_tune_file(stream, method, name=source.description, role=role))
         finally:
             source.close()
-        since = None
-        if _resume.try_number(context) > 1:
-            dag_run = context.get("dag_run")
-            start = getattr(dag_run, "start_date", None) or getattr(dag_run, "queued_at", None)
-            since = start.timestamp() if start is not None else time.time() - 24 * 3600
+        since = reconcile_since(context)
         self.log.info("%s file %s is valid %s data; uploading it", role.capitalize(), source.description, method)
         return self.hook.upload_file(value, "fine-tune", validate=False, reconcile_since=since)
 
@@ -286,17 +251,9 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Resume after the trigger's one event."""
-        if not event:
-            raise AirflowException(f"{self.task_id}: resumed without a trigger event")
-        self._job_id = event.get("job_id")
-        status = event.get("status")
-        message = str(event.get("message") or "")
-        if status == "timeout":
-            raise AirflowException(f"{message}; the job keeps running and a retry of this task resumes it")
-        job = event.get("job")
-        if status in ("success", "error", "cancelled") and isinstance(job, dict):
-            return self._finish(status, message, job)
-        raise AirflowFailException(message or f"{self.task_id}: trigger reported {event!r}")
+        if event:
+            self._job_id = event.get("job_id")
+        return self._finish(*event_outcome(self.task_id, event))
 
     # -- the end -------------------------------------------------------------------------------------
 
@@ -304,41 +261,16 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
         if outcome != "success":
             # A failed or cancelled job stays failed: retrying the task cannot change its ``error``.
             raise AirflowFailException(message)
-        result_files = [str(f) for f in job.get("result_files") or []]
-        paths: list[str] = []
-        metrics: dict[str, Any] = {}
-        for index, file_id in enumerate(result_files):
-            destination = self._destination(index, len(result_files))
-            path, metrics = self.hook.fine_tuning_results(file_id, destination, overwrite=self.overwrite)
-            if path is not None:
-                paths.append(path)
-        result = {
-            "job_id": job["id"],
-            "status": job.get("status"),
-            "fine_tuned_model": job.get("fine_tuned_model"),
-            "trained_tokens": job.get("trained_tokens"),
-            "result_files": result_files,
-            "results_path": (paths[0] if len(paths) == 1 else paths) if paths else None,
-            "metrics": metrics,
-        }
+        result = land_results(self.hook, job, self.results_destination, self.overwrite)
         self.log.info(
             "Fine-tuned model %s from job %s (%s trained tokens); final metrics %s%s",
             result["fine_tuned_model"],
             job["id"],
             result["trained_tokens"],
-            metrics,
-            f"; results at {result['results_path']}" if paths else "",
+            result["metrics"],
+            f"; results at {result['results_path']}" if result["results_path"] is not None else "",
         )
         return result
-
-    def _destination(self, index: int, count: int) -> Any:
-        if not self.results_destination:
-            return None
-        if count == 1 or index == 0:
-            return self.results_destination
-        text = str(self.results_destination)
-        stem, dot, ext = text.rpartition(".")
-        return f"{stem}.{index}.{ext}" if dot and "/" not in ext else f"{text}.{index}"
 
     def on_kill(self) -> None:
         if not self.cancel_on_kill or not self._job_id:

@@ -6,9 +6,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +21,7 @@ from airflow_openai_files.exceptions import OpenAIFilesRequestError, OpenAIFiles
 from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.operators import OpenAIFineTuningJobOperator
 from tests.conftest import set_connection
-from tests.support.connections import free_port
+from tests.support.s3 import S3Prefix
 from tests.support.task_helpers import fine_tune_lines
 
 MODEL = "gpt-4.1-mini-2025-04-14"
@@ -225,70 +222,16 @@ def test_cutoff_refusal_fails_once_and_says_why(tmp_path: Path, monkeypatch: pyt
         assert emu.fine_tuning_jobs() == []
 
 
-# -- results on an S3-compatible store (moto server on loopback) ------------------------------------------------
+# -- results on an S3-compatible store (moto server on loopback, tests/support/s3.py) --------------------------
 
 
-@pytest.fixture
-def moto_s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    pytest.importorskip("s3fs")
-    pytest.importorskip("airflow.providers.amazon")
-    port = free_port()
-    server = Path(sys.executable).with_name("moto_server")
-    log = (tmp_path / "moto.log").open("wb")
-    proc = subprocess.Popen([str(server), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        import boto3
-
-        client = boto3.client(
-            "s3",
-            endpoint_url=url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                client.create_bucket(Bucket="results")
-                break
-            except Exception:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.2)
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_MOTO_S3",
-            json.dumps(
-                {
-                    "conn_type": "aws",
-                    "login": "testing",
-                    "password": "testing",
-                    "extra": {"endpoint_url": url, "region_name": "us-east-1"},
-                }
-            ),
-        )
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            monkeypatch.setenv(name, "testing")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
-
-
-def test_results_land_on_s3(emu: Any, files: tuple[Path, Path], moto_s3: str) -> None:
-    import boto3
-
-    destination = "s3://moto_s3@results/fine_tune/2024-05-17/results.csv"
+def test_results_land_on_s3(emu: Any, files: tuple[Path, Path], s3: S3Prefix) -> None:
+    destination = s3.url("fine_tune/2024-05-17/results.csv")
     result = operator(training_file=str(files[0]), results_destination=destination, deferrable=False).execute(context())
     job = check_result(result, emu)
     assert result["results_path"] == destination
-    client = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1")
-    body = client.get_object(Bucket="results", Key="fine_tune/2024-05-17/results.csv")["Body"].read()
-    assert body == emu.content(job["result_files"][0])
-    keys = [o["Key"] for o in client.list_objects_v2(Bucket="results").get("Contents", [])]
-    assert keys == ["fine_tune/2024-05-17/results.csv"]  # no temporary part left behind
-    assert os.environ["AIRFLOW_CONN_MOTO_S3"]
+    assert s3.get("fine_tune/2024-05-17/results.csv") == emu.content(job["result_files"][0])
+    assert s3.keys() == ["fine_tune/2024-05-17/results.csv"]  # no temporary part left behind
 
 
 def test_worker_timeout_can_heal_and_the_retry_resumes(
