@@ -69,7 +69,8 @@ def test_poke_mode_returns_file_dict(openai_files_connection: Any) -> None:
 def test_poke_mode_waits_until_processed(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow_openai_files.emulator import Emulator
 
-    with Emulator(data_dir=tmp_path / "emu", processing_delay=0.3) as emulator:
+    # 2 s: long enough that a loaded machine still polls before the flip, short enough for the suite.
+    with Emulator(data_dir=tmp_path / "emu", processing_delay=2.0) as emulator:
         use_emulator(monkeypatch, emulator)
         created = put()
         assert created["status"] == "uploaded"
