@@ -25,6 +25,14 @@ def main(dag_file: str, variable: str, logical_date: str) -> int:
     spec.loader.exec_module(module)
     dag = getattr(module, variable)
     when = datetime.fromisoformat(logical_date).replace(tzinfo=timezone.utc)
+    from airflow_openai_files._compat import AIRFLOW_V_3_2_PLUS
+
+    if not AIRFLOW_V_3_2_PLUS:  # 3.1's dag.test() needs the DAG serialized first, as `airflow dags test` does
+        from airflow.dag_processing.bundles.manager import DagBundlesManager
+        from airflow.models.dagbag import DagBag, sync_bag_to_db
+
+        DagBundlesManager().sync_bundles_to_db()
+        sync_bag_to_db(DagBag(dag_folder=dag_file, include_examples=False), "dags-folder", None)
     dag_run = dag.test(logical_date=when)
 
     from airflow.models.taskinstance import TaskInstance
