@@ -51,9 +51,7 @@ def _collect_ids(value: Any, kind: str, out: list[str]) -> None:
         return
     if isinstance(value, Mapping):
         if "id" not in value:
-            raise OpenAIFilesValidationError(
-                f"{what}: a dict without an 'id' key (keys {sorted(map(str, value))[:5]})"
-            )
+            raise OpenAIFilesValidationError(f"{what}: a dict without an 'id' key (keys {sorted(map(str, value))[:5]})")
         _collect_ids(str(value["id"]) if value["id"] is not None else "", kind, out)
         return
     if isinstance(value, (bytes, bytearray)) or not isinstance(value, Iterable):
