@@ -172,7 +172,7 @@ def get_connection(conn_id: str) -> Connection:
         first = err
     found, why = _from_metadata_db(conn_id)
     if found is not None:
-        return found  # type: ignore[no-any-return]
+        return found
     raise AirflowNotFoundException(
         f"The conn_id `{conn_id}` isn't defined in environment variables or secrets backends, {why}"
     ) from first

@@ -46,8 +46,8 @@ def _collect_ids(value: Any, kind: str, out: list[str]) -> None:
             return
         if not text:
             raise OpenAIFilesValidationError(f"{what} {value!r}: expected an id, an object dict or a list of them")
-        if text not in out:
-            out.append(text)
+        if value not in out:  # as given: the hook refuses ids with whitespace or control characters
+            out.append(value)
         return
     if isinstance(value, Mapping):
         if "id" not in value:

@@ -81,10 +81,10 @@ class OpenAIFileSensor(OpenAIFilesMixin, BaseSensorOperator):
         values = (self.file_id, self.target_status, self.openai_conn_id)
         if not deferrable:
             reason = "it needs deferrable=True"
-        elif not SUPPORTS_START_FROM_TRIGGER:
-            reason = "this Airflow's scheduler ignores it (Airflow 3.3+ honours it)"
         elif any(is_templated(v) or not isinstance(v, (str, dict)) for v in values):
             reason = "file_id, target_status and openai_conn_id must be literal (no template or XCom)"
+        elif not SUPPORTS_START_FROM_TRIGGER:
+            reason = "this Airflow's scheduler ignores it (Airflow 3.3+ honours it)"
         else:
             from airflow.triggers.base import StartTriggerArgs
 

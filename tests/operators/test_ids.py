@@ -30,7 +30,6 @@ class LazySequence(Sequence[Any]):
     ("value", "expected"),
     [
         ("file-a", ["file-a"]),
-        (" file-a ", ["file-a"]),
         (FILE, ["file-a"]),
         (str(FILE), ["file-a"]),  # Jinja's rendering of a dict
         ('{"id": "file-a"}', ["file-a"]),  # JSON
@@ -58,6 +57,10 @@ def test_id_from_wants_exactly_one() -> None:
         id_from(["file-a", "file-b"])
     with pytest.raises(AirflowFailException, match="Expected one file id, got 0"):
         id_from([])
+
+
+def test_an_id_is_passed_on_as_given_for_the_hook_to_check() -> None:
+    assert ids_from("file-a\n") == ["file-a\n"]  # validate_file_id refuses it before any request
 
 
 def test_a_literal_python_expression_is_never_evaluated() -> None:
