@@ -118,6 +118,21 @@ def test_a_first_try_never_reuses(openai_files_connection: Any, text_file: Path)
     assert again["id"] != first["id"]
 
 
+def test_a_file_object_is_fingerprinted_in_place(openai_files_connection: Any) -> None:
+    import io
+
+    store, body = FakeStateStore(), io.BytesIO(b"xx hello world\n")
+    body.read(3)  # an upload sends from where the stream stands
+    ops = [
+        OpenAIUploadFileOperator(task_id="upload", file_path=body, purpose="user_data", filename="h.txt")
+        for _ in range(2)
+    ]
+    first = ops[0].execute(context(1, store))  # type: ignore[arg-type]
+    assert openai_files_connection.content(first["id"]) == b"hello world\n"
+    body.seek(3)
+    assert ops[1].execute(context(2, store))["id"] == first["id"]  # type: ignore[arg-type]
+
+
 # -- Airflow before 3.3: name, size and purpose since the DAG run started ---------------------------
 
 
