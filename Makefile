@@ -40,3 +40,5 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) .venv-compat-* .pytest_cache .mypy_cache .ruff_cache
+
+include mk/distributed.mk

@@ -13,14 +13,22 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-openai-files",
         "name": "OpenAI Files",
-        "description": "Upload, wait for, download and clean up files of the OpenAI Files API.",
+        "description": "Upload, wait for, download and clean up files of the OpenAI Files API; run Batch API jobs "
+        "and fine-tuning jobs, on OpenAI and Azure OpenAI.",
         "versions": [__version__],
         "integrations": [
             {
                 "integration-name": "OpenAI Files",
                 "external-doc-url": "https://platform.openai.com/docs/api-reference/files",
                 "tags": ["software"],
-            }
+            },
+            {
+                # OpenAIBatchOperator, OpenAIBatchSensor and OpenAIBatchTrigger live in the operators,
+                # sensors and triggers packages declared below (each package re-exports its classes).
+                "integration-name": "OpenAI Batch",
+                "external-doc-url": "https://platform.openai.com/docs/api-reference/batch",
+                "tags": ["software"],
+            },
         ],
         "hooks": [
             {"integration-name": "OpenAI Files", "python-modules": ["airflow_openai_files.hooks"]},

@@ -1,9 +1,10 @@
-"""``make demo``: run the fine-tune example DAG end to end against the local emulator.
+"""``make demo``: run the example pipelines end to end against the local emulator.
 
-Starts the OpenAI Files emulator on a free loopback port, prepares a throw-away AIRFLOW_HOME on
-SQLite, runs ``airflow dags test openai_fine_tune_data_pipeline <yesterday>``, prints what happened
-(task states, file ids, bytes, statuses), stops the emulator and exits 0 only if every task
-succeeded. Nothing outside a temporary directory is touched; no request leaves 127.0.0.1.
+Starts the emulator on a free loopback port, prepares a throw-away AIRFLOW_HOME on SQLite, runs
+``airflow dags test <dag> <yesterday>`` for each example pipeline (the fine-tune pipeline, then the
+batch pipeline), prints what happened (task states, tries, file ids, bytes, batch counts, the
+fine-tuned model and its final metrics), stops the emulator and exits 0 only if every task of every
+run succeeded. Nothing outside a temporary directory is touched; no request leaves 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-DAG_ID = "openai_fine_tune_data_pipeline"
+#: The example pipelines the demo runs, in order.
+DAG_IDS = ("openai_fine_tune_data_pipeline", "openai_batch_pipeline")
 sys.path.insert(0, str(REPO))
 
 # Run inside a separate interpreter with the demo's Airflow environment: reads the finished run back.
@@ -56,16 +58,14 @@ def airflow_command() -> list[str]:
     return [str(candidate)] if candidate.exists() else [sys.executable, "-m", "airflow"]
 
 
-def demo_env(home: Path, base_url: str, api_key: str, staging: Path) -> dict[str, str]:
+def demo_env(home: Path, connection: str, staging: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
     env.update(
         AIRFLOW_HOME=str(home),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags_examples"),
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
-        AIRFLOW_CONN_OPENAI_FILES_DEFAULT=json.dumps(
-            {"conn_type": "openai_files", "host": base_url, "password": api_key}
-        ),
+        AIRFLOW_CONN_OPENAI_FILES_DEFAULT=connection,
         OPENAI_FILES_STAGING=f"file://{staging}",
     )
     return env
@@ -98,50 +98,92 @@ def seconds_between(start: str | None, end: str | None) -> float | None:
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
-def print_summary(report: dict[str, Any], files: list[dict[str, Any]], output: str, logical: date) -> bool:
+def _short(value: Any, width: int = 72) -> str:
+    text = json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _metrics(value: Any) -> str:
+    if isinstance(value, dict):
+        return " ".join(f"{key}={item}" for key, item in value.items())
+    return _short(value)
+
+
+#: Keys of the tasks' return values worth a line in the summary, in this order.
+HIGHLIGHTS = (
+    ("id", "file"),
+    ("filename", "name"),
+    ("bytes", "bytes"),
+    ("purpose", "purpose"),
+    ("status", "status"),
+    ("sha256", "sha256"),
+    ("lines", "lines"),
+    ("batch_id", "batch"),
+    ("request_counts", "requests"),
+    ("output_path", "output landed at"),
+    ("error_path", "errors landed at"),
+    ("job_id", "fine-tuning job"),
+    ("fine_tuned_model", "fine-tuned model"),
+    ("trained_tokens", "trained tokens"),
+    ("results_path", "results landed at"),
+    ("metrics", "final metrics"),
+    ("joined", "joined"),
+    ("succeeded", "succeeded"),
+    ("failed", "failed"),
+    ("deleted", "deleted"),
+)
+
+
+def print_summary(dag_id: str, report: dict[str, Any], output: str, logical: date) -> bool:
     tasks = report["tasks"]
     xcom = {task: decode(value) for task, value in report["xcom"].items()}
     print()
-    print(f"DAG run {report['run_id']} ({DAG_ID}, logical date {logical}): {report['state']}")
+    print(f"DAG run {report['run_id']} ({dag_id}, logical date {logical}): {report['state']}")
     print()
-    print(f"  {'task':<24} {'state':<10} {'try':>3} {'seconds':>8}")
+    print(f"  {'task':<28} {'state':<10} {'try':>3} {'seconds':>8}")
     for ti in tasks:
         took = seconds_between(ti["start"], ti["end"])
-        print(f"  {ti['task_id']:<24} {ti['state']:<10} {ti['try_number']:>3} {'' if took is None else f'{took:8.1f}'}")
-    deferred = "Pausing task as DEFERRED" in output and "running trigger in line" in output
+        print(f"  {ti['task_id']:<28} {ti['state']:<10} {ti['try_number']:>3} {'' if took is None else f'{took:8.1f}'}")
+    if "Pausing task as DEFERRED" in output or "running trigger in line" in output:
+        print("\n  (deferrable tasks waited in the trigger, then resumed)")
     print()
-    uploaded = xcom.get("upload_training_file") or {}
-    if uploaded:
-        print(
-            f"  uploaded   {uploaded.get('id')}  {uploaded.get('filename')}  {uploaded.get('bytes')} bytes  "
-            f"purpose {uploaded.get('purpose')}  status at upload: {uploaded.get('status')}"
-        )
-    waited = xcom.get("wait_until_processed") or {}
-    if waited:
-        how = "deferred to the trigger, then resumed" if deferred else "checked on the worker"
-        print(f"  sensor     {waited.get('id')} reached status {waited.get('status')} ({how})")
-    if xcom.get("download_for_audit"):
-        print(f"  downloaded {xcom['download_for_audit']}")
-    verified = xcom.get("verify_round_trip") or {}
-    if verified:
-        print(
-            f"  verified   {verified.get('bytes')} bytes, sha256 {str(verified.get('sha256'))[:16]}..., "
-            f"{verified.get('examples')} examples: identical byte for byte"
-        )
-    if "apply_retention" in xcom:
-        deleted = xcom["apply_retention"] or []
-        print(
-            f"  retention  deleted {len(deleted)} file(s) older than 7d{': ' + ', '.join(deleted) if deleted else ''}"
-        )
+    for ti in tasks:
+        value = xcom.get(ti["task_id"])
+        if isinstance(value, dict):
+            # One level of nesting (an audit record per uploaded file) is shown as its own group.
+            groups = [(ti["task_id"], value)] + [
+                (f"{ti['task_id']}.{name}", inner) for name, inner in value.items() if isinstance(inner, dict)
+            ]
+            for title, group in groups:
+                shown = [
+                    f"{label} {_metrics(group[key]) if key == 'metrics' else _short(group[key])}"
+                    for key, label in HIGHLIGHTS
+                    if group.get(key) not in (None, "")
+                ]
+                if shown:
+                    print(f"  {title}:")
+                    for item in shown:
+                        print(f"      {item}")
+        elif isinstance(value, list):
+            print(f"  {ti['task_id']}: {len(value)} item(s) {_short(value, 60) if value else ''}")
+        elif value not in (None, ""):
+            print(f"  {ti['task_id']}: {_short(value)}")
+    return report["state"] == "success" and bool(tasks) and all(ti["state"] == "success" for ti in tasks)
+
+
+def print_store(emulator: Any) -> None:
+    files = emulator.files()
     print()
-    print(f"  emulator now stores {len(files)} file(s):")
+    print(f"  the emulator now stores {len(files)} file(s):")
     for item in files:
         print(
             f"    {item['id']}  {item['filename']}  {item['bytes']} bytes  purpose {item['purpose']}  "
             f"status {item['status']}"
         )
-    ok = report["state"] == "success" and bool(tasks) and all(ti["state"] == "success" for ti in tasks)
-    return ok
+    for what, items in (("batch", emulator.batches()), ("fine-tuning job", emulator.fine_tuning_jobs())):
+        for item in items:
+            extra = item.get("request_counts") or item.get("fine_tuned_model") or ""
+            print(f"    {what} {item['id']}  status {item['status']}  {_short(extra, 60)}")
 
 
 def main() -> int:
@@ -161,28 +203,38 @@ def main() -> int:
     staging.mkdir()
     ok = False
     print(f"OpenAI Files provider demo (work directory {workdir})")
-    emulator = EmulatorProcess(data_dir=workdir / "emulator", processing_delay=args.processing_delay)
+    # A few seconds per batch and job, on the emulator's clock, so the deferrable tasks visibly wait.
+    emulator = EmulatorProcess(
+        data_dir=workdir / "emulator",
+        processing_delay=args.processing_delay,
+        batch_in_progress_seconds=3.0,
+        fine_tuning_train_seconds=3.0,
+    )
     try:
         emulator.start()
         print(
             f"  emulator listening on {emulator.base_url} "
             f"(pid {emulator.pid}, processing delay {args.processing_delay:g}s)"
         )
-        env = demo_env(home, emulator.base_url, emulator.api_key, staging)
+        env = demo_env(home, emulator.airflow_connection(), staging)
         airflow = airflow_command()
         if step("airflow db migrate", [*airflow, "db", "migrate"], env, log, 300).returncode != 0:
             print(f"airflow db migrate failed; see {log}")
             return 1
-        run = step(
-            f"airflow dags test {DAG_ID} {logical}", [*airflow, "dags", "test", DAG_ID, str(logical)], env, log, 600
-        )
-        done = step("reading the run back", [sys.executable, "-c", _REPORT, DAG_ID], env, log, 120)
-        line = next((row for row in done.stdout.splitlines() if row.startswith("REPORT ")), None)
-        if line is None:
-            print(f"could not read the DAG run back; see {log}")
-            return 1
-        report = json.loads(line[len("REPORT ") :])
-        ok = print_summary(report, emulator.files(), run.stdout + run.stderr, logical) and run.returncode == 0
+        results = []
+        for dag_id in DAG_IDS:
+            run = step(
+                f"airflow dags test {dag_id} {logical}", [*airflow, "dags", "test", dag_id, str(logical)], env, log, 900
+            )
+            done = step(f"reading the {dag_id} run back", [sys.executable, "-c", _REPORT, dag_id], env, log, 120)
+            line = next((row for row in done.stdout.splitlines() if row.startswith("REPORT ")), None)
+            if line is None:
+                print(f"could not read the {dag_id} run back; see {log}")
+                return 1
+            report = json.loads(line[len("REPORT ") :])
+            results.append(print_summary(dag_id, report, run.stdout + run.stderr, logical) and run.returncode == 0)
+        print_store(emulator)
+        ok = all(results)
     finally:
         emulator.stop()
         elapsed = time.monotonic() - began

@@ -7,6 +7,10 @@ Deliberate deviations from the spec, each because the service itself behaves so:
   and then reports on the File, so ``evals`` is added to the enum.
 - ``ListFilesResponse.first_id`` / ``last_id``: typed as strings, but an empty page has no ids;
   the service (and the emulator) send null there, so null is allowed.
+- ``Batch``: every property outside ``required`` (``output_file_id``, the per-state timestamps,
+  ``errors``, ``model``, ...) is typed non-nullable, but the service sends null until it applies
+  (the spec's own examples show ``"failed_at": null``, ``"errors": null``), so null is allowed there;
+  ``ListBatchesResponse.first_id`` / ``last_id`` as for files.
 """
 
 from __future__ import annotations
@@ -22,7 +26,20 @@ import yaml
 SPEC_COPY = Path(__file__).resolve().parent / "data" / "files-openapi.yaml"
 SPEC_SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "files-openapi.yaml"
 
-SCHEMA_NAMES = ("OpenAIFile", "ListFilesResponse", "DeleteFileResponse", "Upload", "UploadPart", "ErrorResponse")
+SCHEMA_NAMES = (
+    "OpenAIFile",
+    "ListFilesResponse",
+    "DeleteFileResponse",
+    "Upload",
+    "UploadPart",
+    "ErrorResponse",
+    "Batch",
+    "ListBatchesResponse",
+)
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
 
 
 def spec_path() -> Path:
@@ -39,6 +56,15 @@ def _components() -> dict[str, Any]:
     listing = schemas["ListFilesResponse"]["properties"]
     for key in ("first_id", "last_id"):
         listing[key] = {"anyOf": [listing[key], {"type": "null"}]}
+    if "Batch" in schemas:
+        batch = schemas["Batch"]
+        for key, prop in batch["properties"].items():
+            if key not in batch["required"]:
+                batch["properties"][key] = _nullable(prop)
+        batch["additionalProperties"] = False
+        batches = schemas["ListBatchesResponse"]["properties"]
+        for key in ("first_id", "last_id"):
+            batches[key] = _nullable(batches[key])
     return schemas
 
 
@@ -74,6 +100,10 @@ def schema_for(method: str, path: str, status: int) -> str | None:
         return "Upload"
     if len(tail) == 3 and tail[0] == "uploads" and tail[2] == "parts":
         return "UploadPart"
+    if tail == ["batches"]:
+        return "ListBatchesResponse" if method == "GET" else "Batch"
+    if tail[:1] == ["batches"] and (len(tail) == 2 or (len(tail) == 3 and tail[2] == "cancel")):
+        return "Batch"
     return None
 
 

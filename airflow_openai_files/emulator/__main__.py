@@ -1,7 +1,7 @@
 """``python -m airflow_openai_files.emulator``: serve the emulated API until SIGINT or SIGTERM.
 
-Prints ``OpenAI Files emulator listening on http://HOST:PORT/v1`` on stdout once it accepts
-connections (``--port 0`` picks a free port).
+Prints ``OpenAI Files emulator listening on http://HOST:PORT/v1`` (``.../openai/v1`` with
+``--flavor azure``) on stdout once it accepts connections (``--port 0`` picks a free port).
 """
 
 from __future__ import annotations
@@ -15,6 +15,17 @@ from collections.abc import Sequence
 from types import FrameType
 
 from airflow_openai_files.emulator import require_server_stack
+
+
+def _day(value: str) -> str:
+    """A ``YYYY-MM-DD`` flag value, refused by argparse (exit 2, usage) when it is not one."""
+    from airflow_openai_files.emulator.config import fine_tuning_cutoff_ts
+
+    try:
+        fine_tuning_cutoff_ts(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -40,10 +51,32 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="seconds a new file stays 'uploaded' before it is 'processed' (default 0)",
     )
     parser.add_argument(
+        "--flavor",
+        choices=["openai", "azure"],
+        default="openai",
+        help="'azure' plays Azure OpenAI: /openai/...?api-version= and /openai/v1/... routes, api-key or Entra"
+        " ID bearer auth, file statuses pending/running/processed, 201 + Location on upload (default openai)",
+    )
+    parser.add_argument(
+        "--api-version",
+        action="append",
+        default=None,
+        help="Azure: an api-version the /openai/... routes accept (repeatable; default: the GA and recent"
+        " preview versions)",
+    )
+    parser.add_argument(
+        "--ad-token",
+        action="append",
+        default=None,
+        help="Azure: an accepted Entra ID bearer token (repeatable); without it any non-empty token is accepted",
+    )
+    parser.add_argument(
         "--file-status-errors",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="report content problems of fine-tune and batch files on the file (status 'error' with"
-        " status_details), as Azure OpenAI does; by default, like OpenAI, files are always 'processed'",
+        " status_details), as Azure OpenAI does; default: on with --flavor azure, else off (like OpenAI,"
+        " files are always 'processed')",
     )
     parser.add_argument(
         "--log-level",
@@ -51,10 +84,46 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=["critical", "error", "warning", "info", "debug"],
         help="'info' or 'debug' also logs one line per request (default warning)",
     )
+    parser.add_argument(
+        "--fine-tuning-validate-seconds", type=float, default=None, help="seconds a job spends in 'validating_files'"
+    )
+    parser.add_argument("--fine-tuning-queue-seconds", type=float, default=None, help="seconds a job spends 'queued'")
+    parser.add_argument(
+        "--fine-tuning-train-seconds", type=float, default=None, help="seconds a job spends 'running' (training)"
+    )
+    parser.add_argument(
+        "--fine-tuning-available-until",
+        default=None,
+        type=_day,
+        metavar="YYYY-MM-DD",
+        help="refuse new fine-tuning jobs from this day on (emulator clock), as OpenAI does after its"
+        " self-serve cutoff (OpenAI: 2027-01-06); default: never",
+    )
+    parser.add_argument(
+        "--organization-name", default=None, help="organisation in fine-tuned model names (default emulator-org)"
+    )
     parser.add_argument("--max-file-bytes", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--max-part-bytes", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--max-batch-bytes", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--sync-check-bytes", type=int, default=None, help=argparse.SUPPRESS)
+    batches = parser.add_argument_group("batches", "how long each batch state lasts on the emulator's clock")
+    for state, default in (("validating", 0), ("in-progress", 0), ("finalizing", 0), ("cancelling", 0)):
+        batches.add_argument(
+            f"--batch-{state}-seconds", type=float, default=None, help=f"seconds in '{state}' (default {default})"
+        )
+    batches.add_argument(
+        "--batch-seconds-per-request",
+        type=float,
+        default=None,
+        help="seconds 'in_progress' lasts per request, added to --batch-in-progress-seconds (default 0)",
+    )
+    batches.add_argument(
+        "--enqueued-token-limit",
+        type=int,
+        default=None,
+        help="fail a batch with 'token_limit_exceeded' when the tokens enqueued for its model would pass this"
+        " (default: no limit)",
+    )
     return parser.parse_args(argv)
 
 
@@ -79,14 +148,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         data_dir=args.data_dir,
         api_key=args.api_key,
         processing_delay=args.processing_delay,
+        fine_tuning_validate_seconds=args.fine_tuning_validate_seconds,
+        fine_tuning_queue_seconds=args.fine_tuning_queue_seconds,
+        fine_tuning_train_seconds=args.fine_tuning_train_seconds,
+        fine_tuning_available_until=args.fine_tuning_available_until,
+        organization_name=args.organization_name,
         host=args.host,
         port=args.port,
         max_file_bytes=args.max_file_bytes,
         max_part_bytes=args.max_part_bytes,
         max_batch_bytes=args.max_batch_bytes,
         sync_check_bytes=args.sync_check_bytes,
-        file_validation="status" if args.file_status_errors else "none",
+        file_validation=None if args.file_status_errors is None else ("status" if args.file_status_errors else "none"),
+        flavor=args.flavor,
+        api_versions=args.api_version,
+        ad_tokens=args.ad_token,
         log_level=args.log_level,
+        batch_validating_seconds=args.batch_validating_seconds,
+        batch_in_progress_seconds=args.batch_in_progress_seconds,
+        batch_seconds_per_request=args.batch_seconds_per_request,
+        batch_finalizing_seconds=args.batch_finalizing_seconds,
+        batch_cancelling_seconds=args.batch_cancelling_seconds,
+        enqueued_token_limit=args.enqueued_token_limit,
     )
     try:
         emulator.start()

@@ -65,6 +65,10 @@ def router(state: EmulatorState) -> APIRouter:
     def all_uploads() -> Response:
         return JSONResponse(uploads.all_uploads())
 
+    @api.get("/batches")
+    def all_batches() -> Response:
+        return JSONResponse(state.backend("batches").all_batches())
+
     @api.get("/requests")
     def request_log() -> Response:
         return JSONResponse([list(entry) for entry in state.requests])
@@ -81,6 +85,10 @@ def router(state: EmulatorState) -> APIRouter:
         except (TypeError, ValueError) as exc:
             raise errors.bad_admin_request(f"Bad clock change: {exc}") from None
         return JSONResponse({"now": state.clock.now(), "offset": state.clock.offset})
+
+    @api.get("/fine_tuning/jobs")
+    def all_fine_tuning_jobs() -> Response:
+        return JSONResponse(state.backend("fine_tuning").all_jobs())
 
     @api.get("/health")
     def health() -> Response:

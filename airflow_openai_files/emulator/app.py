@@ -11,6 +11,10 @@ How to add a resource (e.g. batches, fine-tuning jobs):
    unknown fields), errors raised from :mod:`.errors`.
 3. One line in :data:`RESOURCES` below (backends are built in this order, so a backend comes after
    those it uses).
+
+Azure mode needs nothing more: the context middleware (:mod:`.middleware`) serves every router
+registered here on Azure's ``/openai/...?api-version=`` and ``/openai/v1/...`` routes too, with Azure's
+auth, request ids and gateway errors.
 """
 
 from __future__ import annotations
@@ -24,10 +28,14 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from airflow_openai_files.emulator import admin, errors
+from airflow_openai_files.emulator.batches import routes as batches_routes
+from airflow_openai_files.emulator.batches.backend import BatchesBackend
 from airflow_openai_files.emulator.config import EmulatorConfig
 from airflow_openai_files.emulator.faults import FaultMiddleware
 from airflow_openai_files.emulator.files import routes as files_routes
 from airflow_openai_files.emulator.files.backend import FilesBackend
+from airflow_openai_files.emulator.fine_tuning import routes as fine_tuning_routes
+from airflow_openai_files.emulator.fine_tuning.backend import FineTuningBackend
 from airflow_openai_files.emulator.middleware import ContextMiddleware
 from airflow_openai_files.emulator.state import Backend, EmulatorState
 from airflow_openai_files.emulator.uploads import routes as uploads_routes
@@ -41,7 +49,9 @@ class Resource(NamedTuple):
 
 RESOURCES: tuple[Resource, ...] = (
     Resource(FilesBackend, files_routes.router),
+    Resource(FineTuningBackend, fine_tuning_routes.router),
     Resource(UploadsBackend, uploads_routes.router),
+    Resource(BatchesBackend, batches_routes.router),
 )
 
 
@@ -68,6 +78,9 @@ def create_app(state: EmulatorState) -> Any:
 
     @api.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if state.config.is_azure and exc.status_code in (404, 405):
+            azure = errors.azure_resource_not_found()
+            return JSONResponse(azure.body(), status_code=azure.status)
         error = errors.invalid_url(request.method, request.url.path)
         if exc.status_code not in (404, 405):
             error.status = exc.status_code

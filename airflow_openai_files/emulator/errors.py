@@ -36,6 +36,64 @@ class EmulatorError(Exception):
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
+class AzureError(EmulatorError):
+    """An answer of Azure's gateway, whose body is not OpenAI's four-field error object."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(status, str(body.get("message") or body.get("error", {}).get("message", "")))
+        self._body = body
+
+    def body(self) -> dict[str, Any]:
+        return self._body
+
+
+# ---- Azure OpenAI's gateway (sources in the README's Fidelity table) -------------------------------
+def azure_resource_not_found() -> AzureError:
+    """A missing ``api-version`` on the versioned routes, or an unknown route."""
+    return AzureError(404, {"error": {"code": "404", "message": "Resource not found"}})
+
+
+def azure_api_version_not_supported() -> AzureError:
+    return AzureError(400, {"error": {"code": "BadRequest", "message": "API version not supported"}})
+
+
+def azure_bad_key() -> AzureError:
+    """No credentials, or an ``api-key`` that is not the resource's."""
+    return AzureError(
+        401,
+        {
+            "error": {
+                "code": "401",
+                "message": "Access denied due to invalid subscription key or wrong API endpoint. Make sure to"
+                " provide a valid key for an active subscription and use a correct regional API endpoint for"
+                " your resource.",
+            }
+        },
+    )
+
+
+def azure_bad_token() -> AzureError:
+    """An Entra ID bearer token that is not accepted (Azure's gateway answers in its own shape)."""
+    return AzureError(
+        401,
+        {
+            "statusCode": 401,
+            "message": "Unauthorized. Access token is missing, invalid, audience is incorrect"
+            " (https://cognitiveservices.azure.com), or have expired.",
+        },
+    )
+
+
+def azure_file_not_processed(file_id: str, status: str, param: str) -> EmulatorError:
+    """A batch or job given a file Azure has not processed yet (the wording is the emulator's own)."""
+    return EmulatorError(
+        400,
+        f"The file {_short(file_id, 100)} is not ready for use (status {status!r}): wait until it is 'processed'.",
+        param=param,
+        code="invalidPayload",
+    )
+
+
 def _short(value: Any, limit: int = 200) -> str:
     return str(value)[:limit]
 
@@ -196,6 +254,111 @@ def parts_mismatch(message: str, param: str = "part_ids") -> EmulatorError:
     return EmulatorError(400, message, param=param)
 
 
+# ---- fine-tuning jobs -----------------------------------------------------------------------------
+def no_such_fine_tuning_job(job_id: str) -> EmulatorError:
+    return EmulatorError(
+        404, f"Could not find fine-tune: {_short(job_id)}", param="fine_tune_id", code="fine_tune_not_found"
+    )
+
+
+def bad_fine_tuning_cursor(name: str, value: str) -> EmulatorError:
+    return EmulatorError(400, f"Invalid 'after': no {name} with id {_short(value)}.", param="after")
+
+
+def invalid_fine_tuning_file(param: str, file_id: str) -> EmulatorError:
+    """A ``training_file`` / ``validation_file`` that does not exist (reported service wording)."""
+    return EmulatorError(400, f"invalid {param}: {_short(file_id)}", param=param)
+
+
+def wrong_fine_tuning_file_purpose(param: str, file_id: str, purpose: str) -> EmulatorError:
+    """Not a ``fine-tune`` file (wording chosen by the emulator; see the README's Fidelity table)."""
+    return EmulatorError(
+        400,
+        f"Invalid {param}: file {_short(file_id)} has purpose '{_short(purpose, 50)}', but fine-tuning files"
+        " must be uploaded with purpose 'fine-tune'.",
+        param=param,
+        code="invalid_file_purpose",
+    )
+
+
+def fine_tuning_not_cancellable(job_id: str, status: str) -> EmulatorError:
+    return EmulatorError(
+        400,
+        f"Job {_short(job_id)} has already completed with status '{status}' and cannot be cancelled.",
+        param="fine_tune_id",
+    )
+
+
+def fine_tuning_wrong_status(action: str, job_id: str, status: str) -> EmulatorError:
+    """Pause of a job that is not running, resume of one that is not paused."""
+    return EmulatorError(400, f"Cannot {action} job {_short(job_id)} with status '{status}'.", param="fine_tune_id")
+
+
+def fine_tuning_unavailable(cutoff: str) -> EmulatorError:
+    """Job creation after OpenAI's self-serve fine-tuning cutoff (HTTP 403, as reported: "permission
+    denied"; the body's wording and code are the emulator's, see the README's Fidelity table)."""
+    return EmulatorError(
+        403,
+        "Creating fine-tuning jobs is no longer available: OpenAI's self-serve fine-tuning platform stopped"
+        f" accepting new jobs on {cutoff}. Existing fine-tuned models remain available for inference until"
+        " their base models are deprecated.",
+        code="fine_tuning_unavailable",
+    )
+
+
 # ---- admin ----------------------------------------------------------------------------------------
 def bad_admin_request(detail: str) -> EmulatorError:
     return EmulatorError(400, _short(detail, 500))
+
+
+# ---- batches --------------------------------------------------------------------------------------
+def no_such_batch(batch_id: str) -> EmulatorError:
+    return EmulatorError(404, f"No such Batch object: {_short(batch_id)}", param="batch_id")
+
+
+def bad_batch_cursor(batch_id: str) -> EmulatorError:
+    return EmulatorError(400, f"No such Batch object: {_short(batch_id)}", param="after")
+
+
+def batch_input_not_batch_purpose(file_id: str, purpose: str) -> EmulatorError:
+    return EmulatorError(
+        400,
+        f"The input file {_short(file_id)} has purpose {_short(purpose, 50)!r}; a batch needs a file of purpose"
+        " 'batch'.",
+        param="input_file_id",
+        code="invalid_value",
+    )
+
+
+def unsupported_value(name: str, value: Any, supported: Iterable[str]) -> EmulatorError:
+    listed = ", ".join(repr(v) for v in supported)
+    return EmulatorError(
+        400,
+        f"Invalid value: {_short(value, 100)!r}. Supported values are: {listed}.",
+        param=name,
+        code="invalid_value",
+    )
+
+
+def too_many_properties(name: str, limit: int, got: int) -> EmulatorError:
+    return EmulatorError(
+        400,
+        f"Invalid '{name}': too many properties. Expected an object with at most {limit} properties, but got an"
+        f" object with {got} properties instead.",
+        param=name,
+        code="object_above_max_properties",
+    )
+
+
+def string_too_long(name: str, limit: int, got: int) -> EmulatorError:
+    return EmulatorError(
+        400,
+        f"Invalid '{name}': string too long. Expected a string with maximum length {limit}, but got a string"
+        f" with length {got} instead.",
+        param=name,
+        code="string_above_max_length",
+    )
+
+
+def batch_not_cancellable(status: str) -> EmulatorError:
+    return EmulatorError(400, f"Cannot cancel a batch with status '{status}'.", param="batch_id")

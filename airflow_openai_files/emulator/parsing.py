@@ -19,7 +19,8 @@ from airflow_openai_files.limits import EXPIRES_MAX_SECONDS, EXPIRES_MIN_SECONDS
 
 def check_known(names: Iterable[str], allowed: Iterable[str]) -> None:
     """400 ``Unrecognized request argument supplied: <name>`` for any name outside ``allowed``."""
-    unknown = {name for name in names if name not in set(allowed)}
+    known = set(allowed)  # once: ``allowed`` may be a one-shot iterator
+    unknown = {name for name in names if name not in known}
     if unknown:
         raise errors.unrecognized_argument(unknown)
 

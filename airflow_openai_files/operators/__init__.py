@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from airflow_openai_files.operators.base import OpenAIFilesMixin
+from airflow_openai_files.operators.batches import OpenAIBatchOperator
 from airflow_openai_files.operators.files import (
     OpenAIDeleteFileOperator,
     OpenAIDownloadFileOperator,
     OpenAIFilesCleanupOperator,
     OpenAIUploadFileOperator,
 )
+from airflow_openai_files.operators.fine_tuning import OpenAIFineTuningJobOperator
 from airflow_openai_files.validation import parse_duration
 
 __all__ = [
+    "OpenAIBatchOperator",
     "OpenAIDeleteFileOperator",
     "OpenAIDownloadFileOperator",
     "OpenAIFilesCleanupOperator",
     "OpenAIFilesMixin",
+    "OpenAIFineTuningJobOperator",
     "OpenAIUploadFileOperator",
     "parse_duration",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from airflow_openai_files.sensors.batches import OpenAIBatchSensor
 from airflow_openai_files.sensors.files import OpenAIFileSensor
+from airflow_openai_files.sensors.fine_tuning import OpenAIFineTuningJobSensor
 
-__all__ = ["OpenAIFileSensor"]
+__all__ = ["OpenAIBatchSensor", "OpenAIFileSensor", "OpenAIFineTuningJobSensor"]

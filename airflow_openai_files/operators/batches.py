@@ -1,0 +1,292 @@
+"""``OpenAIBatchOperator``: submit a Batch API job, wait for it without pinning a worker, land its results.
+
+A batch is paid work: a task retry must resume the batch an earlier try created, never submit a second
+one. The operator records the batch id in the task state store (Airflow 3.3+) and puts a task key in the
+batch's metadata (every version); a retry resumes the recorded batch, else the one it finds by that key.
+The input upload is reconciled the same way (``upload_file(reconcile_since=...)``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_openai_files import _resume
+from airflow_openai_files._batch_status import TERMINAL_STATUSES, describe_batch
+from airflow_openai_files._compat import AirflowException, AirflowFailException, conf
+from airflow_openai_files.limits import DEFAULT_CONN_ID, FILE_ID_RE
+from airflow_openai_files.operators._batch_steps import (
+    allowed_failures,  # noqa: F401  (public here before the split)
+    batch_summary,
+    check_max_failed,
+    check_window,
+    judge_batch,
+    run_started,
+    timeout_seconds,
+)
+from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin
+from airflow_openai_files.validation import check_batch_endpoint, parse_duration
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+#: Added to the completion window for the default ``timeout``: the service finalizes after the window ends.
+TIMEOUT_MARGIN = timedelta(hours=1)
+#: A backstop for the scheduler's deferral timeout, so the trigger's own (clearer) timeout event wins.
+DEFER_TIMEOUT_MARGIN = 60.0
+
+
+class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
+    """
+    Run a Batch API job from its input file to landed results, and return a summary.
+
+    Returns (``multiple_outputs``) ``{"batch_id", "status", "request_counts", "input_file_id",
+    "output_file_id", "error_file_id", "output_path", "error_path"}``.
+
+    Failure policy (all :class:`AirflowFailException`: the same input cannot heal by a retry): the batch
+    ended ``failed`` (the message lists the service's ``errors.data``); it ended with more requests
+    without an answer (``total - completed``: failed, expired or cancelled lines) than
+    ``max_failed_requests``; or ``timeout`` ran out (the batch is cancelled first when
+    ``cancel_on_kill``). The error file is landed before the task fails.
+
+    :param input_file: a ``file-...`` id of a ``batch`` file, or a local path / ObjectStoragePath /
+        ``scheme://...`` string of a batch JSONL, checked (:func:`~airflow_openai_files.validation.check_batch_file`)
+        and uploaded with purpose ``batch`` first (templated).
+    :param endpoint: the endpoint every request line targets, e.g. ``/v1/chat/completions`` (templated).
+    :param completion_window: ``24h``.
+    :param metadata: up to 14 string pairs stored on the batch (templated).
+    :param output_destination: where to land the output file (path, ObjectStoragePath, URL string) (templated).
+    :param error_destination: where to land the error file (templated).
+    :param overwrite: replace existing destinations.
+    :param max_failed_requests: requests allowed to end without an answer: an int, or a fraction of the total.
+    :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
+    :param poll_interval: seconds between two checks of the batch.
+    :param timeout: how long to wait for the batch (seconds, timedelta or ``"25h"``); the completion
+        window plus one hour by default.
+    :param cancel_on_kill: cancel the batch when the task is killed or times out.
+    :param openai_conn_id: the ``openai_files`` connection (templated).
+    """
+
+    template_fields: Sequence[str] = (
+        "input_file",
+        "endpoint",
+        "metadata",
+        "output_destination",
+        "error_destination",
+        *CONN_TEMPLATE_FIELDS,
+    )
+    template_fields_renderers = {"metadata": "json"}
+    ui_color = "#e8daef"
+
+    def __init__(
+        self,
+        *,
+        input_file: Any,
+        endpoint: str,
+        completion_window: str = "24h",
+        metadata: dict[str, str] | None = None,
+        output_destination: Any = None,
+        error_destination: Any = None,
+        overwrite: bool = False,
+        max_failed_requests: int | float = 0,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 60,
+        timeout: timedelta | float | str | None = None,
+        cancel_on_kill: bool = True,
+        openai_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("multiple_outputs", True)
+        super().__init__(openai_conn_id=openai_conn_id, **kwargs)
+        self.check_at_parse(self.task_id, check_batch_endpoint, endpoint)
+        self.check_at_parse(self.task_id, check_window, completion_window)
+        self.check_at_parse(self.task_id, check_max_failed, max_failed_requests)
+        self.input_file = input_file
+        self.endpoint = endpoint
+        self.completion_window = completion_window
+        self.metadata = metadata
+        self.output_destination = output_destination
+        self.error_destination = error_destination
+        self.overwrite = overwrite
+        self.max_failed_requests = max_failed_requests
+        self.deferrable = deferrable
+        self.poll_interval = float(poll_interval)
+        if timeout is None:
+            window = parse_duration(completion_window) if isinstance(completion_window, str) else None
+            timeout = (window or timedelta(hours=24)) + TIMEOUT_MARGIN
+        self.check_at_parse(self.task_id, timeout_seconds, timeout)
+        self.timeout = timeout
+        self.cancel_on_kill = cancel_on_kill
+        self._batch_id: str | None = None
+
+    # -- the task ---------------------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        endpoint = self.check_at_run(check_batch_endpoint, self.endpoint)
+        timeout = self.check_at_run(timeout_seconds, self.timeout)
+        self.check_at_run(check_max_failed, self.max_failed_requests)
+        deadline = time.time() + timeout
+        self._check_destinations()
+        batch = self._resume_or_create(context, endpoint)
+        self._batch_id = batch["id"]
+        if batch.get("status") in TERMINAL_STATUSES:
+            return self._finish(batch)
+        if self.deferrable:
+            self._defer(batch, deadline)
+        return self._finish(self._wait_on_worker(batch, deadline))
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after :class:`~airflow_openai_files.triggers.OpenAIBatchTrigger` fired."""
+        if not event:
+            raise AirflowException(f"{self.task_id}: resumed without a trigger event")
+        self._batch_id = event.get("batch_id")
+        status, batch = event.get("status"), event.get("batch")
+        if status == "success" and batch:
+            self.log.info("%s", describe_batch(batch))
+            return self._finish(batch)
+        if status == "timeout":
+            self._timed_out(str(event.get("message")))
+        # A poll that failed for good (the trigger could not reach the batch): a retry resumes waiting on it.
+        raise AirflowException(f"{self.task_id}: {event.get('message') or event!r}")
+
+    def on_kill(self) -> None:
+        hook = self.__dict__.get("hook")
+        if hook is not None:
+            hook.cancel_active_uploads()
+        if self._batch_id and self.cancel_on_kill:
+            self.log.info("Task killed: cancelling batch %s", self._batch_id)
+            try:
+                self.hook.cancel_batch(self._batch_id)
+            except Exception as err:  # the kill must go on; say what is left running
+                self.log.warning("Could not cancel batch %s (%s); it keeps running on the service", self._batch_id, err)
+
+    # -- steps ------------------------------------------------------------------------------------------------
+
+    def _resume_or_create(self, context: Context, endpoint: str) -> dict[str, Any]:
+        record = _resume.TaskRecord(context, "batch")
+        key = _resume.task_key(context)
+        tries = _resume.try_number(context)
+        recorded = record.get("batch_id")
+        if recorded:
+            batch = self.hook.get_batch(recorded)
+            self.log.info("Try %d: resuming batch %s recorded by an earlier try (%s)", tries, recorded, batch["status"])
+            return batch
+        if key and tries > 1:
+            found = self.hook.find_batch(_resume.TASK_KEY_METADATA, key, since=run_started(context))
+            if found is not None:
+                self.log.info(
+                    "Try %d: resuming batch %s created by an earlier try (%s)", tries, found["id"], found["status"]
+                )
+                record.set("batch_id", found["id"])
+                return found
+            self.log.info("Try %d: no batch of an earlier try found; creating one", tries)
+        input_file_id = self._input_file_id(context, record, endpoint)
+        metadata = dict(self.metadata or {})
+        if key:
+            metadata[_resume.TASK_KEY_METADATA] = key
+        self.hook.wait_for_input_file(input_file_id)  # Azure OpenAI takes only `processed` files; no-op on OpenAI
+        batch = self.hook.create_batch(
+            input_file_id, endpoint, completion_window=self.completion_window, metadata=metadata or None
+        )
+        record.set("batch_id", batch["id"])
+        return batch
+
+    def _input_file_id(self, context: Context, record: _resume.TaskRecord, endpoint: str) -> str:
+        """The input's file id: given, or uploaded (once: a retry reuses an earlier try's upload)."""
+        from airflow_openai_files._io import resolve_source
+        from airflow_openai_files.status import extract_file_id
+        from airflow_openai_files.validation import check_batch_file
+
+        given = extract_file_id(self.input_file)
+        if isinstance(given, str) and FILE_ID_RE.match(given):
+            return given
+        uploaded = record.get("input_file_id")
+        if uploaded:
+            self.log.info("Reusing input file %s uploaded by an earlier try", uploaded)
+            return str(uploaded)
+        source = resolve_source(self.input_file)
+        try:
+            with source.open() as stream:
+                count = self.check_at_run(lambda: check_batch_file(stream, endpoint, name=source.description))
+        finally:
+            source.close()
+        self.log.info("Checked %s: %d requests for %s", source.description, count, endpoint)
+        since = run_started(context) if _resume.try_number(context) > 1 else None
+        created = self.hook.upload_file(self.input_file, "batch", validate=False, reconcile_since=since)
+        record.set("input_file_id", created["id"])
+        return str(created["id"])
+
+    def _defer(self, batch: dict[str, Any], deadline: float) -> None:
+        from airflow_openai_files.triggers import OpenAIBatchTrigger
+
+        remaining = max(0.0, deadline - time.time())
+        self.log.info("%s; deferring: the triggerer checks it every %.0fs", describe_batch(batch), self.poll_interval)
+        self.defer(
+            trigger=OpenAIBatchTrigger(
+                batch["id"],
+                success_statuses=TERMINAL_STATUSES,
+                openai_conn_id=self.openai_conn_id,
+                poll_interval=self.poll_interval,
+                timeout=remaining,
+                deadline=deadline,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=remaining + DEFER_TIMEOUT_MARGIN),
+        )
+
+    def _wait_on_worker(self, batch: dict[str, Any], deadline: float) -> dict[str, Any]:
+        self.log.info("%s", describe_batch(batch))
+        while batch.get("status") not in TERMINAL_STATUSES:
+            remaining = deadline - time.time()
+            if remaining <= 0:
+                self._timed_out(f"Timed out waiting for batch {batch['id']} ({describe_batch(batch)})")
+            time.sleep(min(self.poll_interval, remaining))
+            previous = (batch.get("status"), batch.get("request_counts"))
+            batch = self.hook.get_batch(batch["id"])
+            if (batch.get("status"), batch.get("request_counts")) != previous:
+                self.log.info("%s", describe_batch(batch))
+        return batch
+
+    def _timed_out(self, message: str) -> None:
+        if self._batch_id and self.cancel_on_kill:
+            self.log.warning("%s; cancelling it", message)
+            self.hook.cancel_batch(self._batch_id)
+            message += "; the batch was cancelled"
+        raise AirflowFailException(f"{self.task_id}: {message}")
+
+    def _finish(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Land the results (error file first), then fail or return the summary."""
+        error_path = self._land(batch.get("error_file_id"), self.error_destination, "error")
+        output_path = self._land(batch.get("output_file_id"), self.output_destination, "output")
+        summary = batch_summary(batch, output_path, error_path)
+        unanswered, allowed = judge_batch(self.task_id, batch, self.max_failed_requests, error_path)
+        counts = summary["request_counts"]
+        self.log.info(
+            "Batch %s ended %s: %d of %d requests answered, %d without an answer (at most %d allowed)",
+            batch["id"],
+            summary["status"],
+            counts["completed"],
+            counts["total"],
+            unanswered,
+            allowed,
+        )
+        return summary
+
+    def _check_destinations(self) -> None:
+        """Refuse a destination that cannot be written before the batch is paid for, not a day later."""
+        from airflow_openai_files._io import Destination
+
+        for destination in (self.output_destination, self.error_destination):
+            if destination is not None and destination != "":
+                Destination(destination, overwrite=self.overwrite).check()
+
+    def _land(self, file_id: str | None, destination: Any, kind: str) -> str | None:
+        if not file_id or destination is None or destination == "":
+            if file_id:
+                self.log.info("The %s file %s stays on the service (no %s_destination)", kind, file_id, kind)
+            return None
+        return self.hook.download_file(file_id, destination, overwrite=self.overwrite)
