@@ -336,9 +336,9 @@ def load_settings(conn_id: str) -> ClientSettings:
 
     try:
         conn = get_connection(conn_id)
-    except AirflowNotFoundException:
+    except AirflowNotFoundException as err:
         raise OpenAIFilesConfigError(
-            f"Connection {conn_id!r} is not defined: create an '{CONN_TYPE}' connection in the UI or set "
+            f"Connection {conn_id!r} was not found ({err}): create an '{CONN_TYPE}' connection in the UI or set "
             f"AIRFLOW_CONN_{conn_id.upper()}"
         ) from None
     try:

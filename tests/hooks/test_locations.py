@@ -30,7 +30,8 @@ def test_hook_uploads_from_and_downloads_to_scheme_strings(openai_files_connecti
     created = hook.upload_file("memory://bucket/in/requests.jsonl", "batch")
     assert created["filename"] == "requests.jsonl" and created["bytes"] == len(body)
     shown = hook.download_file(created["id"], "memory://bucket/out/requests.jsonl")
-    assert shown == "memory://bucket/out/requests.jsonl"
+    # universal-pathlib < 0.3 (Airflow 3.1's pin) renders it "memory:///bucket/...": the same location.
+    assert shown.replace(":///", "://") == "memory://bucket/out/requests.jsonl"
     assert memory_fs.cat_file("/bucket/out/requests.jsonl") == body
     assert sha256(openai_files_connection.content_path(created["id"])) == sha256(body)
     assert not Path("memory:").exists()  # the old bug: a local folder named after the scheme

@@ -115,7 +115,7 @@ def test_hook_argument_overrides_connection_retries(monkeypatch: pytest.MonkeyPa
 
 def test_missing_connection_is_clear(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AIRFLOW_CONN_NOT_THERE", raising=False)
-    with pytest.raises(OpenAIFilesConfigError, match="'not_there' is not defined"):
+    with pytest.raises(OpenAIFilesConfigError, match="'not_there' was not found"):
         OpenAIFilesHook("not_there").get_file("file-abc")
 
 

@@ -245,13 +245,13 @@ def _rows() -> list[Any]:
         Row(
             "hook-missing-connection",
             lambda b: b.hook("no_such_conn").get_file(b.target["id"]),
-            "Connection 'no_such_conn' is not defined",
+            "Connection 'no_such_conn' was not found",
             OpenAIFilesConfigError,
         ),
         Row(
             "operator-missing-connection",
             lambda b: b.upload_op(b.file("a.bin"), "user_data", openai_conn_id="no_such_conn"),
-            "Connection 'no_such_conn' is not defined",
+            "Connection 'no_such_conn' was not found",
             OpenAIFilesConfigError,
         ),
     ]
