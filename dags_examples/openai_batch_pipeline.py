@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.sdk import ObjectStoragePath, dag, get_current_context, task
+from _staging import staging_root
+from airflow.sdk import dag, get_current_context, task
 
 from airflow_openai_files.operators import OpenAIBatchOperator
 
@@ -36,11 +35,6 @@ REVIEWS = Path(__file__).parent / "data" / "product_reviews.csv"
 MODEL = "gpt-4o-mini"
 ENDPOINT = "/v1/chat/completions"
 INSTRUCTIONS = "Classify the sentiment of this product review as positive, neutral or negative. Answer with one word."
-
-
-def staging_root() -> ObjectStoragePath:
-    default = f"file://{Path(tempfile.gettempdir()) / 'openai_files_staging'}"
-    return ObjectStoragePath(os.environ.get("OPENAI_FILES_STAGING", default))
 
 
 @dag(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_openai_files._resume import task_key
 from airflow_openai_files.exceptions import OpenAIFilesValidationError
 from airflow_openai_files.limits import ALL_PURPOSES, DEFAULT_CONN_ID, UPLOAD_PURPOSES
 from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin
@@ -194,7 +195,7 @@ class OpenAIDownloadFileOperator(OpenAIFilesMixin, BaseOperator):
 
     def execute(self, context: Context) -> str:
         file_id = str(extract_file_id(self.file_id))
-        return self.hook.download_file(file_id, self.destination, overwrite=self.overwrite)
+        return self.hook.download_file(file_id, self.destination, overwrite=self.overwrite, temp_key=task_key(context))
 
 
 class OpenAIDeleteFileOperator(OpenAIFilesMixin, BaseOperator):
