@@ -125,15 +125,10 @@ def shared_clients() -> dict[tuple[str, ClientSettings], httpx.AsyncClient]:
 
 async def _load_settings(conn_id: str) -> ClientSettings:
     """Read the connection without blocking the loop (``BaseHook.aget_connection`` where Airflow has it)."""
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
+    from airflow_openai_files._compat import AirflowNotFoundException, aget_connection
 
-    aget = getattr(BaseHook, "aget_connection", None)
     try:
-        if aget is not None:
-            conn = await aget(conn_id)
-        else:  # pragma: no cover - Airflow releases before aget_connection
-            conn = await asyncio.to_thread(BaseHook.get_connection, conn_id)
+        conn = await aget_connection(conn_id)
     except AirflowNotFoundException:
         raise OpenAIFilesConfigError(
             f"Connection {conn_id!r} is not defined: create an 'openai_files' connection in "
@@ -147,10 +142,8 @@ async def _load_settings(conn_id: str) -> ClientSettings:
     settings = parse_settings(
         conn_id, host=conn.host, password=conn.password, extra=extra or {}, port=conn.port, schema=conn.schema
     )
-    try:
-        from airflow.sdk.log import amask_secret
-    except ImportError:  # pragma: no cover - older task SDKs
-        return settings
+    from airflow_openai_files._compat import amask_secret
+
     await amask_secret(settings.api_key)
     return settings
 

@@ -112,12 +112,51 @@ def _outside_a_task(err: ImportError) -> bool:
     return "SUPERVISOR_COMMS" in str(err)
 
 
-def get_connection(conn_id: str) -> Connection:
-    """``BaseHook.get_connection`` with the same "not found" answer on every release.
+def _in_a_task() -> bool:
+    """True inside a running task (the supervisor's channel exists), where Airflow reads the database."""
+    try:
+        from airflow.sdk.execution_time import task_runner
+    except ImportError:
+        return False
+    return getattr(task_runner, "SUPERVISOR_COMMS", None) is not None
 
-    Outside a running task (a script, a test), Airflow 3.1 looks in environment variables and
-    secrets backends and then imports the task supervisor's channel, which does not exist there:
-    an ImportError instead of ``AirflowNotFoundException``. 3.3 raises the latter.
+
+def _from_metadata_db(conn_id: str) -> tuple[Any, str]:
+    """``(connection, "")`` from the metadata database, or ``(None, why not)``.
+
+    What ``airflow connections get`` reads. A task never gets here: it asks the API server, which
+    reads the database for it. A script on a machine with the database configured does.
+    """
+    try:
+        from airflow.models.connection import Connection as DbConnection
+        from airflow.utils.session import create_session
+    except ImportError as err:
+        return None, f"and this installation cannot read the metadata database ({err})"
+    try:
+        with create_session() as session:
+            row = session.query(DbConnection).filter(DbConnection.conn_id == conn_id).one_or_none()
+            if row is not None:
+                row.password, row.extra  # noqa: B018 - decrypt while the session is open
+                session.expunge(row)
+    except Exception as err:
+        return None, (
+            "and outside a running task Airflow 3 does not read the metadata database for you; reading it "
+            f"directly failed here ({type(err).__name__}: {str(err).splitlines()[0][:200]})"
+        )
+    if row is None:
+        return None, "nor in the metadata database"
+    return row, ""
+
+
+def get_connection(conn_id: str) -> Connection:
+    """``BaseHook.get_connection``, plus the metadata database outside a running task, on every release.
+
+    In a task, Airflow 3 reads environment variables, secrets backends and then (through the API
+    server) the metadata database. Outside one (a script, a notebook, a test) it reads only the
+    first two: Airflow 3.3 answers ``AirflowNotFoundException`` for a connection that is defined in
+    the database, 3.1 an ImportError about the supervisor's channel. There the database is read
+    directly, as ``airflow connections get`` does, and a connection found nowhere gets a message
+    that says where was looked and why the database was not.
     """
     from airflow.sdk import BaseHook
 
@@ -126,10 +165,17 @@ def get_connection(conn_id: str) -> Connection:
     except ImportError as err:
         if not _outside_a_task(err):
             raise
-        raise AirflowNotFoundException(
-            f"The conn_id `{conn_id}` isn't defined in environment variables or secrets backends "
-            "(outside a running task this Airflow cannot look in the metadata database)"
-        ) from err
+        first: Exception = err
+    except AirflowNotFoundException as err:
+        if _in_a_task():
+            raise
+        first = err
+    found, why = _from_metadata_db(conn_id)
+    if found is not None:
+        return found
+    raise AirflowNotFoundException(
+        f"The conn_id `{conn_id}` isn't defined in environment variables or secrets backends, {why}"
+    ) from first
 
 
 async def aget_connection(conn_id: str) -> Connection:

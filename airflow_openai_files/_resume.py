@@ -97,7 +97,7 @@ class TaskRecord:
     def set(self, name: str, value: Any) -> None:
         if self._store is None or value is None:
             return
-        from airflow.sdk.execution_time.context import NEVER_EXPIRE
+        from airflow_openai_files._compat import NEVER_EXPIRE
 
         try:
             self._store.set(self._key(name), value, retention=NEVER_EXPIRE)
@@ -111,3 +111,112 @@ class TaskRecord:
             self._store.delete(self._key(name))
         except Exception as exc:
             log.warning("Could not delete task state %r (%s)", self._key(name), exc)
+
+
+def content_fingerprint(source: Any, filename: str | None = None) -> dict[str, Any]:
+    """``{"filename", "bytes", "sha256"}`` of what an upload of ``source`` would send.
+
+    One extra sequential read of the source (local files are cheap; a remote ObjectStoragePath
+    is read twice): the price of never reusing a file whose content differs by one byte.
+    """
+    from airflow_openai_files._io import resolve_source
+
+    upload = resolve_source(source)
+    try:
+        digest = hashlib.sha256()
+        with upload.open() as stream:
+            while block := stream.read(1024 * 1024):
+                digest.update(block)
+        return {"filename": filename or upload.name, "bytes": upload.size, "sha256": digest.hexdigest()}
+    finally:
+        upload.close()
+
+
+def run_started(context: Mapping[str, Any] | None) -> Any:
+    """The DAG run's start (a datetime), or None: the earliest an earlier try of this run can have begun.
+
+    Airflow before 3.3 gives a task no way to read an earlier try's start without the metadata
+    database (the task SDK's ``ti.start_date`` is the running try's), so the window of a name/size
+    match starts here - never at the logical date, which can be days earlier.
+    """
+    dag_run = (context or {}).get("dag_run")
+    return getattr(dag_run, "start_date", None)
+
+
+def reusable_upload(
+    hook: Any,
+    log: Any,
+    context: Mapping[str, Any] | None,
+    record: TaskRecord,
+    purpose: str,
+    fingerprint: dict[str, Any] | None,
+    source: Any,
+    filename: str | None,
+) -> dict[str, Any] | None:
+    """The file an earlier try of this task instance uploaded from the same content, or None.
+
+    With a task state store (Airflow 3.3+): only the recorded file, on an exact name, size and
+    sha256 match, and only while it still exists. Without one: the newest file of the same name,
+    size and purpose created since the DAG run started (content cannot be compared there).
+    """
+    if record.available:
+        earlier = record.get("file")
+        if not earlier or not fingerprint:
+            log.info("No earlier upload to reuse: no earlier try of this task recorded one")
+            return None
+        differs = [k for k in ("filename", "bytes", "sha256") if earlier.get(k) != fingerprint.get(k)]
+        if earlier.get("purpose") != purpose:
+            differs.append("purpose")
+        if differs:
+            log.info(
+                "No earlier upload to reuse: %s uploaded by try %s differs in %s; uploading again",
+                earlier.get("id"),
+                earlier.get("try"),
+                ", ".join(differs),
+            )
+            return None
+        return _still_there(hook, log, earlier["id"], f"try {earlier.get('try')} (sha256 match)")
+    started = run_started(context)
+    if started is None:
+        log.info("No earlier upload to reuse: the DAG run's start is unknown, so no window to look in")
+        return None
+    name = (fingerprint or {}).get("filename") or filename
+    if fingerprint is None:
+        fingerprint = content_fingerprint(source, filename)
+        name = fingerprint["filename"]
+    found = hook.find_uploaded(
+        str(name), int(fingerprint["bytes"]), purpose, since=started.timestamp(), what=f"Uploading {name}"
+    )
+    if found is None:
+        log.info(
+            "No earlier upload to reuse: no %s of %s bytes and purpose %s since the run started at %s",
+            name,
+            fingerprint["bytes"],
+            purpose,
+            started.isoformat(),
+        )
+        return None
+    log.warning(
+        "Reusing %s uploaded at %s by an earlier try of this run (same name, size and purpose; this "
+        "Airflow has no task state store, so its content could not be compared)",
+        found["id"],
+        found.get("created_at"),
+    )
+    return found
+
+
+def _still_there(hook: Any, log: Any, file_id: str, by: str) -> dict[str, Any] | None:
+    from airflow_openai_files.exceptions import OpenAIFilesError
+
+    try:
+        found = hook.get_file(file_id)
+    except OpenAIFilesError as err:
+        if err.http_status != 404:
+            raise
+        log.info("No earlier upload to reuse: %s uploaded by %s no longer exists; uploading again", file_id, by)
+        return None
+    if found.get("status") in ("error", "deleting", "deleted"):
+        log.info("No earlier upload to reuse: %s uploaded by %s is %s", file_id, by, found.get("status"))
+        return None
+    log.info("Reusing %s uploaded by %s", file_id, by)
+    return found

@@ -177,10 +177,10 @@ def parse_settings(
 
 def load_settings(conn_id: str) -> ClientSettings:
     """Read the Airflow connection ``conn_id`` and hand its key to the secrets masker."""
-    from airflow.sdk import BaseHook
+    from airflow_openai_files._compat import get_connection
 
     try:
-        conn = BaseHook.get_connection(conn_id)
+        conn = get_connection(conn_id)
     except AirflowNotFoundException:
         raise OpenAIFilesConfigError(
             f"Connection {conn_id!r} is not defined: create an '{CONN_TYPE}' connection in the UI or set "

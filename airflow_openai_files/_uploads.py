@@ -18,13 +18,16 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_openai_files._io import BoundedReader, BytesReader, UploadSource, read_exact
 from airflow_openai_files._progress import Progress, human_size, rate, request_id_note
 from airflow_openai_files._transport import Transport, is_read_timeout, may_have_reached_server
 from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesValidationError, UploadCancelledError
 from airflow_openai_files.limits import PART_MAX_BYTES, UPLOAD_MAX_BYTES, MiB
+
+if TYPE_CHECKING:
+    from airflow_openai_files._part_journal import PartJournal
 
 HASH_BLOCK = 1 * MiB
 # How long to look for an unanswered (read-timed-out) upload in the file list before sending it again.
@@ -186,6 +189,7 @@ class MultipartUpload:
         part_size: int,
         max_concurrency: int,
         registry: UploadRegistry | None = None,
+        journal: Any = None,
     ) -> None:
         if not 0 < part_size <= PART_MAX_BYTES:
             raise OpenAIFilesValidationError(f"part_size must be from 1 byte to 64 MiB, got {part_size}")
@@ -210,20 +214,49 @@ class MultipartUpload:
         self._sent = 0
         self._sent_lock = threading.Lock()
         self._cancel_sent = False
+        self._cancel_requested = False  # by cancel(): on_kill, never a failed part
+        self._kept: dict[int, str] = {}  # parts an earlier try sent, by index
+        self.journal: PartJournal | None = None
+        if journal is not None and getattr(journal, "available", False) and job.source.local_path is not None:
+            from airflow_openai_files._part_journal import PartJournal
+
+            self.journal = PartJournal(
+                journal, filename=job.name, purpose=job.purpose, size=job.source.size, part_size=part_size
+            )
 
     def run(self) -> dict[str, Any]:
         started = time.time()
         self.registry.add(self)
         try:
-            created = self._create()
-            self.upload_id = created["id"]
-            part_ids, md5 = self._send_parts()
-            completed = self._complete(part_ids, md5, started)
-        except BaseException:
-            self.cancel()
+            try:
+                completed, part_ids = self._run_once(started, resume=True)
+            except OpenAIFilesError as err:
+                if not self._kept or err.http_status not in (400, 404):
+                    raise
+                # The earlier try's Upload expired or was cancelled meanwhile: start a new one.
+                self.log.warning("Upload %s cannot be resumed (%s); starting a new one", self.upload_id, err.message)
+                if self._cancel_requested:
+                    raise
+                self._kept, self.upload_id, self._sent = {}, None, 0
+                self._cancelled.clear()  # set by the failed part to stop the others, not by on_kill
+                if self.journal is not None:
+                    self.journal.finished()
+                completed, part_ids = self._run_once(started, resume=False)
+        except BaseException as err:
+            if self.journal is not None and not self._cancel_requested and self.upload_id is not None:
+                # Left open for the next try, which sends only the missing parts (within the hour).
+                self.log.warning(
+                    "Upload %s of %s left open for a retry within the hour (%s)", self.upload_id, self.name, err
+                )
+            else:
+                self.cancel()
+                if self.journal is not None:
+                    self.journal.finished()
             raise
         finally:
             self.registry.discard(self)
+        if self.journal is not None:
+            self.journal.finished()
         file_obj: dict[str, Any] = completed.get("file") or {}
         elapsed = time.time() - started
         self.log.info(
@@ -239,8 +272,29 @@ class MultipartUpload:
         )
         return file_obj
 
+    def _run_once(self, started: float, *, resume: bool) -> tuple[dict[str, Any], list[str]]:
+        earlier = None
+        if resume and self.journal is not None and self.source.local_path is not None:
+            earlier = self.journal.previous(self.source.local_path, self._offsets(), self.log)
+        if earlier is not None:
+            self.upload_id, self._kept = earlier
+            self.log.info(
+                "Resuming Upload %s of %s from an earlier try: %d of %d part(s) already sent and unchanged",
+                self.upload_id,
+                self.name,
+                len(self._kept),
+                len(self._offsets()),
+            )
+        else:
+            self.upload_id = self._create()["id"]
+            if self.journal is not None:
+                self.journal.started(str(self.upload_id))
+        part_ids, md5 = self._send_parts()
+        return self._complete(part_ids, md5, started), part_ids
+
     def cancel(self) -> None:
         """Stop sending parts and cancel the Upload on the server (best effort, once)."""
+        self._cancel_requested = True
         self._cancelled.set()
         with self._sent_lock:
             if self._cancel_sent or self.upload_id is None:
@@ -301,18 +355,29 @@ class MultipartUpload:
         workers = self.max_concurrency + 1
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="openai-part") as pool:
             hashing = pool.submit(hash_file)
-            futures = [
-                pool.submit(self._send_window, index, offset, length) for index, (offset, length) in enumerate(offsets)
-            ]
-            part_ids = self._collect(futures)
+            futures = {
+                index: pool.submit(self._send_window, index, offset, length)
+                for index, (offset, length) in enumerate(offsets)
+                if index not in self._kept
+            }
+            self._collect(list(futures.values()))
             digest = hashing.result()
-        return part_ids, digest
+        return [self._kept[i] if i in self._kept else futures[i].result() for i in range(len(offsets))], digest
 
     def _send_window(self, index: int, offset: int, length: int) -> str:
         def attempt() -> str:
+            md5 = hashlib.md5(usedforsecurity=False)
+
+            def count(chunk: bytes) -> None:
+                md5.update(chunk)
+                self._count(chunk)
+
             with self.source.open() as stream:
                 stream.seek(offset)
-                return self._post_part(index, BoundedReader(stream, length, self._count))
+                part_id = self._post_part(index, BoundedReader(stream, length, count))
+            if self.journal is not None:
+                self.journal.part_sent(index, part_id, offset, length, md5.hexdigest())
+            return part_id
 
         return self._retry_part(index, attempt)
 

@@ -188,6 +188,7 @@ class FilesAPIMixin:
         multipart: bool | None = None,
         validate: bool = True,
         reconcile_since: float | None = None,
+        resume: Any = None,
     ) -> dict[str, Any]:
         """
         Upload a file, streaming it from its source, and return the File object.
@@ -204,6 +205,9 @@ class FilesAPIMixin:
         :param validate: check ``fine-tune`` / ``batch`` JSONL content before sending anything.
         :param reconcile_since: unix time of an earlier attempt (e.g. a previous task try); a file with
             the same name, size and purpose created since then is returned instead of uploading again.
+        :param resume: a :class:`~airflow_openai_files._resume.TaskRecord` (the operator passes the
+            task's): an Uploads API upload records its Upload id and completed parts there, and a
+            later try within the Upload's one-hour life sends only the missing parts.
         """
         from airflow_openai_files._uploads import MultipartUpload, PlainUpload, UploadJob, find_uploaded
 
@@ -228,7 +232,7 @@ class FilesAPIMixin:
                         existing.get("created_at"),
                     )
                     return existing
-                self.log.info("No upload of %s by an earlier attempt found; uploading it", name)
+                self.log.info("No earlier upload of %s to reuse; uploading it", name)
             use_multipart = multipart if multipart is not None else upload.size > self.multipart_threshold
             if use_multipart:
                 return MultipartUpload(
@@ -238,6 +242,7 @@ class FilesAPIMixin:
                     part_size=self.part_size,
                     max_concurrency=self.max_concurrency,
                     registry=self._upload_registry,
+                    journal=resume,
                 ).run()
             return PlainUpload(transport, job, self.log).run()
         finally:
@@ -247,12 +252,16 @@ class FilesAPIMixin:
         """Cancel every Uploads API upload this hook has in flight (for ``on_kill``)."""
         self._upload_registry.cancel_all()
 
-    def find_uploaded(self, filename: str, size: int, purpose: str, *, since: float) -> dict[str, Any] | None:
+    def find_uploaded(
+        self, filename: str, size: int, purpose: str, *, since: float, what: str | None = None
+    ) -> dict[str, Any] | None:
         """
         The newest file with this name, size and purpose created at or after ``since`` (unix seconds).
 
         Used to make retried uploads idempotent. Allows a few minutes of clock skew with the server.
+        ``what`` starts an error message (default ``"Listing files"``; an upload passes ``"Uploading <name>"``
+        so a retry reports a failure in the same words as the first try).
         """
         from airflow_openai_files._uploads import find_uploaded
 
-        return find_uploaded(self._transport, filename, size, purpose, since=since)
+        return find_uploaded(self._transport, filename, size, purpose, since=since, what=what or "Listing files")

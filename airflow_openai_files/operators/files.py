@@ -7,20 +7,16 @@ templated ones when the task starts, with the same checks (:mod:`airflow_openai_
 
 from __future__ import annotations
 
-import ast
 import fnmatch
 import time
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from airflow_openai_files._resume import task_key
-from airflow_openai_files.exceptions import OpenAIFilesValidationError
 from airflow_openai_files.limits import ALL_PURPOSES, DEFAULT_CONN_ID, UPLOAD_PURPOSES
-from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin
-from airflow_openai_files.status import extract_file_id
+from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin, id_from, ids_from
 from airflow_openai_files.validation import check_cleanup_filters, check_expiry, check_purpose, parse_duration
 
 if TYPE_CHECKING:
@@ -38,24 +34,6 @@ def _size(size: float) -> str:
     from airflow_openai_files._progress import human_size
 
     return human_size(size)
-
-
-def _file_ids(value: Any) -> list[str]:
-    """One id, a File dict, or a list of them (also a rendered ``"['file-a', 'file-b']"``), deduplicated."""
-    if isinstance(value, str) and value.strip().startswith("["):
-        try:
-            value = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError):
-            raise ValueError(f"file_id {value!r} looks like a list but is not one") from None
-    items: Iterable[Any] = value if isinstance(value, (list, tuple, set)) else [value]
-    ids: list[str] = []
-    for item in items:
-        file_id = extract_file_id(item)
-        if not isinstance(file_id, str) or not file_id.strip():
-            raise ValueError(f"Invalid file id {file_id!r}: expected a 'file-...' string")
-        if file_id.strip() not in ids:
-            ids.append(file_id.strip())
-    return ids
 
 
 def _upload_purpose(purpose: Any) -> str:
@@ -103,6 +81,7 @@ class OpenAIUploadFileOperator(OpenAIFilesMixin, BaseOperator):
         filename: str | None = None,
         expires_after_seconds: int | None = None,
         validate: bool = True,
+        reuse_on_retry: bool = True,
         openai_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
@@ -116,19 +95,41 @@ class OpenAIUploadFileOperator(OpenAIFilesMixin, BaseOperator):
         self.filename = filename
         self.expires_after_seconds = expires_after_seconds
         self.validate = validate
+        self.reuse_on_retry = reuse_on_retry
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_openai_files._resume import TaskRecord, content_fingerprint, try_number
+
         purpose = self.check_at_run(_upload_purpose, self.purpose)
         expires = self.check_at_run(check_expiry, self.expires_after_seconds)
-        reconcile_since = self._reconcile_since(context)
-        created = self.hook.upload_file(
-            self.file_path,
-            purpose,
-            filename=self.filename or None,
-            expires_after_seconds=expires,
-            validate=self.validate,
-            reconcile_since=reconcile_since,
+        record = TaskRecord(context, "upload")
+        attempt = try_number(context)
+        # What is about to be sent, when something will compare it later: a retry, or an Asset event.
+        fingerprint = (
+            content_fingerprint(self.file_path, self.filename or None)
+            if record.available or self._asset_outlets()
+            else None
         )
+        created: dict[str, Any] | None = None
+        if attempt > 1 and not self.reuse_on_retry:
+            self.log.info("Try %d: reuse_on_retry is off; uploading again", attempt)
+        elif attempt > 1:
+            from airflow_openai_files._resume import reusable_upload
+
+            created = reusable_upload(
+                self.hook, self.log, context, record, purpose, fingerprint, self.file_path, self.filename or None
+            )
+        if created is None:
+            created = self.hook.upload_file(
+                self.file_path,
+                purpose,
+                filename=self.filename or None,
+                expires_after_seconds=expires,
+                validate=self.validate,
+                resume=record if record.available else None,
+            )
+            if fingerprint is not None:
+                record.set("file", {**fingerprint, "id": created.get("id"), "purpose": purpose, "try": attempt})
         self.log.info(
             "File %s: %s, %s bytes, purpose %s, status %s%s",
             created.get("id"),
@@ -138,24 +139,34 @@ class OpenAIUploadFileOperator(OpenAIFilesMixin, BaseOperator):
             created.get("status"),
             f", expires at {created['expires_at']}" if created.get("expires_at") else "",
         )
+        self._emit_asset_events(context, created, fingerprint)
+        self._uploaded = created
         return created
 
-    def _reconcile_since(self, context: Context) -> float | None:
-        """On a retry, when the earlier try began (bounded by the DAG run's start), else None."""
-        ti = context.get("ti")
-        if int(getattr(ti, "try_number", 1) or 1) <= 1:
-            return None
-        dag_run = context.get("dag_run")
-        started: datetime | None = getattr(dag_run, "start_date", None) or getattr(dag_run, "queued_at", None)
-        if started is None:
-            # No run start known: look back over the retries' worth of time.
-            return time.time() - 24 * 3600
-        self.log.info(
-            "Try %s: looking for an upload by an earlier try since %s before sending the file",
-            getattr(ti, "try_number", "?"),
-            started.isoformat(),
-        )
-        return started.timestamp()
+    def _asset_outlets(self) -> list[Any]:
+        from airflow_openai_files._lineage import asset_outlets
+
+        return asset_outlets(getattr(self, "outlets", None) or ())
+
+    def _emit_asset_events(self, context: Context, created: dict[str, Any], fingerprint: dict[str, Any] | None) -> None:
+        """``file_id``, ``bytes``, ``sha256`` and ``purpose`` on the event of every Asset in ``outlets``."""
+        from airflow_openai_files._lineage import emit_asset_events
+
+        extra = {
+            "file_id": created.get("id"),
+            "bytes": created.get("bytes"),
+            "sha256": (fingerprint or {}).get("sha256"),
+            "purpose": created.get("purpose"),
+        }
+        emit_asset_events(context, self._asset_outlets(), extra)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Input: the source path; output: the uploaded file, ``openai://<host>`` / its id."""
+        from airflow_openai_files._lineage import file_dataset, location_dataset, operator_lineage, service_namespace
+
+        created = getattr(self, "_uploaded", None) or {}
+        outputs = [file_dataset(service_namespace(self.hook.settings.base_url), created["id"])] if created else []
+        return operator_lineage(inputs=[location_dataset(self.file_path)], outputs=outputs)
 
     def on_kill(self) -> None:
         hook = self.__dict__.get("hook")
@@ -194,8 +205,17 @@ class OpenAIDownloadFileOperator(OpenAIFilesMixin, BaseOperator):
         self.overwrite = overwrite
 
     def execute(self, context: Context) -> str:
-        file_id = str(extract_file_id(self.file_id))
+        file_id = self.check_at_run(id_from, self.file_id)
+        self._downloaded = file_id
         return self.hook.download_file(file_id, self.destination, overwrite=self.overwrite, temp_key=task_key(context))
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Input: the file on the service; output: the destination path."""
+        from airflow_openai_files._lineage import file_dataset, location_dataset, operator_lineage, service_namespace
+
+        file_id = getattr(self, "_downloaded", None)
+        inputs = [file_dataset(service_namespace(self.hook.settings.base_url), file_id)] if file_id else []
+        return operator_lineage(inputs=inputs, outputs=[location_dataset(self.destination)])
 
 
 class OpenAIDeleteFileOperator(OpenAIFilesMixin, BaseOperator):
@@ -223,11 +243,9 @@ class OpenAIDeleteFileOperator(OpenAIFilesMixin, BaseOperator):
         self.missing_ok = missing_ok
 
     def execute(self, context: Context) -> list[str]:
-        try:
-            ids = _file_ids(self.file_id)
-        except ValueError as err:
-            raise OpenAIFilesValidationError(f"{self.task_id}: {err}") from None
+        ids = self.check_at_run(ids_from, self.file_id)
         deleted: list[str] = []
+        self._deleted = deleted
         for file_id in ids:
             result = self.hook.delete_file(file_id, missing_ok=self.missing_ok)
             if result.get("deleted"):
@@ -236,6 +254,21 @@ class OpenAIDeleteFileOperator(OpenAIFilesMixin, BaseOperator):
             "Deleted %d of %d file(s)%s", len(deleted), len(ids), f": {', '.join(deleted)}" if deleted else ""
         )
         return deleted
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Every deleted file, as a dropped dataset."""
+        return _dropped_lineage(self)
+
+
+def _dropped_lineage(operator: OpenAIFilesMixin) -> Any:
+    """Every file the task deleted, as an output dataset with the DROP lifecycle facet."""
+    from airflow_openai_files._lineage import file_dataset, operator_lineage, service_namespace
+
+    deleted = getattr(operator, "_deleted", None) or []
+    if not deleted:
+        return operator_lineage()
+    namespace = service_namespace(operator.hook.settings.base_url)
+    return operator_lineage(outputs=[file_dataset(namespace, file_id, dropped=True) for file_id in deleted])
 
 
 class OpenAIFilesCleanupOperator(OpenAIFilesMixin, BaseOperator):
@@ -311,6 +344,7 @@ class OpenAIFilesCleanupOperator(OpenAIFilesMixin, BaseOperator):
                 continue
             if self.hook.delete_file(item["id"], missing_ok=True).get("deleted"):
                 deleted.append(item["id"])
+                self._deleted = deleted
         self.log.info(
             "%s %d file(s), %s%s",
             "Dry run: would delete" if self.is_dry_run else "Deleted",
@@ -319,3 +353,7 @@ class OpenAIFilesCleanupOperator(OpenAIFilesMixin, BaseOperator):
             "" if self.is_dry_run else " freed",
         )
         return deleted
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Nothing is dropped by a dry run; otherwise every deleted file."""
+        return _dropped_lineage(self)

@@ -11,8 +11,8 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_openai_files._compat import AirflowException, AirflowFailException, AirflowSkipException, conf
 from airflow_openai_files.limits import DEFAULT_CONN_ID
-from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin
-from airflow_openai_files.status import check_target_status, evaluate, extract_file_id, not_found_message
+from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin, id_from
+from airflow_openai_files.status import check_target_status, evaluate, not_found_message
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -37,8 +37,16 @@ class OpenAIFileSensor(OpenAIFilesMixin, BaseSensorOperator):
         ``[operators] default_deferrable``.
     :param poke_interval: seconds between two checks.
     :param timeout: seconds to wait at most.
+    :param start_from_trigger: with ``deferrable=True`` on Airflow 3.3+, start the wait in the
+        triggerer directly, without a worker slot even for the first check (the task comes to a
+        worker only to return the File). Needs literal ``file_id``, ``target_status`` and
+        ``openai_conn_id`` (no template, no XCom): otherwise, and on Airflow 3.1/3.2 whose scheduler
+        ignores it, the sensor defers from the worker as usual and logs why.
     :param openai_conn_id: the ``openai_files`` connection (templated).
     """
+
+    #: Class default (Airflow's scheduler reads it); instances that can start in the triggerer set it.
+    start_from_trigger = False
 
     template_fields: Sequence[str] = ("file_id", "target_status", *CONN_TEMPLATE_FIELDS)
     ui_color = "#d5f5e3"
@@ -51,6 +59,7 @@ class OpenAIFileSensor(OpenAIFilesMixin, BaseSensorOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poke_interval: float = 10.0,
         timeout: float = 60 * 60,
+        start_from_trigger: bool = False,
         openai_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
@@ -59,6 +68,42 @@ class OpenAIFileSensor(OpenAIFilesMixin, BaseSensorOperator):
         self.file_id = file_id
         self.target_status = target_status
         self.deferrable = deferrable
+        self._last_seen = ""  # the last check's message, for a timeout that names the file and its status
+        self.start_from_trigger_note = ""
+        if start_from_trigger:
+            self._start_from_trigger(deferrable)
+
+    def _start_from_trigger(self, deferrable: bool) -> None:
+        """Set ``start_from_trigger`` and ``start_trigger_args`` where the running Airflow honours them."""
+        from airflow_openai_files._compat import SUPPORTS_START_FROM_TRIGGER
+        from airflow_openai_files.validation import is_templated
+
+        values = (self.file_id, self.target_status, self.openai_conn_id)
+        if not deferrable:
+            reason = "it needs deferrable=True"
+        elif any(is_templated(v) or not isinstance(v, (str, dict)) for v in values):
+            reason = "file_id, target_status and openai_conn_id must be literal (no template or XCom)"
+        elif not SUPPORTS_START_FROM_TRIGGER:
+            reason = "this Airflow's scheduler ignores it (Airflow 3.3+ honours it)"
+        else:
+            from airflow.triggers.base import StartTriggerArgs
+
+            self.start_trigger_args = StartTriggerArgs(
+                trigger_cls="airflow_openai_files.triggers.files.OpenAIFileTrigger",
+                trigger_kwargs={
+                    "file_id": self._file_id(),
+                    "openai_conn_id": self.openai_conn_id,
+                    "target_status": self._target(),
+                    "poll_interval": self.poke_interval,
+                    "timeout": self.timeout,
+                },
+                next_method="execute_complete",
+                next_kwargs=None,
+                timeout=timedelta(seconds=self.timeout + DEFER_TIMEOUT_MARGIN),
+            )
+            self.start_from_trigger = True
+            return
+        self.start_from_trigger_note = f"start_from_trigger not used: {reason}; deferring from the worker instead"
 
     def _target(self) -> str:
         try:
@@ -67,7 +112,7 @@ class OpenAIFileSensor(OpenAIFilesMixin, BaseSensorOperator):
             raise AirflowFailException(f"{self.task_id}: {err}") from None
 
     def _file_id(self) -> str:
-        return str(extract_file_id(self.file_id))
+        return self.check_at_run(id_from, self.file_id)
 
     def poke(self, context: Context) -> PokeReturnValue:
         from airflow_openai_files.exceptions import OpenAIFilesError
@@ -83,12 +128,15 @@ class OpenAIFileSensor(OpenAIFilesMixin, BaseSensorOperator):
         outcome, message = evaluate(file, target)
         if outcome == "error":
             raise AirflowFailException(message)
+        self._last_seen = message
         self.log.info("%s", message)
         return PokeReturnValue(is_done=outcome == "success", xcom_value=file if outcome == "success" else None)
 
     def execute(self, context: Context) -> Any:
+        if self.start_from_trigger_note:
+            self.log.info("%s", self.start_from_trigger_note)
         if not self.deferrable:
-            return super().execute(context)
+            return self._wait_on_worker(context)
         started = time.time()
         try:
             first = self.poke(context)
@@ -118,9 +166,31 @@ class OpenAIFileSensor(OpenAIFilesMixin, BaseSensorOperator):
             timeout=timedelta(seconds=self.timeout + DEFER_TIMEOUT_MARGIN),
         )
 
+    def _wait_on_worker(self, context: Context) -> Any:
+        """Poke / reschedule mode; a timeout names the file and its status at the last check."""
+        from airflow_openai_files._compat import AirflowSensorTimeout
+
+        try:
+            return super().execute(context)
+        except (AirflowSensorTimeout, AirflowSkipException) as err:
+            if not str(err).startswith("Sensor has timed out") or not self._last_seen:
+                raise
+            raise type(err)(f"{err} Last check: {self._last_seen}.") from err
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        from airflow_openai_files._compat import AirflowSensorTimeout
+
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except AirflowSensorTimeout as err:
+            # Airflow 3.1 turns the scheduler's deferral timeout into a sensor timeout past soft_fail.
+            if self.soft_fail:
+                raise AirflowSkipException(f"Skipping due to soft_fail: {err}") from err
+            raise
+
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Resume after the trigger fired; ``resume_execution`` turns failures into skips under ``soft_fail``."""
-        from airflow.sdk.exceptions import AirflowSensorTimeout
+        from airflow_openai_files._compat import AirflowSensorTimeout
 
         if not event:
             raise AirflowException(f"{self.task_id}: resumed without a trigger event")

@@ -23,10 +23,6 @@ pytestmark = [pytest.mark.distributed, pytest.mark.timeout(600)]
 
 DAG_ID = "openai_crash_transfer"
 TRANSFERS = ("upload", "download_s3", "download_local")
-PENDING_UPLOAD_BUG = (
-    "a killed Uploads API upload leaves its Upload pending (with whatever parts it received) until it expires; the retry starts "
-    "a new one instead of resuming or cancelling it (_uploads.py / operators.py, issue 16)"
-)
 
 
 @dataclass(frozen=True)
@@ -44,8 +40,8 @@ class Case:
 
 
 CASES = [
-    Case("upload", "task", signal.SIGKILL, "up", 32, PENDING_UPLOAD_BUG),
-    Case("upload", "worker", signal.SIGKILL, "up", 32, PENDING_UPLOAD_BUG),
+    Case("upload", "task", signal.SIGKILL, "up", 32),
+    Case("upload", "worker", signal.SIGKILL, "up", 32),
     Case("upload", "task", signal.SIGTERM, "up", 32),
     Case("download_s3", "task", signal.SIGKILL, "down", 120),
     Case("download_s3", "worker", signal.SIGKILL, "down", 120),

@@ -11,14 +11,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import (
+
+from airflow_openai_files._compat import (
     AirflowFailException,
     AirflowRescheduleException,
     AirflowSensorTimeout,
     AirflowSkipException,
     TaskDeferred,
 )
-
 from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.sensors import OpenAIFileSensor
 from airflow_openai_files.triggers import OpenAIFileTrigger

@@ -1,0 +1,87 @@
+"""What an Uploads API upload has sent so far, kept for the next try of the same task instance.
+
+An Upload lives one hour on the service and its parts stay there until ``/complete`` names them.
+A task try that dies after sending 90 of 100 parts need not send them again: the journal (the
+task's :class:`~airflow_openai_files._resume.TaskRecord`, Airflow 3.3+) holds the Upload id and, per
+part, its id, offset, length and md5. The next try re-reads the recorded windows of the local
+file, keeps the parts whose md5 still matches, sends the others, and completes with the md5 of the
+whole file, so the service checks the joined bytes end to end. A part whose window changed is
+simply sent again: ``/complete`` lists the part ids in file order and ignores the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+#: An Upload expires an hour after creation; leave room for the parts still to send and /complete.
+RESUME_WINDOW_S = 3600 - 10 * 60
+_KEY = "multipart"
+
+
+def window_md5(path: Path, offset: int, length: int) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        remaining = length
+        while remaining > 0:
+            block = handle.read(min(remaining, 1024 * 1024))
+            if not block:
+                break
+            digest.update(block)
+            remaining -= len(block)
+    return digest.hexdigest()
+
+
+class PartJournal:
+    """Records one Upload's progress in a TaskRecord and answers what a retry can keep."""
+
+    def __init__(self, record: Any, *, filename: str, purpose: str, size: int, part_size: int) -> None:
+        self._record = record
+        self._identity = {"filename": filename, "purpose": purpose, "bytes": size, "part_size": part_size}
+        self._state: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def previous(self, path: Path, offsets: list[tuple[int, int]], log: Any) -> tuple[str, dict[int, str]] | None:
+        """``(upload_id, {part index: part id})`` an earlier try left that is still usable, or None."""
+        earlier = self._record.get(_KEY)
+        if not isinstance(earlier, dict) or not earlier.get("upload_id"):
+            return None
+        if any(earlier.get(key) != value for key, value in self._identity.items()):
+            log.info("Upload %s of an earlier try was for other input; starting a new one", earlier["upload_id"])
+            self.finished()
+            return None
+        age = time.time() - float(earlier.get("created") or 0)
+        if age > RESUME_WINDOW_S:
+            log.info("Upload %s of an earlier try is %.0f min old; starting a new one", earlier["upload_id"], age / 60)
+            self.finished()
+            return None
+        kept: dict[int, str] = {}
+        for index_text, part in (earlier.get("parts") or {}).items():
+            index = int(index_text)
+            if index >= len(offsets) or [part.get("offset"), part.get("length")] != list(offsets[index]):
+                continue
+            if window_md5(path, *offsets[index]) == part.get("md5"):
+                kept[index] = str(part["id"])
+        self._state = {**earlier, "parts": {str(i): earlier["parts"][str(i)] for i in kept}}
+        return str(earlier["upload_id"]), kept
+
+    def started(self, upload_id: str) -> None:
+        with self._lock:
+            self._state = {**self._identity, "upload_id": upload_id, "created": time.time(), "parts": {}}
+            self._record.set(_KEY, self._state)
+
+    def part_sent(self, index: int, part_id: str, offset: int, length: int, md5: str) -> None:
+        with self._lock:
+            if not self._state:
+                return
+            self._state["parts"][str(index)] = {"id": part_id, "offset": offset, "length": length, "md5": md5}
+            self._record.set(_KEY, self._state)
+
+    def finished(self) -> None:
+        with self._lock:
+            self._state = {}
+            self._record.delete(_KEY)
