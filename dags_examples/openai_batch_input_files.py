@@ -14,7 +14,9 @@ Prepares the input of an OpenAI Batch job that asks a model to triage every supp
 5. **delete_batch_input**: the input file is removed once it is no longer needed.
 
 Runs unchanged against the real API or the local emulator: only the `openai_files_default`
-connection differs. Staging goes to `$OPENAI_FILES_STAGING` (any ObjectStoragePath URL).
+connection differs. Staging goes to `$OPENAI_FILES_STAGING` (any ObjectStoragePath URL, e.g.
+`s3://aws_default@bucket/openai`); unset, to the local temp dir only under the Local or Sequential
+executor or `airflow dags test`, and under any other executor the run refuses to start (`_staging.py`).
 """
 
 from __future__ import annotations

@@ -15,7 +15,9 @@ Each day:
    (`airflow_openai_files.results.join_by_custom_id`, streamed) and reports the counts.
 
 Runs unchanged against the real API or the local emulator: only the `openai_files_default`
-connection differs. Staging goes to `$OPENAI_FILES_STAGING` (any ObjectStoragePath URL).
+connection differs. Staging goes to `$OPENAI_FILES_STAGING` (any ObjectStoragePath URL, e.g.
+`s3://aws_default@bucket/openai`); unset, to the local temp dir only under the Local or Sequential
+executor or `airflow dags test`, and under any other executor the run refuses to start (`_staging.py`).
 """
 
 from __future__ import annotations
