@@ -85,11 +85,20 @@ def _write(path: Path, body: bytes) -> Path:
 # --- S3 (moto server) ---------------------------------------------------------------------------
 
 
+def _forget_s3_stores() -> None:
+    """Drop Airflow's cached filesystems of the test connection: each moto server has its own port."""
+    from airflow.sdk.io import store
+
+    for alias in [alias for alias, cached in store._STORE_CACHE.items() if cached.conn_id == S3_CONN_ID]:
+        del store._STORE_CACHE[alias]
+
+
 @pytest.fixture(scope="module")
 def s3() -> Iterator[Any]:
     import boto3
 
     with pytest.MonkeyPatch.context() as monkeypatch, moto_s3(monkeypatch, bucket="dest") as endpoint:
+        _forget_s3_stores()
         client = boto3.client(
             "s3",
             endpoint_url=endpoint,
@@ -98,6 +107,7 @@ def s3() -> Iterator[Any]:
             region_name="us-east-1",
         )
         yield client
+        _forget_s3_stores()
 
 
 def _keys(client: Any) -> list[str]:

@@ -75,11 +75,20 @@ class Store:
         return str(self._url(name))
 
 
+def _forget_s3_stores() -> None:
+    """Drop Airflow's cached filesystems of the test connection: each moto server has its own port."""
+    from airflow.sdk.io import store
+
+    for alias in [alias for alias, cached in store._STORE_CACHE.items() if cached.conn_id == S3_CONN_ID]:
+        del store._STORE_CACHE[alias]
+
+
 @pytest.fixture(scope="module")
 def s3_store() -> Iterator[Store]:
     import boto3
 
     with pytest.MonkeyPatch.context() as monkeypatch, moto_s3(monkeypatch, bucket="readers") as endpoint:
+        _forget_s3_stores()
         client = boto3.client(
             "s3", endpoint_url=endpoint, aws_access_key_id="t", aws_secret_access_key="t", region_name="us-east-1"
         )
@@ -88,6 +97,7 @@ def s3_store() -> Iterator[Store]:
             lambda name, body: client.put_object(Bucket="readers", Key=name, Body=body),
             lambda name: f"s3://{S3_CONN_ID}@readers/{name}",
         )
+        _forget_s3_stores()
 
 
 @pytest.fixture(params=["file", "memory", "s3"])
