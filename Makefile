@@ -22,6 +22,7 @@ venv: $(STAMP)
 lint: venv
 	$(BIN)/ruff check airflow_openai_files dags_examples tests scripts
 	$(BIN)/ruff format --check airflow_openai_files dags_examples tests scripts
+	$(BIN)/python scripts/check_structure.py
 
 typecheck: venv
 	$(BIN)/mypy

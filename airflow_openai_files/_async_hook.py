@@ -37,7 +37,16 @@ from typing import Any
 
 import httpx
 
-from airflow_openai_files._retry import RetryableError, RetryPolicy, classify, describe, json_object, should_retry
+from airflow_openai_files._azure import provider_for
+from airflow_openai_files._retry import (
+    RetryableError,
+    RetryPolicy,
+    classify,
+    describe,
+    json_object,
+    request_id_from,
+    should_retry,
+)
 from airflow_openai_files._settings import ClientSettings, parse_settings
 from airflow_openai_files.exceptions import OpenAIFilesConfigError, OpenAIFilesError
 from airflow_openai_files.limits import DEFAULT_CONN_ID
@@ -144,7 +153,8 @@ async def _load_settings(conn_id: str) -> ClientSettings:
     )
     from airflow_openai_files._compat import amask_secret
 
-    await amask_secret(settings.api_key)
+    for secret in settings.secrets():
+        await amask_secret(secret)
     return settings
 
 
@@ -261,6 +271,9 @@ class OpenAIFilesAsyncHook:
         """
         async with self._session() as (client, settings):
             policy = RetryPolicy(max_retries=settings.max_retries)
+            # Azure with Entra ID: a bearer per attempt (cached, refreshed before expiry, fetched in a thread).
+            tokens = provider_for(settings)
+            query = settings.query(params)
             started = time.monotonic()
             attempt = 0
             while True:
@@ -273,11 +286,13 @@ class OpenAIFilesAsyncHook:
                 # The request's own timeouts end it by the deadline. Not asyncio.wait_for: before Python 3.12 it
                 # can swallow a cancellation that arrives as the answer does, and the triggerer cancels triggers.
                 try:
+                    auth = {"Authorization": f"Bearer {await tokens.aget()}"} if tokens is not None else None
                     response = await client.request(
                         method,
                         settings.url(path),
-                        params=params,
+                        params=query,
                         json=json,
+                        headers=auth,
                         timeout=httpx.Timeout(limit, connect=min(settings.connect_timeout, limit)),
                     )
                 except httpx.HTTPError as exc:
@@ -291,9 +306,11 @@ class OpenAIFilesAsyncHook:
                             method,
                             path,
                             response.status_code,
-                            response.headers.get("x-request-id"),
+                            request_id_from(response.headers),
                         )
                         return json_object(response.json, what, response.headers)
+                    if response.status_code == 401 and tokens is not None:
+                        tokens.invalidate()
                     error = classify(response.status_code, response.headers, response.content[:65536], what=what)
                 if not should_retry(error):
                     raise error
@@ -319,3 +336,25 @@ class OpenAIFilesAsyncHook:
         """Retrieve a Batch object (``GET /batches/{batch_id}``)."""
         path = f"batches/{validate_file_id(batch_id, kind='batch')}"
         return await self.request_json("GET", path, what=f"Retrieving {batch_id}")
+
+    async def get_fine_tuning_job(self, job_id: str) -> dict[str, Any]:
+        """Retrieve a fine-tuning job (``GET /fine_tuning/jobs/{job_id}``)."""
+        job_id = validate_file_id(job_id, kind="fine-tuning job")
+        return await self.request_json("GET", f"fine_tuning/jobs/{job_id}", what=f"Retrieving {job_id}")
+
+    async def list_fine_tuning_events_page(
+        self, job_id: str, *, after: str | None = None, limit: int = 100
+    ) -> dict[str, Any]:
+        """One page of a job's events, newest first: ``{"data": [...], "has_more": bool}``."""
+        job_id = validate_file_id(job_id, kind="fine-tuning job")
+        params: dict[str, Any] = {"limit": limit}
+        if after is not None:
+            params["after"] = after
+        return await self.request_json(
+            "GET", f"fine_tuning/jobs/{job_id}/events", what=f"Listing events of {job_id}", params=params
+        )
+
+    async def cancel_fine_tuning_job(self, job_id: str) -> dict[str, Any]:
+        """Cancel a fine-tuning job (``POST /fine_tuning/jobs/{job_id}/cancel``)."""
+        job_id = validate_file_id(job_id, kind="fine-tuning job")
+        return await self.request_json("POST", f"fine_tuning/jobs/{job_id}/cancel", what=f"Cancelling {job_id}")

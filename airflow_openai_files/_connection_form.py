@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_openai_files.limits import MiB
+from airflow_openai_files.limits import AZURE_GA_API_VERSION, AZURE_MULTIPART_THRESHOLD, FLAVORS, MiB
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -19,14 +19,46 @@ RELABELING = {"host": "Base URL", "password": "API Key"}
 PLACEHOLDERS = {"host": DEFAULT_BASE_URL, "password": "sk-..."}
 
 CONN_FIELDS: dict[str, dict[str, Any]] = {
+    "flavor": {
+        "label": "Flavor",
+        "description": "openai (default): api.openai.com or a compatible service. azure: Azure OpenAI; the Base "
+        "URL is then the resource endpoint https://<resource>.openai.azure.com.",
+        "schema": {"type": ["string", "null"], "enum": [*FLAVORS, None], "default": "openai"},
+    },
+    "api_version": {
+        "label": "Azure API version",
+        "description": f"Azure only. Empty: the /openai/v1 routes (no api-version). Else the api-version of the "
+        f"/openai/... routes, e.g. {AZURE_GA_API_VERSION} (GA).",
+        "schema": {"type": ["string", "null"]},
+    },
+    "azure_ad_token": {
+        "label": "Azure Entra ID token",
+        "description": "Azure only, instead of the resource key: a Microsoft Entra ID bearer token for "
+        "https://cognitiveservices.azure.com/.default. It is not refreshed: prefer 'Use Azure credential'.",
+        # "format": "password" makes Airflow treat the field as sensitive (masked in the UI and the API).
+        "schema": {"type": ["string", "null"], "format": "password"},
+    },
+    "use_azure_credential": {
+        "label": "Use Azure credential",
+        "description": "Azure only, instead of the resource key: get Entra ID tokens with DefaultAzureCredential "
+        "(managed identity, workload identity, environment, Azure CLI), refreshed before they expire. Needs "
+        "the 'azure' extra (azure-identity).",
+        "schema": {"type": ["boolean", "null"], "default": False},
+    },
+    "managed_identity_client_id": {
+        "label": "Managed identity client id",
+        "description": "Azure with 'Use Azure credential': the client id of a user-assigned managed identity "
+        "(optional; default: DefaultAzureCredential's chain).",
+        "schema": {"type": ["string", "null"]},
+    },
     "organization": {
         "label": "Organization",
-        "description": "Sent as OpenAI-Organization (optional).",
+        "description": "Sent as OpenAI-Organization (optional; not used on Azure).",
         "schema": {"type": ["string", "null"]},
     },
     "project": {
         "label": "Project",
-        "description": "Sent as OpenAI-Project (optional).",
+        "description": "Sent as OpenAI-Project (optional; not used on Azure).",
         "schema": {"type": ["string", "null"]},
     },
     "timeout": {
@@ -51,7 +83,8 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
     "multipart_threshold": {
         "label": "Uploads API threshold (bytes)",
-        "description": f"Larger files go through the Uploads API in parallel parts. Default {512 * MiB}.",
+        "description": f"Larger files go through the Uploads API in parallel parts. Default {512 * MiB} "
+        f"({AZURE_MULTIPART_THRESHOLD} on Azure, whose POST /files fails above about 150 MB).",
         "schema": {"type": ["integer", "null"], "minimum": 1},
     },
     "max_retries": {
@@ -65,6 +98,12 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
 HOST_DESCRIPTION = (
     "Base URL with scheme and the /v1 path, e.g. https://api.openai.com/v1 (the default when empty) or "
     "http://127.0.0.1:8089/v1 for the local emulator."
+)
+
+#: The same hint for Azure connections.
+AZURE_HOST_DESCRIPTION = (
+    "For the 'azure' flavor the Base URL is the resource endpoint, e.g. https://my-resource.openai.azure.com "
+    "(no /openai or /v1 path: the extra 'api_version' chooses the route style)."
 )
 
 
@@ -81,3 +120,8 @@ def hook_ui_field_behaviour() -> dict[str, Any]:
 def conn_fields() -> dict[str, dict[str, Any]]:
     """A copy of the extra fields (callers may not change the one definition)."""
     return {name: {**spec, "schema": dict(spec["schema"])} for name, spec in CONN_FIELDS.items()}
+
+
+def azure_placeholders() -> dict[str, str]:
+    """Examples shown in the README for an Azure connection."""
+    return {"host": "https://my-resource.openai.azure.com", "api_version": AZURE_GA_API_VERSION}

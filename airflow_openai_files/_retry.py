@@ -22,7 +22,16 @@ from typing import Any
 
 from airflow_openai_files.exceptions import OpenAIFilesError, RetryableError
 
-__all__ = ["RetryPolicy", "RetryableError", "classify", "describe", "json_object", "parse_retry_after", "should_retry"]
+__all__ = [
+    "RetryPolicy",
+    "RetryableError",
+    "classify",
+    "describe",
+    "json_object",
+    "parse_retry_after",
+    "request_id_from",
+    "should_retry",
+]
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 QUOTA_CODES = frozenset({"insufficient_quota"})
@@ -79,16 +88,48 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     return max(0.0, parsed.timestamp() - (time.time() if now is None else now))
 
 
+#: Where the request id is, in order: OpenAI's header, then Azure API Management's and Azure's own.
+REQUEST_ID_HEADERS = ("x-request-id", "apim-request-id", "x-ms-request-id")
+
+
+def request_id_from(headers: Mapping[str, str]) -> str | None:
+    """
+    The request id of an answer: ``x-request-id``, else Azure's ``apim-request-id`` / ``x-ms-request-id``.
+
+    ``headers`` is a case-insensitive mapping (requests, httpx) or a dict with lower-case keys.
+    """
+    for name in REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return str(value)
+    return None
+
+
 def error_fields(body: bytes | str | None) -> dict[str, Any]:
-    """OpenAI's ``{"error": {...}}`` object from a response body, or ``{}``."""
+    """
+    The error object of a response body, or ``{}``.
+
+    OpenAI and Azure's data plane answer ``{"error": {"message", "type", "param", "code"}}`` (Azure
+    sends only ``code`` and ``message``, its codes being strings such as ``"404"`` or ``"BadRequest"``);
+    Azure's gateway refuses a bad Entra ID token with ``{"statusCode": 401, "message": "..."}``.
+    """
     if not body:
         return {}
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return {}
-    error = payload.get("error") if isinstance(payload, dict) else None
-    return error if isinstance(error, dict) else {}
+    if not isinstance(payload, dict):
+        return {}
+    error = payload.get("error")
+    if isinstance(error, dict):
+        return error
+    if isinstance(error, str):  # some gateways send {"error": "message"}
+        return {"message": error}
+    if isinstance(payload.get("message"), str):
+        code = payload.get("code", payload.get("statusCode"))
+        return {"message": payload["message"], "code": str(code) if code is not None else None}
+    return {}
 
 
 def json_object(parse: Callable[[], Any], what: str, headers: Mapping[str, str]) -> dict[str, Any]:
@@ -96,10 +137,10 @@ def json_object(parse: Callable[[], Any], what: str, headers: Mapping[str, str])
     try:
         payload = parse()
     except ValueError:
-        raise OpenAIFilesError(f"{what}: the answer was not JSON", request_id=headers.get("x-request-id")) from None
+        raise OpenAIFilesError(f"{what}: the answer was not JSON", request_id=request_id_from(headers)) from None
     if not isinstance(payload, dict):
         raise OpenAIFilesError(
-            f"{what}: expected a JSON object, got {type(payload).__name__}", request_id=headers.get("x-request-id")
+            f"{what}: expected a JSON object, got {type(payload).__name__}", request_id=request_id_from(headers)
         )
     return payload
 
@@ -114,7 +155,7 @@ def classify(status: int, headers: Mapping[str, str], body: bytes | str | None, 
         "error_type": err.get("type"),
         "code": err.get("code"),
         "param": err.get("param"),
-        "request_id": lowered.get("x-request-id"),
+        "request_id": request_id_from(lowered),
     }
     text = f"{what} failed with HTTP {status}: {message}"
     should_retry = lowered.get("x-should-retry", "").strip().lower()

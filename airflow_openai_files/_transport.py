@@ -9,6 +9,13 @@ shared with the async hook. HTTP answers that no retry can change (400/401/403/4
 :class:`~airflow_openai_files.exceptions.OpenAIFilesRequestError`, which Airflow does not retry.
 
 Resource code (the ``hooks`` mixins, ``_uploads``) depends on this module only, never on the hook.
+
+The connection's flavor (OpenAI or Azure OpenAI) is handled here and in ``ClientSettings``, never in
+resource code: a path such as ``files/{id}`` becomes the flavor's URL (``settings.url``), Azure's
+``api-version`` query is added to every request (``settings.query``), the auth header is the key's or an
+Entra ID bearer fetched per request (``token_provider``), and an answer whose request id is only in
+Azure's ``apim-request-id`` / ``x-ms-request-id`` gets it copied to ``x-request-id``, so callers read
+one header whatever the flavor.
 """
 
 from __future__ import annotations
@@ -25,7 +32,14 @@ from requests_toolbelt import MultipartEncoder
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from airflow_openai_files._progress import Progress
-from airflow_openai_files._retry import RetryableError, RetryPolicy, classify, json_object, should_retry
+from airflow_openai_files._retry import (
+    RetryableError,
+    RetryPolicy,
+    classify,
+    json_object,
+    request_id_from,
+    should_retry,
+)
 from airflow_openai_files._settings import ClientSettings
 from airflow_openai_files.exceptions import OpenAIFilesError, settle
 from airflow_openai_files.limits import MiB
@@ -94,6 +108,7 @@ class Transport:
     :param max_retries: retries after the first attempt.
     :param timeout: total seconds for one attempt (uploads and downloads check it while streaming).
     :param pool_size: connections kept open (parallel Upload parts need several).
+    :param token_provider: Azure Entra ID bearer tokens (``_azure.TokenProvider``), fetched per request.
     """
 
     def __init__(
@@ -105,8 +120,10 @@ class Transport:
         max_retries: int,
         timeout: float,
         pool_size: int = 10,
+        token_provider: Any = None,
     ) -> None:
         self.settings = settings
+        self.token_provider = token_provider
         self.policy = policy
         self.log = log
         self.max_retries = max_retries
@@ -148,10 +165,12 @@ class Transport:
     ) -> requests.Response:
         """One attempt: send, and raise the classified error for a non-2xx answer."""
         settings = self.settings
+        if self.token_provider is not None:
+            headers = {**(headers or {}), "Authorization": f"Bearer {self.token_provider.get()}"}
         response = self.session.request(
             method,
             settings.url(path),
-            params=params,
+            params=settings.query(params),
             json=json,
             data=data,
             headers=headers,
@@ -161,16 +180,21 @@ class Transport:
             # which would silently ignore the connection's ``verify`` (false or a CA bundle path).
             verify=settings.verify,
         )
+        request_id = request_id_from(response.headers)
+        if request_id and "x-request-id" not in response.headers:
+            response.headers["x-request-id"] = request_id  # Azure's id, where every caller looks
         if response.status_code >= 400:
             body = response.content[:65536]
             response.close()
+            if response.status_code == 401 and self.token_provider is not None:
+                self.token_provider.invalidate()  # the next try fetches a new token
             raise settle(classify(response.status_code, response.headers, body, what=what))
         self.log.debug(
             "%s %s -> %d (request id %s, %s ms)",
             method,
             path,
             response.status_code,
-            response.headers.get("x-request-id"),
+            request_id,
             response.headers.get("openai-processing-ms"),
         )
         return response

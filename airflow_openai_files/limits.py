@@ -97,3 +97,14 @@ FINE_TUNING_JOB_ID_RE = re.compile(r"^ftjob-[A-Za-z0-9]{1,64}$")
 #: ``POST /uploads`` with purpose ``vision`` must declare an image type the vision models read
 #: (OpenAI's vision guide: PNG, JPEG, WEBP, non-animated GIF).
 VISION_MIME_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
+
+# --- Azure OpenAI --------------------------------------------------------------------------------
+#: Values of the connection's ``flavor`` extra.
+FLAVORS = ("openai", "azure")
+#: The GA data-plane ``api-version`` of the Files/Batches/Fine-tuning REST reference (learn.microsoft.com).
+AZURE_GA_API_VERSION = "2024-10-21"
+#: Azure's ``POST /files`` is reported to fail above ~150 MB (microsoft/skills PR 276): larger files go
+#: through the Uploads API from this size on.
+AZURE_MULTIPART_THRESHOLD = 100 * MiB
+#: Batch files per Azure resource when they carry no expiry (10,000 with one; learn.microsoft.com batch guide).
+AZURE_BATCH_FILES_WITHOUT_EXPIRY_MAX = 500

@@ -13,7 +13,8 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-openai-files",
         "name": "OpenAI Files",
-        "description": "Upload, wait for, download and clean up files of the OpenAI Files API; run Batch API jobs.",
+        "description": "Upload, wait for, download and clean up files of the OpenAI Files API; run Batch API jobs "
+        "and fine-tuning jobs, on OpenAI and Azure OpenAI.",
         "versions": [__version__],
         "integrations": [
             {

@@ -103,6 +103,12 @@ def _short(value: Any, width: int = 72) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+def _metrics(value: Any) -> str:
+    if isinstance(value, dict):
+        return " ".join(f"{key}={item}" for key, item in value.items())
+    return _short(value)
+
+
 #: Keys of the tasks' return values worth a line in the summary, in this order.
 HIGHLIGHTS = (
     ("id", "file"),
@@ -144,11 +150,20 @@ def print_summary(dag_id: str, report: dict[str, Any], output: str, logical: dat
     for ti in tasks:
         value = xcom.get(ti["task_id"])
         if isinstance(value, dict):
-            shown = [f"{label} {_short(value[key])}" for key, label in HIGHLIGHTS if value.get(key) not in (None, "")]
-            if shown:
-                print(f"  {ti['task_id']}:")
-                for item in shown:
-                    print(f"      {item}")
+            # One level of nesting (an audit record per uploaded file) is shown as its own group.
+            groups = [(ti["task_id"], value)] + [
+                (f"{ti['task_id']}.{name}", inner) for name, inner in value.items() if isinstance(inner, dict)
+            ]
+            for title, group in groups:
+                shown = [
+                    f"{label} {_metrics(group[key]) if key == 'metrics' else _short(group[key])}"
+                    for key, label in HIGHLIGHTS
+                    if group.get(key) not in (None, "")
+                ]
+                if shown:
+                    print(f"  {title}:")
+                    for item in shown:
+                        print(f"      {item}")
         elif isinstance(value, list):
             print(f"  {ti['task_id']}: {len(value)} item(s) {_short(value, 60) if value else ''}")
         elif value not in (None, ""):

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from airflow_openai_files.validation import PURPOSES, JsonlProblem, check_jsonl, describe
+from tests.support.files import jsonl as encode_jsonl
 
 
 def jsonl(*objs: Any) -> io.BytesIO:
-    return io.BytesIO(b"".join((o if isinstance(o, bytes) else json.dumps(o).encode()) + b"\n" for o in objs))
+    return io.BytesIO(encode_jsonl(objs))
 
 
 CHAT = {

@@ -15,10 +15,11 @@ From a shell: ``python -m airflow_openai_files.emulator --port 8089 --data-dir D
 
 Layout (a per-resource service fake): :mod:`.app` wires the resources together and documents how
 to add one; :mod:`.state` holds one running emulator's state and the backend contract;
-``files/``, ``uploads/``, ``batches/`` and ``fine_tuning/`` each hold a ``backend`` (state and rules) and ``routes`` (parse, call,
-render); :mod:`.errors` every error answered; :mod:`.config` the configuration and route
-prefixes; :mod:`.middleware`, :mod:`.faults`, :mod:`.forms`, :mod:`.parsing`, :mod:`.db` the
-plumbing; :mod:`.admin` the ``/_emulator`` API; :mod:`.server` the two ways of running it.
+``files/``, ``uploads/``, ``batches/`` and ``fine_tuning/`` each hold a ``backend`` (state and
+rules) and ``routes`` (parse, call, render); :mod:`.errors` every error answered; :mod:`.config`
+the configuration and route prefixes; :mod:`.middleware`, :mod:`.faults`, :mod:`.forms`, :mod:`.parsing`, :mod:`.db` the
+plumbing; :mod:`.admin` the ``/_emulator`` API; :mod:`.server` the two ways of running it (:mod:`.thread`,
+:mod:`.process`, sharing the accessors of :mod:`.handle`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``python -m airflow_openai_files.emulator``: serve the emulated API until SIGINT or SIGTERM.
 
-Prints ``OpenAI Files emulator listening on http://HOST:PORT/v1`` on stdout once it accepts
-connections (``--port 0`` picks a free port).
+Prints ``OpenAI Files emulator listening on http://HOST:PORT/v1`` (``.../openai/v1`` with
+``--flavor azure``) on stdout once it accepts connections (``--port 0`` picks a free port).
 """
 
 from __future__ import annotations
@@ -51,10 +51,32 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="seconds a new file stays 'uploaded' before it is 'processed' (default 0)",
     )
     parser.add_argument(
+        "--flavor",
+        choices=["openai", "azure"],
+        default="openai",
+        help="'azure' plays Azure OpenAI: /openai/...?api-version= and /openai/v1/... routes, api-key or Entra"
+        " ID bearer auth, file statuses pending/running/processed, 201 + Location on upload (default openai)",
+    )
+    parser.add_argument(
+        "--api-version",
+        action="append",
+        default=None,
+        help="Azure: an api-version the /openai/... routes accept (repeatable; default: the GA and recent"
+        " preview versions)",
+    )
+    parser.add_argument(
+        "--ad-token",
+        action="append",
+        default=None,
+        help="Azure: an accepted Entra ID bearer token (repeatable); without it any non-empty token is accepted",
+    )
+    parser.add_argument(
         "--file-status-errors",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="report content problems of fine-tune and batch files on the file (status 'error' with"
-        " status_details), as Azure OpenAI does; by default, like OpenAI, files are always 'processed'",
+        " status_details), as Azure OpenAI does; default: on with --flavor azure, else off (like OpenAI,"
+        " files are always 'processed')",
     )
     parser.add_argument(
         "--log-level",
@@ -137,7 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_part_bytes=args.max_part_bytes,
         max_batch_bytes=args.max_batch_bytes,
         sync_check_bytes=args.sync_check_bytes,
-        file_validation="status" if args.file_status_errors else "none",
+        file_validation=None if args.file_status_errors is None else ("status" if args.file_status_errors else "none"),
+        flavor=args.flavor,
+        api_versions=args.api_version,
+        ad_tokens=args.ad_token,
         log_level=args.log_level,
         batch_validating_seconds=args.batch_validating_seconds,
         batch_in_progress_seconds=args.batch_in_progress_seconds,

@@ -11,6 +11,10 @@ How to add a resource (e.g. batches, fine-tuning jobs):
    unknown fields), errors raised from :mod:`.errors`.
 3. One line in :data:`RESOURCES` below (backends are built in this order, so a backend comes after
    those it uses).
+
+Azure mode needs nothing more: the context middleware (:mod:`.middleware`) serves every router
+registered here on Azure's ``/openai/...?api-version=`` and ``/openai/v1/...`` routes too, with Azure's
+auth, request ids and gateway errors.
 """
 
 from __future__ import annotations
@@ -74,6 +78,9 @@ def create_app(state: EmulatorState) -> Any:
 
     @api.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if state.config.is_azure and exc.status_code in (404, 405):
+            azure = errors.azure_resource_not_found()
+            return JSONResponse(azure.body(), status_code=azure.status)
         error = errors.invalid_url(request.method, request.url.path)
         if exc.status_code not in (404, 405):
             error.status = exc.status_code

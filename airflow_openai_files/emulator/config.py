@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from typing import Literal
 
 from airflow_openai_files.limits import (
+    AZURE_GA_API_VERSION,
     EMULATOR_BATCH_FILE_MAX_BYTES,
     EMULATOR_FILE_MAX_BYTES,
     EMULATOR_PART_MAX_BYTES,
@@ -20,6 +21,28 @@ from airflow_openai_files.limits import (
 
 API_PREFIX = "/v1"
 ADMIN_PREFIX = "/_emulator"
+
+#: ``"openai"``: the routes under ``/v1``, ``Authorization: Bearer`` auth, OpenAI's statuses and errors.
+#: ``"azure"``: Azure OpenAI's data plane, see :mod:`.middleware` (routing and auth) and the files backend.
+Flavor = Literal["openai", "azure"]
+FLAVORS: tuple[Flavor, ...] = ("openai", "azure")
+#: Azure's versioned routes: ``/openai/<resource path>?api-version=<one of api_versions>``.
+AZURE_PREFIX = "/openai"
+#: Azure's v1 routes: ``/openai/v1/<resource path>``, no api-version needed.
+AZURE_V1_PREFIX = "/openai/v1"
+#: api-version values the versioned routes accept by default: the GA data-plane versions of the REST
+#: reference (2024-02-01, 2024-06-01, 2024-10-21) and recent previews.
+AZURE_API_VERSIONS: tuple[str, ...] = (
+    "2024-02-01",
+    "2024-06-01",
+    AZURE_GA_API_VERSION,
+    "2024-10-01-preview",
+    "2025-01-01-preview",
+    "2025-03-01-preview",
+    "2025-04-01-preview",
+)
+#: What the v1 routes accept as an (optional) api-version (the v1 API's early previews took ``preview``).
+AZURE_V1_API_VERSIONS: tuple[str, ...] = ("v1", "preview", "latest")
 
 #: ``"none"``: like OpenAI, files go ``uploaded`` -> ``processed`` and content problems are left to
 #: the job that uses the file. ``"status"``: a malformed ``fine-tune`` / ``batch`` file ends
@@ -62,6 +85,11 @@ class EmulatorConfig:
     organization_id: str = "org-emulator"
     api_prefix: str = API_PREFIX
     admin_prefix: str = ADMIN_PREFIX
+    flavor: Flavor = "openai"
+    #: Azure: the api-version values the ``/openai/...`` routes accept.
+    api_versions: tuple[str, ...] = AZURE_API_VERSIONS
+    #: Azure: Entra ID bearer tokens accepted; empty: any non-empty token (and any configured key).
+    bearer_tokens: tuple[str, ...] = ()
     # Batches: how long each state lasts on the emulator's clock (fast by default), and the
     # organisation's enqueued-token limit per model (None: no limit).
     batch_validating_seconds: float = 0.0
@@ -74,8 +102,14 @@ class EmulatorConfig:
     def __post_init__(self) -> None:
         if self.file_validation not in FILE_VALIDATION_MODES:
             raise ValueError(f"file_validation must be one of {FILE_VALIDATION_MODES}, got {self.file_validation!r}")
+        if self.flavor not in FLAVORS:
+            raise ValueError(f"flavor must be one of {FLAVORS}, got {self.flavor!r}")
         if self.fine_tuning_available_until is not None:
             fine_tuning_cutoff_ts(self.fine_tuning_available_until)
+
+    @property
+    def is_azure(self) -> bool:
+        return self.flavor == "azure"
 
     def fine_tuning_closed(self, now: float) -> bool:
         """True once ``now`` is on or after ``fine_tuning_available_until`` (00:00 UTC)."""

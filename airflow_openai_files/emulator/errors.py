@@ -36,6 +36,64 @@ class EmulatorError(Exception):
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
+class AzureError(EmulatorError):
+    """An answer of Azure's gateway, whose body is not OpenAI's four-field error object."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(status, str(body.get("message") or body.get("error", {}).get("message", "")))
+        self._body = body
+
+    def body(self) -> dict[str, Any]:
+        return self._body
+
+
+# ---- Azure OpenAI's gateway (sources in the README's Fidelity table) -------------------------------
+def azure_resource_not_found() -> AzureError:
+    """A missing ``api-version`` on the versioned routes, or an unknown route."""
+    return AzureError(404, {"error": {"code": "404", "message": "Resource not found"}})
+
+
+def azure_api_version_not_supported() -> AzureError:
+    return AzureError(400, {"error": {"code": "BadRequest", "message": "API version not supported"}})
+
+
+def azure_bad_key() -> AzureError:
+    """No credentials, or an ``api-key`` that is not the resource's."""
+    return AzureError(
+        401,
+        {
+            "error": {
+                "code": "401",
+                "message": "Access denied due to invalid subscription key or wrong API endpoint. Make sure to"
+                " provide a valid key for an active subscription and use a correct regional API endpoint for"
+                " your resource.",
+            }
+        },
+    )
+
+
+def azure_bad_token() -> AzureError:
+    """An Entra ID bearer token that is not accepted (Azure's gateway answers in its own shape)."""
+    return AzureError(
+        401,
+        {
+            "statusCode": 401,
+            "message": "Unauthorized. Access token is missing, invalid, audience is incorrect"
+            " (https://cognitiveservices.azure.com), or have expired.",
+        },
+    )
+
+
+def azure_file_not_processed(file_id: str, status: str, param: str) -> EmulatorError:
+    """A batch or job given a file Azure has not processed yet (the wording is the emulator's own)."""
+    return EmulatorError(
+        400,
+        f"The file {_short(file_id, 100)} is not ready for use (status {status!r}): wait until it is 'processed'.",
+        param=param,
+        code="invalidPayload",
+    )
+
+
 def _short(value: Any, limit: int = 200) -> str:
     return str(value)[:limit]
 

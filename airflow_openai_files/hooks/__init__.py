@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 from airflow_openai_files.hooks.base import OpenAIFilesHookBase
 from airflow_openai_files.hooks.batches import BatchesAPIMixin
 from airflow_openai_files.hooks.files import FilesAPIMixin
+from airflow_openai_files.hooks.fine_tuning import FineTuningAPIMixin
 from airflow_openai_files.validation import validate_file_id
 
 if TYPE_CHECKING:
     from airflow_openai_files._async_hook import OpenAIFilesAsyncHook
 
 
-class OpenAIFilesHook(FilesAPIMixin, BatchesAPIMixin, OpenAIFilesHookBase):
+class OpenAIFilesHook(FilesAPIMixin, BatchesAPIMixin, FineTuningAPIMixin, OpenAIFilesHookBase):
     """
     Talks to the OpenAI Files API with the key and settings of an ``openai_files`` connection.
 

@@ -7,6 +7,7 @@ thing they need, ``self._transport`` (see :mod:`airflow_openai_files.hooks.files
 from __future__ import annotations
 
 import functools
+import time
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
@@ -14,8 +15,12 @@ from airflow.sdk import BaseHook
 from airflow_openai_files._connection_form import hook_ui_field_behaviour
 from airflow_openai_files._retry import RetryPolicy
 from airflow_openai_files._settings import DEFAULT_MAX_RETRIES, ClientSettings, load_settings
-from airflow_openai_files.exceptions import OpenAIFilesError
+from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesRequestError
 from airflow_openai_files.limits import CONN_TYPE, DEFAULT_CONN_ID, PART_MAX_BYTES
+from airflow_openai_files.validation import validate_file_id
+
+#: How long :meth:`OpenAIFilesHookBase.wait_until_processed` waits by default (the official SDK's default too).
+DEFAULT_PROCESSING_TIMEOUT = 1800.0
 
 if TYPE_CHECKING:
     import requests
@@ -33,6 +38,8 @@ class OpenAIFilesHookBase(BaseHook):
     :param multipart_threshold: above this many bytes uploads use the Uploads API.
     :param part_size: bytes per Uploads API part (at most 64 MiB).
     :param max_concurrency: parts sent at once by the Uploads API.
+    :param azure_credential: for an Azure connection with ``use_azure_credential``: the credential to take
+        Entra ID tokens from (any object with ``get_token(scope)``) instead of ``DefaultAzureCredential``.
     """
 
     conn_name_attr = "openai_conn_id"
@@ -49,8 +56,10 @@ class OpenAIFilesHookBase(BaseHook):
         multipart_threshold: int | None = None,
         part_size: int = PART_MAX_BYTES,
         max_concurrency: int = 4,
+        azure_credential: Any = None,
     ) -> None:
         super().__init__()
+        self._azure_credential = azure_credential
         self.openai_conn_id = openai_conn_id
         self._max_retries = max_retries
         self._timeout = timeout
@@ -93,6 +102,7 @@ class OpenAIFilesHookBase(BaseHook):
     def _transport(self) -> Transport:
         """The transport every API method sends through (built on first use)."""
         if self._client is None:
+            from airflow_openai_files._azure import provider_for
             from airflow_openai_files._transport import Transport
 
             self._client = Transport(
@@ -102,6 +112,7 @@ class OpenAIFilesHookBase(BaseHook):
                 max_retries=self.max_retries,
                 timeout=self.timeout,
                 pool_size=max(10, self.max_concurrency * 2),
+                token_provider=provider_for(self.settings, self._azure_credential),
             )
         return self._client
 
@@ -122,3 +133,48 @@ class OpenAIFilesHookBase(BaseHook):
             return False, str(err)
         request_id = response.headers.get("x-request-id")
         return True, f"Connected to {self.settings.base_url}" + (f" (request id {request_id})" if request_id else "")
+
+    # -- files that must be processed before use (Azure) ------------------------------------------------
+
+    def wait_until_processed(
+        self, file_id: str, *, timeout: float = DEFAULT_PROCESSING_TIMEOUT, poll_interval: float = 5.0
+    ) -> dict[str, Any]:
+        """
+        Poll ``GET /files/{file_id}`` until the file is ``processed``; return its File object.
+
+        :raises OpenAIFilesRequestError: the file ended in ``error`` (its ``status_details`` quoted), or is
+            ``deleting`` / ``deleted``: it will never be usable, so the task fails without retries.
+        :raises OpenAIFilesError: ``timeout`` seconds passed first (Airflow may retry the task).
+        """
+        from airflow_openai_files.status import evaluate
+
+        validate_file_id(file_id)
+        started = time.monotonic()
+        while True:
+            file = self._transport.json("GET", f"files/{file_id}", what=f"Retrieving {file_id}")
+            outcome, message = evaluate(file, "processed")
+            if outcome == "success":
+                self.log.info("%s after %.1fs", message, time.monotonic() - started)
+                return file
+            if outcome == "error":
+                raise OpenAIFilesRequestError(message)
+            waited = time.monotonic() - started
+            if waited + poll_interval > timeout:
+                raise OpenAIFilesError(f"{message}; gave up after {waited:.0f}s (timeout {timeout:.0f}s)")
+            self.log.info("%s (%.0fs so far)", message, waited)
+            time.sleep(poll_interval)
+
+    def wait_for_input_file(
+        self, file_id: str, *, timeout: float = DEFAULT_PROCESSING_TIMEOUT, poll_interval: float = 5.0
+    ) -> dict[str, Any] | None:
+        """
+        Make sure a file can be used by a batch or a fine-tuning job before creating one.
+
+        Azure OpenAI refuses a batch or job whose file is not ``processed`` yet, so on an Azure
+        connection this waits (:meth:`wait_until_processed`) and returns the File object. OpenAI takes
+        the file at once: nothing is sent and ``None`` is returned. Operators that consume a file call
+        this, so a DAG needs no sensor of its own to run on both.
+        """
+        if not self.settings.files_need_processing:
+            return None
+        return self.wait_until_processed(file_id, timeout=timeout, poll_interval=poll_interval)

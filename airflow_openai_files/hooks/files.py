@@ -145,7 +145,8 @@ class FilesAPIMixin:
         validate_file_id(file_id)
         target = Destination(destination, overwrite=overwrite, temp_key=temp_key)
         target.check()
-        expected = int(self.get_file(file_id)["bytes"])
+        file = self.get_file(file_id)
+        expected = int(file["bytes"])
         transport = self._transport
         what = f"Downloading {file_id}"
         started = time.monotonic()
@@ -164,6 +165,16 @@ class FilesAPIMixin:
         try:
             request_id = transport.call(what, attempt)
             target.commit()
+        except OpenAIFilesError as err:
+            purpose = file.get("purpose")
+            if err.http_status != 400 or purpose in limits.DOWNLOADABLE_PURPOSES:
+                raise
+            # The service keeps the content of most purposes to itself (issue 11); say which can be
+            # downloaded, so the DAG's author changes the pipeline instead of retrying it.
+            raise err.reworded(
+                f"{err.message}. {file_id} ({file.get('filename')}) has purpose {purpose!r}; the service lets a"
+                f" client download the content of files with purpose {', '.join(limits.DOWNLOADABLE_PURPOSES)} only"
+            ) from err
         finally:
             target.discard()
         elapsed = time.monotonic() - started

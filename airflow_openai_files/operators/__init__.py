@@ -10,6 +10,7 @@ from airflow_openai_files.operators.files import (
     OpenAIFilesCleanupOperator,
     OpenAIUploadFileOperator,
 )
+from airflow_openai_files.operators.fine_tuning import OpenAIFineTuningJobOperator
 from airflow_openai_files.validation import parse_duration
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "OpenAIDownloadFileOperator",
     "OpenAIFilesCleanupOperator",
     "OpenAIFilesMixin",
+    "OpenAIFineTuningJobOperator",
     "OpenAIUploadFileOperator",
     "parse_duration",
 ]

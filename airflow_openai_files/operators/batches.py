@@ -16,16 +16,18 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_openai_files import _resume
-from airflow_openai_files._batch_status import (
-    RESULT_STATUSES,
-    TERMINAL_STATUSES,
-    batch_errors,
-    describe_batch,
-    request_counts,
-)
+from airflow_openai_files._batch_status import TERMINAL_STATUSES, describe_batch
 from airflow_openai_files._compat import AirflowException, AirflowFailException, conf
-from airflow_openai_files.exceptions import OpenAIFilesValidationError
-from airflow_openai_files.limits import BATCH_COMPLETION_WINDOWS, DEFAULT_CONN_ID, FILE_ID_RE
+from airflow_openai_files.limits import DEFAULT_CONN_ID, FILE_ID_RE
+from airflow_openai_files.operators._batch_steps import (
+    allowed_failures,  # noqa: F401  (public here before the split)
+    batch_summary,
+    check_max_failed,
+    check_window,
+    judge_batch,
+    run_started,
+    timeout_seconds,
+)
 from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin
 from airflow_openai_files.validation import check_batch_endpoint, parse_duration
 
@@ -36,37 +38,6 @@ if TYPE_CHECKING:
 TIMEOUT_MARGIN = timedelta(hours=1)
 #: A backstop for the scheduler's deferral timeout, so the trigger's own (clearer) timeout event wins.
 DEFER_TIMEOUT_MARGIN = 60.0
-
-
-def check_max_failed(value: Any) -> int | float:
-    """An int >= 0 (requests), or a float in [0, 1] (a fraction of the batch's requests)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise OpenAIFilesValidationError(f"max_failed_requests must be an int or a fraction, got {value!r}")
-    if (isinstance(value, int) and value < 0) or (isinstance(value, float) and not 0.0 <= value <= 1.0):
-        raise OpenAIFilesValidationError(
-            f"max_failed_requests must be a count >= 0 or a fraction from 0.0 to 1.0, got {value!r}"
-        )
-    return value
-
-
-def allowed_failures(max_failed: int | float, total: int) -> int:
-    """How many of ``total`` requests may end without an answer."""
-    return int(max_failed * total) if isinstance(max_failed, float) else int(max_failed)
-
-
-def _check_window(window: Any) -> str:
-    if window not in BATCH_COMPLETION_WINDOWS:
-        raise OpenAIFilesValidationError(
-            f"completion_window must be one of {', '.join(BATCH_COMPLETION_WINDOWS)}, got {window!r}"
-        )
-    return str(window)
-
-
-def _seconds(value: Any) -> float:
-    duration = parse_duration(value)
-    if duration is None:
-        raise OpenAIFilesValidationError(f"timeout must be a positive duration, got {value!r}")
-    return duration.total_seconds()
 
 
 class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
@@ -132,7 +103,7 @@ class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(openai_conn_id=openai_conn_id, **kwargs)
         self.check_at_parse(self.task_id, check_batch_endpoint, endpoint)
-        self.check_at_parse(self.task_id, _check_window, completion_window)
+        self.check_at_parse(self.task_id, check_window, completion_window)
         self.check_at_parse(self.task_id, check_max_failed, max_failed_requests)
         self.input_file = input_file
         self.endpoint = endpoint
@@ -147,7 +118,7 @@ class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
         if timeout is None:
             window = parse_duration(completion_window) if isinstance(completion_window, str) else None
             timeout = (window or timedelta(hours=24)) + TIMEOUT_MARGIN
-        self.check_at_parse(self.task_id, _seconds, timeout)
+        self.check_at_parse(self.task_id, timeout_seconds, timeout)
         self.timeout = timeout
         self.cancel_on_kill = cancel_on_kill
         self._batch_id: str | None = None
@@ -156,7 +127,7 @@ class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         endpoint = self.check_at_run(check_batch_endpoint, self.endpoint)
-        timeout = self.check_at_run(_seconds, self.timeout)
+        timeout = self.check_at_run(timeout_seconds, self.timeout)
         self.check_at_run(check_max_failed, self.max_failed_requests)
         deadline = time.time() + timeout
         self._check_destinations()
@@ -205,7 +176,7 @@ class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
             self.log.info("Try %d: resuming batch %s recorded by an earlier try (%s)", tries, recorded, batch["status"])
             return batch
         if key and tries > 1:
-            found = self.hook.find_batch(_resume.TASK_KEY_METADATA, key, since=self._run_started(context))
+            found = self.hook.find_batch(_resume.TASK_KEY_METADATA, key, since=run_started(context))
             if found is not None:
                 self.log.info(
                     "Try %d: resuming batch %s created by an earlier try (%s)", tries, found["id"], found["status"]
@@ -217,6 +188,7 @@ class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
         metadata = dict(self.metadata or {})
         if key:
             metadata[_resume.TASK_KEY_METADATA] = key
+        self.hook.wait_for_input_file(input_file_id)  # Azure OpenAI takes only `processed` files; no-op on OpenAI
         batch = self.hook.create_batch(
             input_file_id, endpoint, completion_window=self.completion_window, metadata=metadata or None
         )
@@ -243,15 +215,10 @@ class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
         finally:
             source.close()
         self.log.info("Checked %s: %d requests for %s", source.description, count, endpoint)
-        since = self._run_started(context) if _resume.try_number(context) > 1 else None
+        since = run_started(context) if _resume.try_number(context) > 1 else None
         created = self.hook.upload_file(self.input_file, "batch", validate=False, reconcile_since=since)
         record.set("input_file_id", created["id"])
         return str(created["id"])
-
-    def _run_started(self, context: Context) -> float | None:
-        dag_run = context.get("dag_run")
-        started = getattr(dag_run, "start_date", None) or getattr(dag_run, "queued_at", None)
-        return started.timestamp() if started is not None else None
 
     def _defer(self, batch: dict[str, Any], deadline: float) -> None:
         from airflow_openai_files.triggers import OpenAIBatchTrigger
@@ -293,40 +260,17 @@ class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
 
     def _finish(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Land the results (error file first), then fail or return the summary."""
-        status = batch.get("status")
         error_path = self._land(batch.get("error_file_id"), self.error_destination, "error")
         output_path = self._land(batch.get("output_file_id"), self.output_destination, "output")
-        total, completed, failed = request_counts(batch)
-        summary = {
-            "batch_id": batch["id"],
-            "status": status,
-            "request_counts": {"total": total, "completed": completed, "failed": failed},
-            "input_file_id": batch.get("input_file_id"),
-            "output_file_id": batch.get("output_file_id"),
-            "error_file_id": batch.get("error_file_id"),
-            "output_path": output_path,
-            "error_path": error_path,
-        }
-        if status == "failed":
-            raise AirflowFailException(f"{self.task_id}: batch {batch['id']} failed: {batch_errors(batch)}")
-        if status not in RESULT_STATUSES:
-            raise AirflowException(f"{self.task_id}: batch {batch['id']} is {status}, not finished")
-        unanswered = max(0, total - completed)
-        allowed = allowed_failures(self.max_failed_requests, total)
-        if unanswered > allowed:
-            error_file = batch.get("error_file_id")
-            where = f"; see {error_path}" if error_path else (f"; error file {error_file}" if error_file else "")
-            raise AirflowFailException(
-                f"{self.task_id}: batch {batch['id']} ended {status} with {unanswered} of {total} requests "
-                f"without an answer ({failed} failed), more than max_failed_requests={self.max_failed_requests!r} "
-                f"allows ({allowed}){where}"
-            )
+        summary = batch_summary(batch, output_path, error_path)
+        unanswered, allowed = judge_batch(self.task_id, batch, self.max_failed_requests, error_path)
+        counts = summary["request_counts"]
         self.log.info(
             "Batch %s ended %s: %d of %d requests answered, %d without an answer (at most %d allowed)",
             batch["id"],
-            status,
-            completed,
-            total,
+            summary["status"],
+            counts["completed"],
+            counts["total"],
             unanswered,
             allowed,
         )

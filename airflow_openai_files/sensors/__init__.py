@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from airflow_openai_files.sensors.batches import OpenAIBatchSensor
 from airflow_openai_files.sensors.files import OpenAIFileSensor
+from airflow_openai_files.sensors.fine_tuning import OpenAIFineTuningJobSensor
 
-__all__ = ["OpenAIBatchSensor", "OpenAIFileSensor"]
+__all__ = ["OpenAIBatchSensor", "OpenAIFileSensor", "OpenAIFineTuningJobSensor"]

@@ -11,5 +11,6 @@ from __future__ import annotations
 from airflow_openai_files.triggers.base import OpenAIPollingTrigger
 from airflow_openai_files.triggers.batches import OpenAIBatchTrigger
 from airflow_openai_files.triggers.files import OpenAIFileTrigger
+from airflow_openai_files.triggers.fine_tuning import OpenAIFineTuningJobTrigger
 
-__all__ = ["OpenAIBatchTrigger", "OpenAIFileTrigger", "OpenAIPollingTrigger"]
+__all__ = ["OpenAIBatchTrigger", "OpenAIFileTrigger", "OpenAIFineTuningJobTrigger", "OpenAIPollingTrigger"]

@@ -13,7 +13,6 @@ Prints a Markdown table of medians.
 from __future__ import annotations
 
 import argparse
-import re
 import sqlite3
 import statistics
 import sys
@@ -24,19 +23,14 @@ from pathlib import Path
 
 import requests
 
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
 from airflow_openai_files.emulator import EmulatorProcess
 from airflow_openai_files.emulator.store import Store, new_id
+from tests.benchmarks.common import MiB, parse_size
 
-MiB = 1024 * 1024
-_UNITS = {"": 1, "b": 1, "kib": 1024, "kb": 1000, "mib": MiB, "mb": 1000**2, "gib": 1024**3, "gb": 1000**3}
 BOUNDARY = "benchboundary"
-
-
-def parse_size(text: str) -> int:
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
-    if match is None or match.group(2).lower() not in _UNITS:
-        raise argparse.ArgumentTypeError(f"bad size {text!r} (e.g. 512MiB)")
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
 def multipart_body(size: int) -> Iterator[bytes]:

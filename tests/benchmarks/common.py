@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -16,6 +15,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.support.files import sha256 as sha256_file  # noqa: F401  # one digest helper, under its old name here
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -119,14 +120,6 @@ def make_file(path: Path, size: int) -> Path:
             handle.write(memoryview(block)[:step])
             written += step
     return path
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(8 * MiB):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def http_json(method: str, url: str, payload: Any = None) -> Any:

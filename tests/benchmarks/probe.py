@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.support.memory_probe import MiB, current_rss, peak_rss, reset_peak, warm_up
+from tests.support.connections import export_connection
+from tests.support.memory_probe import PROBE_KEY, MiB, current_rss, peak_rss, reset_peak, warm_up
 
 
 def sdk_warm_up(client: Any, mode: str) -> None:
@@ -91,9 +92,7 @@ def sdk_transfer(mode: str, base_url: str, target: str, dest: str | None) -> dic
 
 
 def hook_post(base_url: str, target: str) -> dict[str, Any]:
-    os.environ["AIRFLOW_CONN_OPENAI_FILES_DEFAULT"] = json.dumps(
-        {"conn_type": "openai_files", "host": base_url, "password": "sk-probe-key", "extra": {"max_retries": 0}}
-    )
+    export_connection(host=base_url, password=PROBE_KEY, extra={"max_retries": 0})
     from airflow_openai_files._io import resolve_source
     from airflow_openai_files._uploads import PlainUpload, UploadJob
     from airflow_openai_files.hooks import OpenAIFilesHook

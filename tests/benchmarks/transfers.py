@@ -22,9 +22,9 @@ from tests.benchmarks.common import (
     http_json,
     run_curl,
     run_probe,
-    sha256_file,
     verdict,
 )
+from tests.support.files import sha256
 
 MEMORY_PROBE = "tests.support.memory_probe"
 CLIENT_PROBE = "tests.benchmarks.probe"
@@ -50,8 +50,12 @@ def emulator_cleanup(base_url: str) -> Cleanup:
 
 
 def store(url: str, path: Path) -> str:
-    """Upload a file to the emulator with curl (outside any timing) and return its id."""
-    stored = run_curl([*AUTH, "-F", f"file=@{path}", "-F", "purpose=user_data", f"{url}/files"])
+    """Upload a file to the emulator with curl (outside any timing) and return its id.
+
+    As a ``vision`` file named ``.png``: a purpose whose content the service lets a client download.
+    """
+    form = [*AUTH, "-F", f"file=@{path};filename={path.stem}.png", "-F", "purpose=vision"]
+    stored = run_curl([*form, f"{url}/files"])
     file_id: str = json.loads(stored["stdout"])["id"]
     return file_id
 
@@ -178,7 +182,7 @@ def multipart(url: str, path: Path, runs: int, concurrency: int, emu: Any, part_
     a delay fault holds every part request that long before the emulator reads it: the per-request
     latency of a real network and service, which parallel parts hide and sequential parts add up.
     """
-    expected = sha256_file(path)
+    expected = sha256(path)
     size = path.stat().st_size
     parts = -(-size // (64 * MiB))
     delete = emulator_cleanup(url)
@@ -199,7 +203,7 @@ def multipart(url: str, path: Path, runs: int, concurrency: int, emu: Any, part_
                 result = run_probe(module, mode, url, str(path), env=env)
                 samples[name].add(result)
                 file_id = result.get("id")
-                if not file_id or sha256_file(emu.content_path(file_id)) != expected:
+                if not file_id or sha256(emu.content_path(file_id)) != expected:
                     raise RuntimeError(f"{name}: the stored file {file_id} differs from the source")
                 delete(file_id)
         where = f"{latency:g} s latency per part" if latency else "loopback"

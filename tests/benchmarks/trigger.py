@@ -13,10 +13,12 @@ import asyncio
 import gc
 import io
 import json
-import os
 import sys
 import time
 from typing import Any
+
+from tests.support.connections import export_connection
+from tests.support.memory_probe import PROBE_KEY
 
 TICK = 0.01
 PROCESSING_DELAY = 1_000_000.0  # the emulator's: files stay 'uploaded' until the flip
@@ -138,9 +140,7 @@ async def run(base_url: str, ids: list[str], poll_interval: float) -> dict[str, 
 
 def main() -> None:
     base_url, count, poll_interval = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-    os.environ["AIRFLOW_CONN_OPENAI_FILES_DEFAULT"] = json.dumps(
-        {"conn_type": "openai_files", "host": base_url, "password": "sk-probe-key", "extra": {"max_retries": 3}}
-    )
+    export_connection(host=base_url, password=PROBE_KEY, extra={"max_retries": 3})
     ids = create_files(base_url, count)
     result = asyncio.run(run(base_url, ids, poll_interval))
     print(json.dumps(result), flush=True)

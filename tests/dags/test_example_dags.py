@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.connections import conn_env_var
 from tests.support.task_helpers import fine_tune_lines
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,9 +54,7 @@ def emulator(tmp_path: Path) -> Iterator[Any]:
 def run_dag(home: Path, emulator: Any, staging: Path, dag_file: str, variable: str, day: str) -> dict[str, Any]:
     env = airflow_env(home)
     env["OPENAI_FILES_STAGING"] = f"file://{staging}"
-    env["AIRFLOW_CONN_OPENAI_FILES_DEFAULT"] = json.dumps(
-        {"conn_type": "openai_files", "host": emulator.base_url, "password": emulator.api_key}
-    )
+    env[conn_env_var()] = emulator.airflow_connection()
     done = subprocess.run(
         [sys.executable, str(RUNNER), str(DAGS / dag_file), variable, day],
         env=env,
@@ -75,47 +74,102 @@ def xcom(report: dict[str, Any], task_id: str) -> Any:
 
 
 def test_fine_tune_pipeline(airflow_home: Path, emulator: Any, tmp_path: Path) -> None:
+    import hashlib
+    import sqlite3
+
     from airflow_openai_files.hooks import OpenAIFilesHook
 
-    # An earlier day's training file, 8 days old by the emulator's clock: retention must remove it.
+    # An earlier day's training file, 8 days old: retention must remove it. The emulator's clock only moves
+    # forward and retention compares with the worker's clock, so the file's creation time is set back in
+    # the emulator's store (the arrangement of "uploaded 8 days ago").
     os.environ["AIRFLOW_CONN_OPENAI_FILES_DEFAULT"] = json.dumps(
         {"conn_type": "openai_files", "host": emulator.base_url, "password": emulator.api_key}
     )
     try:
-        emulator.advance_clock(-8 * DAY)
         old = OpenAIFilesHook().upload_file(
             io.BytesIO(fine_tune_lines()), "fine-tune", filename="support_conversations_2024-05-09.jsonl"
         )
         unrelated = OpenAIFilesHook().upload_file(io.BytesIO(fine_tune_lines()), "fine-tune", filename="other.jsonl")
-        emulator.advance_clock(8 * DAY)
     finally:
         del os.environ["AIRFLOW_CONN_OPENAI_FILES_DEFAULT"]
+    store = sqlite3.connect(tmp_path / "emulator" / "emulator.sqlite3")
+    with store:
+        for file_id in (old["id"], unrelated["id"]):
+            store.execute(
+                "UPDATE files SET created_at = created_at - ?, created_ts = created_ts - ? WHERE id = ?",
+                (8 * DAY, 8 * DAY, file_id),
+            )
+    store.close()
 
     staging = tmp_path / "staging"
     report = run_dag(
         airflow_home, emulator, staging, "openai_fine_tune_data_pipeline.py", "fine_tune_dag", "2024-05-17"
     )
-    assert report["state"] == "success", report["tasks"]
+    assert report["state"] == "success", (report["tasks"], report["log"][-6000:])
     assert set(report["tasks"].values()) == {"success"}, report["tasks"]
-    assert "wait_until_processed" in report["tasks"]
-    # the sensor deferred and was resumed by the trigger (3.1 writes task logs to files only)
-    assert "Deferring" in report["log"] + report.get("task_logs", "")
+    assert set(report["tasks"]) == {
+        "build_datasets",
+        "validate_datasets",
+        "upload_training_file",
+        "upload_validation_file",
+        "audit_uploads",
+        "fine_tune",
+        "publish_model",
+        "apply_retention",
+    }
+    assert "Deferring" in report["log"] + report.get("task_logs", "")  # the job waited in the triggerer
 
+    # What was built is what was uploaded: recorded sha256, lines and bytes, no download of fine-tune files.
     files = {f["id"]: f for f in emulator.files()}
+    built = staging / "fine_tune" / "support_conversations_2024-05-17.jsonl"
+    audit = xcom(report, "audit_uploads")
+    training = audit["training"]
+    assert files[training["file_id"]]["filename"] == built.name
+    assert emulator.content(training["file_id"]) == built.read_bytes()
+    assert training["sha256"] == hashlib.sha256(built.read_bytes()).hexdigest()
+    assert training["lines"] == 20 and training["bytes"] == built.stat().st_size
+    assert audit["validation"]["lines"] == 10
+    assert json.loads((staging / "fine_tune" / "audit" / "2024-05-17.json").read_text()) == audit
+    downloaded = {p.split("/")[3] for m, p, _ in emulator.request_log() if m == "GET" and p.endswith("/content")}
+
+    # The job: one, on the uploaded files, succeeded; results CSV landed in staging; metrics = its last row.
+    (job,) = emulator.fine_tuning_jobs()
+    assert job["status"] == "succeeded"
+    assert (job["training_file"], job["validation_file"]) == (training["file_id"], audit["validation"]["file_id"])
+    result = xcom(report, "fine_tune")
+    assert result["job_id"] == job["id"] and result["fine_tuned_model"] == job["fine_tuned_model"]
+    assert (
+        result["fine_tuned_model"].startswith("ft:gpt-4.1-mini-2025-04-14:")
+        and ":support-20240517:" in result["fine_tuned_model"]
+    )
+    landed = staging / "fine_tune" / "results" / "2024-05-17.csv"
+    assert result["results_path"] == str(landed)
+    (results_file,) = job["result_files"]
+    assert files[results_file]["purpose"] == "fine-tune-results"
+    assert downloaded == {results_file}  # only the service-created results: fine-tune files cannot be downloaded
+    assert landed.read_bytes() == emulator.content(results_file)
+    header, *_, last = landed.read_text().strip().splitlines()
+    assert [str(result["metrics"][k]) for k in header.split(",")] == last.split(",")
+    assert result["metrics"]["valid_loss"] is not None
+
+    # The model name was published as an Asset event for the evaluation DAG.
+    assert xcom(report, "publish_model") == result["fine_tuned_model"]
+    db = sqlite3.connect(airflow_home / "airflow.db")
+    try:
+        extras = [
+            json.loads(extra)
+            for (extra,) in db.execute(
+                "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.name = ?",
+                ("support_assistant_fine_tuned_model",),
+            )
+        ]
+    finally:
+        db.close()
+    assert {"fine_tuned_model": result["fine_tuned_model"], "job_id": job["id"]}.items() <= extras[-1].items()
+
     assert old["id"] not in files  # removed by retention
     assert unrelated["id"] in files  # other pipelines' files are left alone
-    uploaded = xcom(report, "upload_training_file")
-    assert files[uploaded["id"]]["filename"] == "support_conversations_2024-05-17.jsonl"
-    assert files[uploaded["id"]]["status"] == "processed"
-    built = staging / "fine_tune" / "support_conversations_2024-05-17.jsonl"
-    assert emulator.content(uploaded["id"]) == built.read_bytes()
-    assert (staging / "fine_tune" / "support_conversations_2024-05-17.downloaded.jsonl").read_bytes() == (
-        built.read_bytes()
-    )
-    verified = xcom(report, "verify_round_trip")
-    assert verified["file_id"] == uploaded["id"] and verified["bytes"] == built.stat().st_size
     assert xcom(report, "apply_retention") == [old["id"]]
-    assert xcom(report, "wait_until_processed")["status"] == "processed"
 
 
 def test_batch_input_files(airflow_home: Path, emulator: Any, tmp_path: Path) -> None:

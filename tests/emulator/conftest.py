@@ -1,5 +1,5 @@
 """Shared helpers for the emulator tests: clients that validate every JSON answer against the
-OpenAPI schemas, and small JSONL builders."""
+OpenAPI schemas. JSONL content comes from ``tests.support.files``."""
 
 from __future__ import annotations
 
@@ -84,19 +84,3 @@ def client(emu: Emulator) -> Iterator[openai.OpenAI]:
 def http(emu: Emulator) -> Iterator[ValidatingSession]:
     with ValidatingSession(emu) as session:
         yield session
-
-
-def chat_jsonl(n: int = 10) -> bytes:
-    lines = [
-        {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
-        for i in range(n)
-    ]
-    return b"".join(json.dumps(line).encode() + b"\n" for line in lines)
-
-
-def batch_jsonl(n: int = 3) -> bytes:
-    lines = [
-        {"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m"}}
-        for i in range(n)
-    ]
-    return b"".join(json.dumps(line).encode() + b"\n" for line in lines)

@@ -13,7 +13,8 @@ import pytest
 import requests
 
 from airflow_openai_files.emulator import Emulator
-from tests.emulator.conftest import ValidatingSession, batch_jsonl, chat_jsonl
+from tests.emulator.conftest import ValidatingSession
+from tests.support.files import batch_lines, fine_tune_lines
 
 
 def upload(
@@ -56,7 +57,7 @@ def test_any_non_empty_key_without_configured_keys(emu: Emulator) -> None:
 
 def test_list_limits_order_cursor_and_purpose(http: ValidatingSession) -> None:
     ids = [upload(http, b"%d" % i).json()["id"] for i in range(5)]
-    batch_id = upload(http, batch_jsonl(), purpose="batch", name="b.jsonl").json()["id"]
+    batch_id = upload(http, batch_lines(3, prefix="r"), purpose="batch", name="b.jsonl").json()["id"]
 
     body = http.get("/files", params={"limit": 2, "order": "asc"}).json()
     assert [f["id"] for f in body["data"]] == ids[:2]
@@ -92,7 +93,7 @@ def test_create_validation_errors(emu: Emulator, http: ValidatingSession) -> Non
     missing_purpose = http.post("/files", files={"file": ("a.txt", b"x")})
     assert error_of(missing_purpose, 400)["param"] == "purpose"
     for purpose in ("fine-tune", "batch"):
-        error = error_of(upload(http, chat_jsonl(), purpose=purpose, name="train.json"), 400)
+        error = error_of(upload(http, fine_tune_lines(system=False), purpose=purpose, name="train.json"), 400)
         assert ".jsonl" in error["message"]
     not_multipart = http.post("/files", json={"purpose": "user_data"})
     assert error_of(not_multipart, 415) == {
@@ -117,7 +118,7 @@ def test_too_large_file_is_refused_while_streaming(tmp_path: Path) -> None:
 
 def test_batch_size_cap(tmp_path: Path) -> None:
     with Emulator(data_dir=tmp_path, max_batch_bytes=100) as emu, ValidatingSession(emu) as http:
-        error = error_of(upload(http, batch_jsonl(10), purpose="batch", name="b.jsonl"), 400)
+        error = error_of(upload(http, batch_lines(10, prefix="r"), purpose="batch", name="b.jsonl"), 400)
         assert "Batch" in error["message"] and emu.files() == []
 
 
@@ -151,18 +152,22 @@ def test_processing_delay_then_processed(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("purpose", "content", "details"),
     [
-        ("fine-tune", chat_jsonl(3), "fine-tune files need at least 10 examples, found 3"),
+        ("fine-tune", fine_tune_lines(3, system=False), "fine-tune files need at least 10 examples, found 3"),
         (
             "fine-tune",
-            chat_jsonl(5) + b"{oops\n" + chat_jsonl(5),
+            fine_tune_lines(5, system=False) + b"{oops\n" + fine_tune_lines(5, system=False),
             "line 6: not valid JSON: Expecting property name enclosed in double quotes",
         ),
         (
             "fine-tune",
-            chat_jsonl(5) + b'{"messages": []}\n' + chat_jsonl(5),
+            fine_tune_lines(5, system=False) + b'{"messages": []}\n' + fine_tune_lines(5, system=False),
             "line 6: 'messages' must be a non-empty list",
         ),
-        ("batch", batch_jsonl(3) + batch_jsonl(1), "line 4: duplicate custom_id 'r0' (first used on line 1)"),
+        (
+            "batch",
+            batch_lines(3, prefix="r") + batch_lines(1, prefix="r"),
+            "line 4: duplicate custom_id 'r0' (first used on line 1)",
+        ),
         (
             "batch",
             b'{"custom_id": "a", "method": "GET", "url": "/v1/x", "body": {}}\n',
@@ -190,7 +195,7 @@ def test_large_jsonl_is_checked_in_the_background(tmp_path: Path) -> None:
         Emulator(data_dir=tmp_path, file_validation="status", sync_check_bytes=10) as emu,
         ValidatingSession(emu) as http,
     ):
-        created = upload(http, chat_jsonl(3), purpose="fine-tune", name="t.jsonl").json()
+        created = upload(http, fine_tune_lines(3, system=False), purpose="fine-tune", name="t.jsonl").json()
         file_id = created["id"]
         for _ in range(200):
             current = http.get(f"/files/{file_id}").json()

@@ -13,7 +13,8 @@ import requests
 
 from airflow_openai_files.emulator import Emulator
 from airflow_openai_files.limits import ALL_PURPOSES, DOWNLOADABLE_PURPOSES, SERVICE_PURPOSES, UPLOAD_PURPOSES
-from tests.emulator.conftest import ValidatingSession, batch_jsonl
+from tests.emulator.conftest import ValidatingSession
+from tests.support.files import batch_lines
 
 # purpose: (upload allowed, download allowed) -- the same table is in the README.
 PURPOSE_TABLE = {
@@ -47,7 +48,7 @@ def test_the_table_covers_every_purpose_and_matches_limits() -> None:
 def test_purpose_table(
     emu: Emulator, http: ValidatingSession, purpose: str, upload_allowed: bool, download_allowed: bool
 ) -> None:
-    content = batch_jsonl(2)
+    content = batch_lines(2, prefix="r")
     filename = FILENAMES.get(purpose, "data.jsonl")
     response = http.post("/files", files={"file": (filename, content)}, data={"purpose": purpose})
     upload_via_uploads = http.post(
@@ -84,7 +85,9 @@ def test_purpose_table(
 
 @pytest.mark.parametrize("purpose", [p for p in UPLOAD_PURPOSES if p not in DOWNLOADABLE_PURPOSES])
 def test_sdk_gets_bad_request_for_non_downloadable_purposes(client: openai.OpenAI, purpose: str) -> None:
-    created = client.files.create(file=(FILENAMES.get(purpose, "a.jsonl"), io.BytesIO(batch_jsonl(1))), purpose=purpose)  # type: ignore[arg-type]
+    created = client.files.create(
+        file=(FILENAMES.get(purpose, "a.jsonl"), io.BytesIO(batch_lines(1, prefix="r"))), purpose=purpose
+    )  # type: ignore[arg-type]
     with pytest.raises(openai.BadRequestError) as refused:
         client.files.content(created.id)
     assert refused.value.status_code == 400

@@ -7,13 +7,16 @@ from pathlib import Path
 import pytest
 
 from airflow_openai_files.emulator import Emulator, EmulatorProcess
-from tests.emulator.conftest import ValidatingSession, chat_jsonl
+from tests.emulator.conftest import ValidatingSession
+from tests.support.files import fine_tune_lines
 
 
 def test_restart_keeps_files_uploads_and_tombstones(tmp_path: Path) -> None:
     with Emulator(data_dir=tmp_path, file_validation="status") as emu, ValidatingSession(emu) as http:
         kept = http.post("/files", files={"file": ("a.png", bytes(range(256)))}, data={"purpose": "vision"})
-        bad = http.post("/files", files={"file": ("t.jsonl", chat_jsonl(2))}, data={"purpose": "fine-tune"})
+        bad = http.post(
+            "/files", files={"file": ("t.jsonl", fine_tune_lines(2, system=False))}, data={"purpose": "fine-tune"}
+        )
         gone = http.post("/files", files={"file": ("b.txt", b"b")}, data={"purpose": "user_data"}).json()["id"]
         http.delete(f"/files/{gone}")
         upload = http.post(

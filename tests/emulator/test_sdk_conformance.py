@@ -12,7 +12,8 @@ import pytest
 
 from airflow_openai_files.emulator import Emulator
 from airflow_openai_files.limits import DOWNLOADABLE_PURPOSES
-from tests.emulator.conftest import VALIDATED, batch_jsonl, chat_jsonl, sdk_client
+from tests.emulator.conftest import VALIDATED, sdk_client
+from tests.support.files import batch_lines, fine_tune_lines
 
 ALL_BYTES = bytes(range(256)) * 4
 
@@ -23,8 +24,8 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
     ("purpose", "filename", "content"),
     [
         ("assistants", "notes.pdf", b"%PDF-1.4\n" + ALL_BYTES),
-        ("batch", "requests.jsonl", batch_jsonl(3)),
-        ("fine-tune", "train.jsonl", chat_jsonl(12)),
+        ("batch", "requests.jsonl", batch_lines(3, prefix="r")),
+        ("fine-tune", "train.jsonl", fine_tune_lines(12, system=False)),
         ("vision", "image.png", PNG),
         ("user_data", "data.bin", ALL_BYTES),
         ("evals", "eval.jsonl", b'{"item": {"input": "x", "ideal": "y"}}\n'),
@@ -80,7 +81,7 @@ def test_binary_content_is_byte_exact(client: openai.OpenAI, tmp_path: Path) -> 
 
 def test_list_auto_paginates_over_several_pages(client: openai.OpenAI) -> None:
     ids = [client.files.create(file=(f"f{i}.txt", b"x"), purpose="user_data").id for i in range(7)]
-    client.files.create(file=("t.jsonl", chat_jsonl()), purpose="fine-tune")
+    client.files.create(file=("t.jsonl", fine_tune_lines(system=False)), purpose="fine-tune")
 
     page = client.files.list(limit=2, purpose="user_data")
     assert len(page.data) == 2 and page.has_more
@@ -93,7 +94,7 @@ def test_list_auto_paginates_over_several_pages(client: openai.OpenAI) -> None:
 
 def test_wait_for_processing(tmp_path: Path) -> None:
     with Emulator(data_dir=tmp_path, processing_delay=0.5) as emu, sdk_client(emu) as client:
-        created = client.files.create(file=("t.jsonl", chat_jsonl()), purpose="fine-tune")
+        created = client.files.create(file=("t.jsonl", fine_tune_lines(system=False)), purpose="fine-tune")
         assert created.status == "uploaded"
         began = time.monotonic()
         done = client.files.wait_for_processing(created.id, poll_interval=0.1)
@@ -103,7 +104,7 @@ def test_wait_for_processing(tmp_path: Path) -> None:
 
 def test_wait_for_processing_returns_error_status(tmp_path: Path) -> None:
     with Emulator(data_dir=tmp_path, file_validation="status") as emu, sdk_client(emu) as client:
-        created = client.files.create(file=("t.jsonl", chat_jsonl(3)), purpose="fine-tune")
+        created = client.files.create(file=("t.jsonl", fine_tune_lines(3, system=False)), purpose="fine-tune")
         done = client.files.wait_for_processing(created.id, poll_interval=0.1)
         assert done.status == "error"
         assert done.status_details == "fine-tune files need at least 10 examples, found 3"
@@ -111,7 +112,7 @@ def test_wait_for_processing_returns_error_status(tmp_path: Path) -> None:
 
 def test_wait_for_processing_default_is_processed_like_openai(client: openai.OpenAI) -> None:
     """OpenAI reports a bad training file on the fine-tuning job, not on the file."""
-    created = client.files.create(file=("t.jsonl", chat_jsonl(3)), purpose="fine-tune")
+    created = client.files.create(file=("t.jsonl", fine_tune_lines(3, system=False)), purpose="fine-tune")
     done = client.files.wait_for_processing(created.id, poll_interval=0.1)
     assert (done.status, done.status_details) == ("processed", None)
 
@@ -136,7 +137,7 @@ def test_upload_file_chunked(client: openai.OpenAI, emu: Emulator, tmp_path: Pat
 
 
 def test_upload_file_chunked_from_bytes(client: openai.OpenAI) -> None:
-    data = chat_jsonl(20)
+    data = fine_tune_lines(20, system=False)
     upload = client.uploads.upload_file_chunked(
         file=data, filename="t.jsonl", bytes=len(data), mime_type="text/jsonl", purpose="batch", part_size=100
     )

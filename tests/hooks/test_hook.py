@@ -16,6 +16,7 @@ import requests
 from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesValidationError
 from airflow_openai_files.hooks import OpenAIFilesHook
 from tests.conftest import API_KEY, BASE_URL
+from tests.support.hooks import record_waits
 
 FILE = {
     "id": "file-abc123",
@@ -23,7 +24,7 @@ FILE = {
     "bytes": 11,
     "created_at": 1_700_000_000,
     "filename": "data.jsonl",
-    "purpose": "user_data",
+    "purpose": "batch",  # downloads in these tests: a purpose the service serves
     "status": "processed",
 }
 
@@ -35,8 +36,7 @@ def error_body(message: str, type_: str = "invalid_request_error", code: str | N
 @pytest.fixture
 def hook(mock_connection: str) -> OpenAIFilesHook:
     hook = OpenAIFilesHook()
-    hook.waits: list[float] = []  # type: ignore[attr-defined]
-    hook.retry_policy.sleep = hook.waits.append  # type: ignore[attr-defined]  # record waits, never sleep
+    hook.waits = record_waits(hook)  # type: ignore[attr-defined]
     return hook
 
 

@@ -11,21 +11,7 @@ from airflow_openai_files._compat import AirflowFailException
 from airflow_openai_files._io import as_location
 from airflow_openai_files.exceptions import OpenAIFilesValidationError
 from airflow_openai_files.hooks import OpenAIFilesHook
-from tests.support.files import sha256
-from tests.support.task_helpers import fine_tune_lines
-
-
-@pytest.fixture
-def memory_fs() -> Any:
-    import fsspec
-    from airflow.sdk.io.store import attach
-
-    fs = fsspec.filesystem("memory")
-    attach(protocol="memory", fs=fs)
-    yield fs
-    fs.store.clear()
-    fs.pseudo_dirs.clear()
-    fs.pseudo_dirs.append("")
+from tests.support.files import batch_lines, sha256
 
 
 def test_location_strings(tmp_path: Path) -> None:
@@ -37,15 +23,15 @@ def test_location_strings(tmp_path: Path) -> None:
 
 
 def test_hook_uploads_from_and_downloads_to_scheme_strings(openai_files_connection: Any, memory_fs: Any) -> None:
-    body = fine_tune_lines()
-    with memory_fs.open("/bucket/in/train.jsonl", "wb") as handle:
+    body = batch_lines(4)
+    with memory_fs.open("/bucket/in/requests.jsonl", "wb") as handle:
         handle.write(body)
     hook = OpenAIFilesHook()
-    created = hook.upload_file("memory://bucket/in/train.jsonl", "user_data")
-    assert created["filename"] == "train.jsonl" and created["bytes"] == len(body)
-    shown = hook.download_file(created["id"], "memory://bucket/out/train.jsonl")
-    assert shown == "memory://bucket/out/train.jsonl"
-    assert memory_fs.cat_file("/bucket/out/train.jsonl") == body
+    created = hook.upload_file("memory://bucket/in/requests.jsonl", "batch")
+    assert created["filename"] == "requests.jsonl" and created["bytes"] == len(body)
+    shown = hook.download_file(created["id"], "memory://bucket/out/requests.jsonl")
+    assert shown == "memory://bucket/out/requests.jsonl"
+    assert memory_fs.cat_file("/bucket/out/requests.jsonl") == body
     assert sha256(openai_files_connection.content_path(created["id"])) == sha256(body)
     assert not Path("memory:").exists()  # the old bug: a local folder named after the scheme
 

@@ -40,8 +40,11 @@ def test_large_file_switches_to_parts_and_round_trips(
 ) -> None:
     emu = openai_files_connection
     hook = make_hook()
-    created = hook.upload_file(source, "user_data")
+    # vision: a purpose whose content can be downloaded. The Upload declares the MIME type its name
+    # implies (image/png); the emulator, like the service, refuses a vision Upload of any other type.
+    created = hook.upload_file(source, "vision", filename="corpus.png")
     assert created["object"] == "file" and created["bytes"] == source.stat().st_size
+    assert created["purpose"] == "vision" and created["filename"] == "corpus.png"
     assert len(parts_posted(emu)) == 5
     assert [f["id"] for f in emu.files()] == [created["id"]]
     assert sha256(emu.content_path(created["id"])) == sha256(source)

@@ -20,7 +20,6 @@ from airflow_openai_files.exceptions import OpenAIFilesValidationError
 from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.results import iter_results, join_by_custom_id
 from airflow_openai_files.validation import check_batch_file, check_jsonl, check_source
-from tests.support.s3_server import S3_CONN_ID, moto_s3
 from tests.support.task_helpers import fine_tune_lines
 
 PAD = "x" * 700  # ~2,000 lines of ~800 bytes: above the 1 MiB read block
@@ -75,31 +74,6 @@ class Store:
         return str(self._url(name))
 
 
-def _forget_s3_stores() -> None:
-    """Drop Airflow's cached filesystems of the test connection: each moto server has its own port."""
-    from airflow.sdk.io import store
-
-    for alias in [alias for alias, cached in store._STORE_CACHE.items() if cached.conn_id == S3_CONN_ID]:
-        del store._STORE_CACHE[alias]
-
-
-@pytest.fixture(scope="module")
-def s3_store() -> Iterator[Store]:
-    import boto3
-
-    with pytest.MonkeyPatch.context() as monkeypatch, moto_s3(monkeypatch, bucket="readers") as endpoint:
-        _forget_s3_stores()
-        client = boto3.client(
-            "s3", endpoint_url=endpoint, aws_access_key_id="t", aws_secret_access_key="t", region_name="us-east-1"
-        )
-        yield Store(
-            "s3",
-            lambda name, body: client.put_object(Bucket="readers", Key=name, Body=body),
-            lambda name: f"s3://{S3_CONN_ID}@readers/{name}",
-        )
-        _forget_s3_stores()
-
-
 @pytest.fixture(params=["file", "memory", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "file":
@@ -122,7 +96,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         yield Store("memory", put, lambda name: f"memory://readers/{name}")
         fs.store.clear()
     else:
-        yield request.getfixturevalue("s3_store")
+        s3 = request.getfixturevalue("s3")  # tests/support/s3.py: moto server, a prefix per test
+        yield Store("s3", s3.put, s3.url)
 
 
 def _check(location: str, purpose: str) -> None:

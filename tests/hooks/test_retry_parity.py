@@ -24,12 +24,13 @@ from airflow_openai_files.emulator import Emulator
 from airflow_openai_files.exceptions import OpenAIFilesError
 from airflow_openai_files.hooks import OpenAIFilesHook
 from tests.conftest import set_connection
+from tests.support.connections import free_port
+from tests.support.hooks import record_waits
 from tests.support.tls import (
     CUT_SHORT,
     RESET,
     ScriptedServer,
     json_reply,
-    refused_port,
     self_signed_certificate,
     tls_server_context,
 )
@@ -69,8 +70,7 @@ def _no_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def call_sync() -> tuple[bool, int | None, list[float], str]:
     hook = OpenAIFilesHook(openai_conn_id=CONN)
-    waits: list[float] = []
-    hook.retry_policy.sleep = waits.append
+    waits = record_waits(hook)
     try:
         hook.get_file(FILE_ID[0])
         return True, None, waits, ""
@@ -130,7 +130,7 @@ def on_scripted(*replies: bytes, tls: bool = False) -> Case:
 
 
 def refused(monkeypatch: pytest.MonkeyPatch, _emu: Emulator, _cert: Any, _cleanup: list[Any]) -> Callable[[], int]:
-    set_connection(monkeypatch, CONN, host=f"http://127.0.0.1:{refused_port()}/v1", extra={"max_retries": MAX_RETRIES})
+    set_connection(monkeypatch, CONN, host=f"http://127.0.0.1:{free_port()}/v1", extra={"max_retries": MAX_RETRIES})
     return lambda: -1  # nothing to count at a closed port: the waits tell the attempts
 
 

@@ -1,7 +1,8 @@
 """The fine-tune DAG under real Airflow processes: api-server, scheduler, triggerer, LocalExecutor, SQLite.
 
-The scheduler creates the ``@daily`` run itself (the DAG is unpaused at creation); the sensor defers
-and a real triggerer, importing ``OpenAIFileTrigger`` from the installed package, resumes it.
+The scheduler creates the ``@daily`` run itself (the DAG is unpaused at creation); the fine-tuning task
+defers and a real triggerer, importing ``OpenAIFineTuningJobTrigger`` from the installed package, resumes
+it; the Asset event it publishes makes the scheduler run the evaluation DAG.
 Everything listens on 127.0.0.1 and every process started here is stopped at the end.
 """
 
@@ -26,7 +27,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "openai_fine_tune_data_pipeline"
-SENSOR = "wait_until_processed"
+SENSOR = "fine_tune"  # the deferrable task
+EVALUATION_DAG_ID = "openai_fine_tuned_model_evaluation"
 T = TypeVar("T")
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -188,20 +190,37 @@ def test_fine_tune_dag_under_scheduler_and_triggerer(tmp_path: Path, emulator: A
             query(db, "SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", DAG_ID, run_id)
         )
         assert state == "success", f"{tasks}\n{procs.tail('scheduler')}"
-        assert set(tasks.values()) == {"success"} and len(tasks) == 6, tasks
+        assert set(tasks.values()) == {"success"} and len(tasks) == 8, tasks
         assert "deferred" in seen_states, seen_states
 
-        # The task's own log shows the deferral and the resumption by the triggerer's event.
-        sensor_logs = list((home / "logs").glob(f"dag_id={DAG_ID}/run_id=*/task_id={SENSOR}/attempt=1.log"))
-        text = "".join(path.read_text(errors="replace") for path in sensor_logs)
+        # The task's own log shows the deferral, and the job's step metrics logged by the triggerer.
+        # (the triggerer writes its part next to the worker's: ``attempt=1.log.trigger.<id>.log``)
+        task_logs = sorted((home / "logs").glob(f"dag_id={DAG_ID}/run_id=*/task_id={SENSOR}/attempt=1.log*"))
+        text = "".join(path.read_text(errors="replace") for path in task_logs)
         assert "Pausing task as DEFERRED" in text or "deferred" in text.lower(), text[-3000:]
-        assert "reached" in text or "is processed" in text, text[-3000:]
+        assert "Step 1/" in text and "train_loss" in text, ([p.name for p in task_logs], procs.tail("triggerer"))
+        assert "Fine-tuned model ft:" in text, text[-3000:]
 
-        files = emulator.files()
-        assert len(files) == 1 and files[0]["status"] == "processed"
-        assert files[0]["filename"].startswith("support_conversations_")
-        built = next((staging / "fine_tune").glob("support_conversations_*[0-9].jsonl"))
-        assert emulator.content(files[0]["id"]) == built.read_bytes()
+        (job,) = emulator.fine_tuning_jobs()
+        assert job["status"] == "succeeded"
+        files = {f["id"]: f for f in emulator.files()}
+        training = files[job["training_file"]]
+        assert training["filename"].startswith("support_conversations_")
+        built = staging / "fine_tune" / training["filename"]
+        assert emulator.content(training["id"]) == built.read_bytes()
+        (results_file,) = job["result_files"]
+        landed = list((staging / "fine_tune" / "results").glob("*.csv"))
+        assert [path.read_bytes() for path in landed] == [emulator.content(results_file)]
+
+        # The Asset event started the evaluation DAG, which saw the model name.
+        def evaluated() -> str | None:
+            procs.check_alive()
+            rows = query(db, "SELECT state FROM dag_run WHERE dag_id = ?", EVALUATION_DAG_ID)
+            return next((row[0] for row in rows if row[0] in ("success", "failed")), None)
+
+        assert wait_for("the evaluation DAG run", evaluated, timeout=90) == "success"
+        eval_logs = list((home / "logs").glob(f"dag_id={EVALUATION_DAG_ID}/run_id=*/task_id=gate_on_metrics/*.log"))
+        assert job["fine_tuned_model"] in "".join(p.read_text(errors="replace") for p in eval_logs)
     finally:
         procs.stop()
     for name, proc in procs.started:

@@ -12,7 +12,8 @@ import pytest
 
 from airflow_openai_files.emulator import EmulatorProcess
 from airflow_openai_files.operators import OpenAIUploadFileOperator
-from tests.benchmarks.common import sha256_file
+from tests.support.connections import use_emulator
+from tests.support.files import sha256
 from tests.support.memory_probe import current_rss, peak_rss, reset_peak
 from tests.support.task_helpers import make_context
 
@@ -36,10 +37,7 @@ def test_two_gib_through_the_upload_operator(tmp_path: Path, monkeypatch: pytest
     expected = digest.hexdigest()
 
     with EmulatorProcess(data_dir=tmp_path / "emulator") as emu:
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_OPENAI_FILES_DEFAULT",
-            json.dumps({"conn_type": "openai_files", "host": emu.base_url, "password": emu.api_key}),
-        )
+        use_emulator(monkeypatch, emu)
         op = OpenAIUploadFileOperator(task_id="upload_corpus", file_path=str(source), purpose="user_data")
         started = time.monotonic()
         reset_peak()
@@ -57,7 +55,7 @@ def test_two_gib_through_the_upload_operator(tmp_path: Path, monkeypatch: pytest
         assert [f["id"] for f in emu.files()] == [created["id"]]
         stored = emu.content_path(created["id"])
         source.unlink()  # free 2 GiB before hashing the stored copy
-        assert sha256_file(stored) == expected
+        assert sha256(stored) == expected
         # The peak mark was reset just before: one whole 64 MiB part held in memory would show here.
         assert growth < 48 * MiB
     assert not os.path.exists(source)

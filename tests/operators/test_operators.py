@@ -87,12 +87,25 @@ def test_upload_validation_refuses_before_any_request(openai_files_connection: A
     assert openai_files_connection.request_log() == []
 
 
-def test_upload_without_validation_lets_the_server_judge(openai_files_connection: Any, tmp_path: Path) -> None:
+def test_upload_without_validation_lets_the_server_judge(status_emulator: Any, tmp_path: Path) -> None:
+    """Against a target that reports content problems on the file (Azure OpenAI; the emulator's
+    ``file_validation="status"``), an unchecked upload shows the server's verdict."""
     bad = tmp_path / "short.jsonl"
     bad.write_bytes(fine_tune_lines(2))
     result = upload(bad, validate=False)
     assert result["status"] == "error"
     assert "at least 10" in result["status_details"]
+
+
+def test_upload_without_validation_is_accepted_where_the_job_judges(
+    openai_files_connection: Any, tmp_path: Path
+) -> None:
+    """OpenAI reports a bad training file on the fine-tuning job, not on the file (the emulator's default)."""
+    bad = tmp_path / "short.jsonl"
+    bad.write_bytes(fine_tune_lines(2))
+    result = upload(bad, validate=False)
+    assert result["status"] == "processed"
+    assert openai_files_connection.content(result["id"]) == bad.read_bytes()
 
 
 def test_upload_retry_try_reuses_file_of_crashed_try(openai_files_connection: Any, fine_tune_file: Path) -> None:
@@ -154,34 +167,34 @@ def test_upload_on_kill_cancels_active_uploads(openai_files_connection: Any) -> 
 
 
 def test_download_to_local_path_and_object_storage(
-    openai_files_connection: Any, fine_tune_file: Path, tmp_path: Path, memory_fs: Any
+    openai_files_connection: Any, batch_file: Path, tmp_path: Path, memory_fs: Any
 ) -> None:
-    created = upload(fine_tune_file)
+    created = upload(batch_file, purpose="batch")
     local = tmp_path / "out" / "copy.jsonl"
     local.parent.mkdir()
     result = OpenAIDownloadFileOperator(task_id="d1", file_id=created["id"], destination=str(local)).execute(
         make_context()
     )
     assert result == str(local)
-    assert local.read_bytes() == fine_tune_file.read_bytes()
+    assert local.read_bytes() == batch_file.read_bytes()
 
     result = OpenAIDownloadFileOperator(
         task_id="d2", file_id=created, destination=ObjectStoragePath("memory://downloads/copy.jsonl")
     ).execute(make_context())
     assert isinstance(result, str) and result.startswith("memory://")
-    assert ObjectStoragePath("memory://downloads/copy.jsonl").read_bytes() == fine_tune_file.read_bytes()
+    assert ObjectStoragePath("memory://downloads/copy.jsonl").read_bytes() == batch_file.read_bytes()
 
     result = OpenAIDownloadFileOperator(
         task_id="d3", file_id=created["id"], destination=f"file://{tmp_path}/url.jsonl"
     ).execute(make_context())
-    assert (tmp_path / "url.jsonl").read_bytes() == fine_tune_file.read_bytes()
+    assert (tmp_path / "url.jsonl").read_bytes() == batch_file.read_bytes()
     assert_plain_json(result)
 
 
 def test_download_refuses_to_overwrite_unless_asked(
-    openai_files_connection: Any, fine_tune_file: Path, tmp_path: Path
+    openai_files_connection: Any, batch_file: Path, tmp_path: Path
 ) -> None:
-    created = upload(fine_tune_file)
+    created = upload(batch_file, purpose="batch")
     target = tmp_path / "exists.jsonl"
     target.write_bytes(b"old")
     op = OpenAIDownloadFileOperator(task_id="d", file_id=created["id"], destination=target)
@@ -191,11 +204,11 @@ def test_download_refuses_to_overwrite_unless_asked(
     OpenAIDownloadFileOperator(task_id="d", file_id=created["id"], destination=target, overwrite=True).execute(
         make_context()
     )
-    assert target.read_bytes() == fine_tune_file.read_bytes()
+    assert target.read_bytes() == batch_file.read_bytes()
 
 
-def test_download_templated(openai_files_connection: Any, fine_tune_file: Path, tmp_path: Path) -> None:
-    created = upload(fine_tune_file)
+def test_download_templated(openai_files_connection: Any, batch_file: Path, tmp_path: Path) -> None:
+    created = upload(batch_file, purpose="batch")
     op = OpenAIDownloadFileOperator(
         task_id="d",
         file_id="{{ params.file_id }}",

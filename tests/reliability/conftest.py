@@ -86,13 +86,17 @@ def make_hook() -> Iterator[Callable[..., OpenAIFilesHook]]:
 
 @pytest.fixture
 def seed(emu: Emulator, make_hook: Callable[..., OpenAIFilesHook], tmp_path: Path) -> Callable[..., dict[str, Any]]:
-    """Upload a file (through an untouched hook) and return its File object plus ``sha256``/``data``."""
+    """Upload a file (through an untouched hook) and return its File object plus ``sha256``/``data``.
+
+    Seeds are ``vision`` files (``.png`` names) by default: a purpose whose content the service lets
+    a client download, so download tests prove what works against the service too.
+    """
     counter = iter(range(1_000_000))
 
-    def upload(data: bytes | None = None, *, name: str | None = None, purpose: str = "user_data") -> dict[str, Any]:
+    def upload(data: bytes | None = None, *, name: str | None = None, purpose: str = "vision") -> dict[str, Any]:
         n = next(counter)
         data = data if data is not None else bytes(range(256)) * (40 + n) + f"seed {n}".encode()
-        source = tmp_path / "seeds" / (name or f"seed-{n}.bin")
+        source = tmp_path / "seeds" / (name or f"seed-{n}.png")
         source.parent.mkdir(exist_ok=True)
         source.write_bytes(data)
         created = make_hook(SEED_CONN_ID).upload_file(source, purpose)

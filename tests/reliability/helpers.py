@@ -1,5 +1,5 @@
 """Helpers of the reliability suite: the distinctive key, end-state snapshots, recorded retry waits,
-a minimal task context, and a TCP front door that plays the network's faults on loopback."""
+and a TCP front door that plays the network's faults on loopback."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from airflow_openai_files.emulator import Emulator
@@ -70,18 +69,6 @@ def stored(emu: Emulator) -> dict[str, str]:
 
 def part_files(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.name.endswith(".part"))
-
-
-def context(try_number: int = 1, run_started: float | None = None) -> dict[str, Any]:
-    """The bits of an Airflow task context the operators read: ``ti.try_number`` and the run's start."""
-    from datetime import datetime, timezone
-
-    start = datetime.fromtimestamp(run_started if run_started is not None else time.time() - 60, tz=timezone.utc)
-    return {
-        "ti": SimpleNamespace(try_number=try_number, task_id="t", dag_id="d", map_index=-1),
-        "dag_run": SimpleNamespace(start_date=start, queued_at=start, run_id="manual__reliability"),
-        "run_id": "manual__reliability",
-    }
 
 
 class FrontDoor:

@@ -9,7 +9,6 @@ was created; a destination that existed is untouched. Add a row to cover a new r
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,20 +19,13 @@ import pytest
 from airflow_openai_files.emulator import Emulator
 from airflow_openai_files.exceptions import OpenAIFilesConfigError, OpenAIFilesError, OpenAIFilesValidationError
 from airflow_openai_files.hooks import OpenAIFilesHook
-from tests.reliability.helpers import SECRET_KEY, assert_no_key, context, stored, tune, v1_log
+from tests.reliability.helpers import SECRET_KEY, assert_no_key, stored, tune, v1_log
 from tests.support.connections import set_connection
-from tests.support.files import sha256
+from tests.support.files import batch_request, jsonl, sha256
+from tests.support.task_helpers import make_context
 
 MiB = 1024 * 1024
 CHAT = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
-
-
-def _jsonl(rows: list[Any]) -> bytes:
-    return b"".join((row if isinstance(row, bytes) else json.dumps(row).encode()) + b"\n" for row in rows)
-
-
-def _batch_row(custom_id: str) -> dict[str, Any]:
-    return {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m"}}
 
 
 class Bench:
@@ -42,7 +34,7 @@ class Bench:
     def __init__(self, emu: Emulator, seed: Callable[..., dict[str, Any]], tmp_path: Path, monkeypatch: Any) -> None:
         self.emu = emu
         self.monkeypatch = monkeypatch
-        self.target = seed(name="target.bin")
+        self.target = seed(name="target.png")
         self.sources = tmp_path / "sources"
         self.sources.mkdir()
         self.downloads = tmp_path / "downloads"
@@ -76,7 +68,7 @@ class Bench:
     def run(self, operator: Any) -> Any:
         tune(operator.hook)
         self.hooks.append(operator.hook)
-        return operator.execute(context())
+        return operator.execute(make_context())
 
     def upload_op(self, file_path: Any, purpose: str, **kwargs: Any) -> Any:
         from airflow_openai_files.operators import OpenAIUploadFileOperator
@@ -113,7 +105,7 @@ class Row:
 
 
 def _fine_tune(n: int, bad_line: int | None = None) -> bytes:
-    return _jsonl([b'{"messages": [oops' if i == bad_line else CHAT for i in range(1, n + 1)])
+    return jsonl([b'{"messages": [oops' if i == bad_line else CHAT for i in range(1, n + 1)])
 
 
 UPLOADS: list[tuple[str, Callable[[Bench], tuple[Any, str, dict[str, Any]]], str]] = [
@@ -135,7 +127,11 @@ UPLOADS: list[tuple[str, Callable[[Bench], tuple[Any, str, dict[str, Any]]], str
     ),
     (
         "duplicate-batch-custom-id",
-        lambda b: (b.file("b.jsonl", _jsonl([_batch_row("r-1"), _batch_row("r-2"), _batch_row("r-1")])), "batch", {}),
+        lambda b: (
+            b.file("b.jsonl", jsonl([batch_request("r-1"), batch_request("r-2"), batch_request("r-1")])),
+            "batch",
+            {},
+        ),
         "line 3: duplicate custom_id 'r-1' (first used on line 1)",
     ),
     (

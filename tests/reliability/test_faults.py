@@ -26,7 +26,6 @@ from tests.reliability.helpers import (
     FrontDoor,
     Waits,
     assert_no_key,
-    context,
     part_files,
     stored,
     tune,
@@ -34,6 +33,7 @@ from tests.reliability.helpers import (
 )
 from tests.support.connections import set_connection
 from tests.support.files import sha256
+from tests.support.task_helpers import make_context
 
 
 class World:
@@ -41,8 +41,8 @@ class World:
 
     def __init__(self, emu: Emulator, seed: Callable[..., dict[str, Any]], tmp_path: Path) -> None:
         self.emu = emu
-        self.target = seed(name="target-1.bin")
-        self.bystander = seed(name="bystander.bin")
+        self.target = seed(name="target-1.png")
+        self.bystander = seed(name="bystander.png")
         self.source = tmp_path / "upload" / "payload.bin"
         self.source.parent.mkdir()
         self.source.write_bytes(bytes(range(255, -1, -1)) * 300 + b"\x00\r\n\x1a payload")
@@ -63,7 +63,7 @@ class World:
     def execute(self, operator: Any, **context_kwargs: Any) -> Any:
         tune(operator.hook, self.waits)
         try:
-            result = operator.execute(context(**context_kwargs))
+            result = operator.execute(make_context(**context_kwargs))
         finally:
             operator.hook.close()
         assert_no_key(result)  # what would be pushed to XCom
@@ -121,7 +121,7 @@ def _check_retrieved(w: World, result: dict[str, Any]) -> None:
     assert (result["id"], result["bytes"], result["filename"]) == (
         w.target["id"],
         len(w.target["data"]),
-        "target-1.bin",
+        "target-1.png",
     )
     assert stored(w.emu) == w.before
 
@@ -483,11 +483,11 @@ def test_task_retry_after_dropped_answer_reuses_the_file(world: World, monkeypat
     world.emu.add_fault(method="POST", path="/v1/files", action="close_after_body")
 
     with pytest.raises(OpenAIFilesError):
-        world.execute(_upload_operator(world), try_number=1, run_started=run_started)
+        world.execute(_upload_operator(world), try_number=1, run_start=run_started)
     created = set(stored(world.emu)) - set(world.before)
     assert len(created) == 1, "the first try did create the file on the server"
 
-    result = world.execute(_upload_operator(world), try_number=2, run_started=run_started)
+    result = world.execute(_upload_operator(world), try_number=2, run_start=run_started)
 
     _check_uploaded(world, result)
     assert {result["id"]} == created
@@ -506,9 +506,9 @@ def test_task_retry_after_worker_crash_reuses_the_file(world: World) -> None:
 
     crashing.hook.upload_file = upload_then_die
     with pytest.raises(SystemExit):
-        world.execute(crashing, try_number=1, run_started=run_started)
+        world.execute(crashing, try_number=1, run_start=run_started)
 
-    result = world.execute(_upload_operator(world), try_number=2, run_started=run_started)
+    result = world.execute(_upload_operator(world), try_number=2, run_start=run_started)
 
     _check_uploaded(world, result)
     assert world.hits("POST", "/v1/files") == [200]
@@ -519,10 +519,10 @@ def test_task_retry_after_refused_upload_uploads_once(world: World) -> None:
     run_started = time.time() - 5
     world.emu.add_fault(method="POST", path="/v1/files", status=503, headers={"x-should-retry": "false"})
     with pytest.raises(OpenAIFilesError):
-        world.execute(_upload_operator(world), try_number=1, run_started=run_started)
+        world.execute(_upload_operator(world), try_number=1, run_start=run_started)
     assert stored(world.emu) == world.before
 
-    result = world.execute(_upload_operator(world), try_number=2, run_started=run_started)
+    result = world.execute(_upload_operator(world), try_number=2, run_start=run_started)
 
     _check_uploaded(world, result)
     assert world.hits("POST", "/v1/files") == [503, 200]
@@ -530,13 +530,13 @@ def test_task_retry_after_refused_upload_uploads_once(world: World) -> None:
 
 def test_task_retry_does_not_reuse_an_older_or_different_file(world: World, seed: Callable[..., Any]) -> None:
     """A same-name file from before this DAG run, or same name with another size, is not "ours"."""
-    older = seed(world.source.read_bytes(), name="payload.bin")
+    older = seed(world.source.read_bytes(), name="payload.bin", purpose="user_data")
     world.emu.advance_clock(2 * 3600)  # everything from now on is two hours after that file
-    other_size = seed(b"not the same bytes", name="payload.bin")
+    other_size = seed(b"not the same bytes", name="payload.bin", purpose="user_data")
     world.before = stored(world.emu)
     run_started = time.time() + 2 * 3600 - 60
 
-    result = world.execute(_upload_operator(world), try_number=2, run_started=run_started)
+    result = world.execute(_upload_operator(world), try_number=2, run_start=run_started)
 
     assert result["id"] not in (older["id"], other_size["id"])
     _check_uploaded(world, result)

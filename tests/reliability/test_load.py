@@ -94,10 +94,10 @@ def _worker(index: int, emu: Emulator, ledger: Ledger, root: Path, waits: Waits)
                     ledger.faults[f"{kind}:{fault_name}"] += 1
             if kind == "upload":
                 data = rng.randbytes(rng.randint(1, 32 * 1024))
-                filename = f"w{index:02d}-{n:04d}.bin"
+                filename = f"w{index:02d}-{n:04d}.png"
                 source = folder / filename
                 source.write_bytes(data)
-                created = hook.upload_file(source, "user_data")
+                created = hook.upload_file(source, "vision")  # a purpose whose content can be downloaded
                 assert created["filename"] == filename and created["bytes"] == len(data)
                 mine[filename] = (created["id"], sha256(data))
             elif kind == "download":
@@ -115,7 +115,7 @@ def _worker(index: int, emu: Emulator, ledger: Ledger, root: Path, waits: Waits)
                 with ledger.lock:
                     ledger.deleted.add(name)
             else:
-                assert sum(1 for _ in hook.list_files(purpose="user_data")) >= len(mine)
+                assert sum(1 for _ in hook.list_files(purpose="vision")) >= len(mine)
             with ledger.lock:
                 ledger.ops[kind] += 1
         assert part_files(folder) == [], "a partial download was left behind"

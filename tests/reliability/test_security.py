@@ -9,14 +9,10 @@ and nothing on stdout/stderr may contain the key.)
 
 from __future__ import annotations
 
-import datetime
 import http.client
-import ipaddress
-import json
 import logging
 import os
 import pickle
-import ssl
 import stat
 import traceback
 from collections.abc import Callable
@@ -29,9 +25,11 @@ from airflow_openai_files._settings import parse_settings
 from airflow_openai_files.emulator import Emulator
 from airflow_openai_files.exceptions import OpenAIFilesConfigError, OpenAIFilesError, OpenAIFilesValidationError
 from airflow_openai_files.hooks import OpenAIFilesHook, validate_file_id
-from tests.reliability.helpers import SECRET_KEY, FrontDoor, assert_no_key, context, part_files, stored, tune, v1_log
-from tests.support.connections import set_connection
-from tests.support.files import sha256
+from tests.reliability.helpers import SECRET_KEY, FrontDoor, assert_no_key, part_files, stored, tune, v1_log
+from tests.support.connections import free_port, set_connection
+from tests.support.files import batch_lines, sha256
+from tests.support.task_helpers import make_context
+from tests.support.tls import self_signed_certificate, tls_server_context
 
 # -- the key ---------------------------------------------------------------------------------------------
 
@@ -54,6 +52,7 @@ def test_key_never_leaks_through_a_failing_and_succeeding_pipeline(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from airflow_openai_files.operators import (
         OpenAIDeleteFileOperator,
@@ -63,12 +62,12 @@ def test_key_never_leaks_through_a_failing_and_succeeding_pipeline(
     )
 
     source = tmp_path / "report.jsonl"
-    source.write_bytes(b'{"a": 1}\n' * 100)
-    ctx = context()
+    source.write_bytes(batch_lines(100))  # a batch input: a purpose the service lets a client download
+    ctx = make_context()
     upload = OpenAIUploadFileOperator(
         task_id="upload",
         file_path=str(tmp_path / "{{ run_id }}.jsonl"),
-        purpose="user_data",
+        purpose="batch",
         filename="{{ run_id }}.jsonl",
     )
     upload.render_template_fields(ctx)
@@ -85,44 +84,37 @@ def test_key_never_leaks_through_a_failing_and_succeeding_pipeline(
     emu.add_fault(method="GET", path="/v1/files/*/content", action="truncate_body")
     path = download.execute(ctx)
     delete = OpenAIDeleteFileOperator(task_id="delete", file_id=created["id"])
-    cleanup = OpenAIFilesCleanupOperator(task_id="cleanup", purpose="user_data", dry_run=True)
+    cleanup = OpenAIFilesCleanupOperator(task_id="cleanup", purpose="batch", dry_run=True)
     results: list[Any] = [created, path, delete.execute(ctx), cleanup.execute(ctx)]
 
     # failures: a wrong key (the server's message quotes a masked form of what it got), an
     # exhausted budget, a refused connection, and a bad id
     errors: list[BaseException] = []
-    set_connection_args = {"host": emu.base_url, "extra": {"max_retries": 1}}
-    os.environ["AIRFLOW_CONN_WRONG_KEY"] = json.dumps(
-        {"conn_type": "openai_files", "password": SECRET_KEY + "x", **set_connection_args}
+    set_connection(monkeypatch, "wrong_key", host=emu.base_url, password=SECRET_KEY + "x", extra={"max_retries": 1})
+    set_connection(
+        monkeypatch,
+        "closed_port",
+        host=f"http://127.0.0.1:{free_port()}/v1",
+        password=SECRET_KEY,
+        extra={"max_retries": 1},
     )
-    os.environ["AIRFLOW_CONN_CLOSED_PORT"] = json.dumps(
-        {
-            "conn_type": "openai_files",
-            "password": SECRET_KEY,
-            "host": "http://127.0.0.1:9/v1",
-            "extra": {"max_retries": 1},
-        }
-    )
-    try:
-        for conn_id, call in [
-            ("wrong_key", lambda h: h.get_file("file-abc")),
-            (
-                "openai_files_default",
-                lambda h: (emu.add_fault(method="GET", path="/v1/files", status=500, times=9), list(h.list_files())),
-            ),
-            ("closed_port", lambda h: h.delete_file("file-abc")),
-            ("openai_files_default", lambda h: h.download_file("file-abc/../x", tmp_path / "x")),
-        ]:
-            hook = OpenAIFilesHook(openai_conn_id=conn_id)
-            tune(hook)
-            with pytest.raises(OpenAIFilesError) as info:
-                call(hook)
-            errors.append(info.value)
-            _ok, message = hook.test_connection()
-            results.append(message)
-            assert_no_key(hook, hook.settings)
-    finally:
-        del os.environ["AIRFLOW_CONN_WRONG_KEY"], os.environ["AIRFLOW_CONN_CLOSED_PORT"]
+    for conn_id, call in [
+        ("wrong_key", lambda h: h.get_file("file-abc")),
+        (
+            "openai_files_default",
+            lambda h: (emu.add_fault(method="GET", path="/v1/files", status=500, times=9), list(h.list_files())),
+        ),
+        ("closed_port", lambda h: h.delete_file("file-abc")),
+        ("openai_files_default", lambda h: h.download_file("file-abc/../x", tmp_path / "x")),
+    ]:
+        hook = OpenAIFilesHook(openai_conn_id=conn_id)
+        tune(hook)
+        with pytest.raises(OpenAIFilesError) as info:
+            call(hook)
+        errors.append(info.value)
+        _ok, message = hook.test_connection()
+        results.append(message)
+        assert_no_key(hook, hook.settings)
     assert errors[0].http_status == 401 and "Incorrect API key" in str(errors[0])
 
     for err in errors:
@@ -187,40 +179,12 @@ def test_tls_verification_is_on_unless_the_connection_turns_it_off(
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 (its own CA bundle)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    folder = tmp_path_factory.mktemp("tls")
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture
 def tls_door(emu: Emulator, certificate: tuple[Path, Path]) -> Any:
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(*certificate)
-    door = FrontDoor(emu.port, tls=server)
+    door = FrontDoor(emu.port, tls=tls_server_context(certificate))
     door.forward()
     yield door
     door.close()

@@ -22,7 +22,8 @@ from airflow_openai_files._compat import (
 from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.sensors import OpenAIFileSensor
 from airflow_openai_files.triggers import OpenAIFileTrigger
-from tests.sensors.conftest import PROCESSING_DELAY
+from tests.conftest import PROCESSING_DELAY
+from tests.support.connections import use_emulator
 from tests.support.task_helpers import fine_tune_lines, make_context
 
 
@@ -68,11 +69,9 @@ def test_poke_mode_returns_file_dict(openai_files_connection: Any) -> None:
 def test_poke_mode_waits_until_processed(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow_openai_files.emulator import Emulator
 
-    with Emulator(data_dir=tmp_path / "emu", processing_delay=0.3) as emulator:
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_OPENAI_FILES_DEFAULT",
-            json.dumps({"conn_type": "openai_files", "host": emulator.base_url, "password": emulator.api_key}),
-        )
+    # 2 s: long enough that a loaded machine still polls before the flip, short enough for the suite.
+    with Emulator(data_dir=tmp_path / "emu", processing_delay=2.0) as emulator:
+        use_emulator(monkeypatch, emulator)
         created = put()
         assert created["status"] == "uploaded"
         result = sensor(created, deferrable=False).execute(make_context())  # a File dict works as file_id
@@ -86,7 +85,7 @@ def test_target_uploaded_is_reached_at_once(slow_emulator: Any) -> None:
     assert sensor(created["id"], target_status="uploaded").execute(make_context())["status"] == "uploaded"
 
 
-def test_error_status_fails_at_once_with_details(openai_files_connection: Any) -> None:
+def test_error_status_fails_at_once_with_details(status_emulator: Any) -> None:
     created = put(fine_tune_lines(3))
     with pytest.raises(AirflowFailException, match="at least 10 examples"):
         sensor(created["id"], timeout=600).execute(make_context())
@@ -190,7 +189,7 @@ def test_deferrable_done_on_first_check_does_not_defer(openai_files_connection: 
     assert sensor(created["id"], deferrable=True).execute(make_context())["status"] == "processed"
 
 
-def test_deferrable_first_check_error_and_soft_fail(openai_files_connection: Any) -> None:
+def test_deferrable_first_check_error_and_soft_fail(status_emulator: Any) -> None:
     created = put(fine_tune_lines(2))
     with pytest.raises(AirflowFailException, match="at least 10"):
         sensor(created["id"], deferrable=True).execute(make_context())

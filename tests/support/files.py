@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from tests.support.task_helpers import batch_lines, fine_tune_lines
+from tests.support.task_helpers import batch_lines, batch_request, chat_example, fine_tune_lines, jsonl
 
-__all__ = ["batch_lines", "fine_tune_lines", "sha256"]
+__all__ = ["batch_lines", "batch_request", "chat_example", "fine_tune_lines", "jsonl", "sha256"]
 
 
 def sha256(data: bytes | Path) -> str:

@@ -13,7 +13,10 @@ import resource
 import sys
 import time
 
+from tests.support.connections import export_connection
+
 MiB = 1024 * 1024
+PROBE_KEY = "sk-probe-key"  # the sink and the benchmark's emulator accept any key
 
 
 def reset_peak() -> None:
@@ -51,9 +54,7 @@ def warm_up(hook: object, mode: str, base_url: str) -> None:
 
 def main() -> None:
     mode, base_url, target = sys.argv[1:4]
-    os.environ["AIRFLOW_CONN_OPENAI_FILES_DEFAULT"] = json.dumps(
-        {"conn_type": "openai_files", "host": base_url, "password": "sk-probe-key", "extra": {"max_retries": 0}}
-    )
+    export_connection(host=base_url, password=PROBE_KEY, extra={"max_retries": 0})
     from airflow_openai_files.hooks import OpenAIFilesHook
 
     hook = OpenAIFilesHook(max_concurrency=int(os.environ.get("PROBE_CONCURRENCY", "4")))

@@ -22,8 +22,8 @@ def file_object(size: int) -> dict[str, object]:
         "object": "file",
         "bytes": size,
         "created_at": int(time.time()),
-        "filename": "sink.bin",
-        "purpose": "user_data",
+        "filename": "sink.png",
+        "purpose": "vision",  # a purpose whose content the service serves
         "status": "processed",
     }
 

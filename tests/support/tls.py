@@ -28,7 +28,8 @@ def json_reply(body: bytes, status: str = "200 OK") -> bytes:
 
 
 def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate and key for 127.0.0.1, written to ``folder`` (cert.pem, key.pem)."""
+    """A self-signed certificate and key for 127.0.0.1, written to ``folder`` (cert.pem, key.pem); trusted only
+    where it is named as the CA bundle."""
     import ipaddress
 
     from cryptography import x509
@@ -48,6 +49,8 @@ def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        # its own CA, so a test can trust it by naming it as the CA bundle
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = folder / "cert.pem", folder / "key.pem"
@@ -141,10 +144,3 @@ class ScriptedServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def refused_port() -> int:
-    """A loopback port nothing listens on (bound then released; the kernel refuses connections to it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

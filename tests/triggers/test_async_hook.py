@@ -16,9 +16,8 @@ import pytest
 from airflow_openai_files._async_hook import OpenAIFilesAsyncHook, shared_clients
 from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.triggers import OpenAIFileTrigger
-from tests.conftest import set_connection
+from tests.conftest import PROCESSING_DELAY, set_connection
 from tests.support.tls import ScriptedServer, json_reply, self_signed_certificate, tls_server_context
-from tests.triggers.conftest import PROCESSING_DELAY
 
 
 async def collect(trigger: OpenAIFileTrigger) -> list[dict[str, Any]]:

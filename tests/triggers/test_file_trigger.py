@@ -13,8 +13,9 @@ import pytest
 from airflow_openai_files.exceptions import OpenAIFilesValidationError
 from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.triggers import OpenAIFileTrigger
+from tests.conftest import PROCESSING_DELAY
+from tests.support.connections import set_connection, use_emulator
 from tests.support.task_helpers import fine_tune_lines
-from tests.triggers.conftest import PROCESSING_DELAY
 
 
 def put(body: bytes | None = None) -> dict[str, Any]:
@@ -29,11 +30,6 @@ async def collect(trigger: OpenAIFileTrigger) -> list[dict[str, Any]]:
 
 def run(trigger: OpenAIFileTrigger) -> list[dict[str, Any]]:
     return asyncio.run(collect(trigger))
-
-
-def set_conn(monkeypatch: pytest.MonkeyPatch, emulator: Any, **fields: Any) -> None:
-    body = {"conn_type": "openai_files", "host": emulator.base_url, "password": emulator.api_key, **fields}
-    monkeypatch.setenv("AIRFLOW_CONN_OPENAI_FILES_DEFAULT", json.dumps(body))
 
 
 def test_serialize_round_trips_without_the_key(slow_emulator: Any) -> None:
@@ -73,7 +69,7 @@ def test_success_after_polling(slow_emulator: Any) -> None:
     assert events[0]["file"]["id"] == created["id"] and events[0]["file"]["status"] == "processed"
 
 
-def test_error_status_event_carries_status_details(openai_files_connection: Any) -> None:
+def test_error_status_event_carries_status_details(status_emulator: Any) -> None:
     created = put(fine_tune_lines(4))
     events = run(OpenAIFileTrigger(created["id"], poll_interval=0.05, timeout=10))
     assert [e["status"] for e in events] == ["error"]
@@ -115,7 +111,7 @@ def test_retries_like_the_hook(slow_emulator: Any) -> None:
 
 
 def test_gives_up_after_max_retries(slow_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    set_conn(monkeypatch, slow_emulator, extra=json.dumps({"max_retries": 1}))
+    use_emulator(monkeypatch, slow_emulator, max_retries=1)
     created = put()
     slow_emulator.add_fault(method="GET", path="/v1/files/*", status=500, headers={"retry-after-ms": "1"}, times=5)
     events = run(OpenAIFileTrigger(created["id"], timeout=30))
@@ -144,7 +140,7 @@ def test_wrong_key_is_not_retried(tmp_path: Any, monkeypatch: pytest.MonkeyPatch
     from airflow_openai_files.emulator import Emulator
 
     with Emulator(data_dir=tmp_path / "emu", api_key="sk-test-right") as emulator:
-        set_conn(monkeypatch, emulator, password="sk-test-wrong")
+        set_connection(monkeypatch, host=emulator.base_url, password="sk-test-wrong")
         events = run(OpenAIFileTrigger("file-abc", timeout=30))
         assert [e["status"] for e in events] == ["error"] and "HTTP 401" in events[0]["message"]
         assert "sk-test-wrong" not in events[0]["message"]
@@ -156,7 +152,7 @@ def test_sends_the_hooks_headers(slow_emulator: Any, monkeypatch: pytest.MonkeyP
 
     from airflow_openai_files._settings import USER_AGENT
 
-    set_conn(monkeypatch, slow_emulator, extra=json.dumps({"organization": "org-1", "project": "proj-1"}))
+    use_emulator(monkeypatch, slow_emulator, organization="org-1", project="proj-1")
     created = put()
     slow_emulator.advance_clock(PROCESSING_DELAY + 1)
     seen: list[httpx.Headers] = []
@@ -177,7 +173,7 @@ def test_sends_the_hooks_headers(slow_emulator: Any, monkeypatch: pytest.MonkeyP
 def test_missing_or_bad_connection_is_an_error_event(slow_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     events = run(OpenAIFileTrigger("file-a", openai_conn_id="not_defined_anywhere"))
     assert [e["status"] for e in events] == ["error"] and "not_defined_anywhere" in events[0]["message"]
-    set_conn(monkeypatch, slow_emulator, extra=json.dumps({"timeout": "soon"}))
+    use_emulator(monkeypatch, slow_emulator, timeout="soon")
     events = run(OpenAIFileTrigger("file-a"))
     assert [e["status"] for e in events] == ["error"] and "'timeout'" in events[0]["message"]
 
@@ -236,7 +232,7 @@ def test_tls_context_is_built_once_and_shared() -> None:
 def test_unusable_ca_bundle_is_an_error_event(
     slow_emulator: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
-    set_conn(monkeypatch, slow_emulator, extra=json.dumps({"verify": str(tmp_path / "missing-ca.pem")}))
+    use_emulator(monkeypatch, slow_emulator, verify=str(tmp_path / "missing-ca.pem"))
     events = run(OpenAIFileTrigger("file-a"))
     assert [e["status"] for e in events] == ["error"] and "'verify'" in events[0]["message"]
 

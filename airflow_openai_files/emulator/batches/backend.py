@@ -81,9 +81,9 @@ class BatchesBackend(Backend):
         """A new batch in ``validating``; the input file must be a live file of purpose ``batch``."""
         try:
             source = self.files.content_path(input_file_id)
-            purpose = self.files.get_file(input_file_id)["purpose"]
         except errors.EmulatorError:
             raise errors.no_such_file(input_file_id, param="input_file_id") from None
+        purpose = self.files.require_processed(input_file_id, "input_file_id")["purpose"]
         if purpose != "batch":
             raise errors.batch_input_not_batch_purpose(input_file_id, purpose)
         batch_id = new_id("batch_")
@@ -196,7 +196,7 @@ class BatchesBackend(Backend):
                 return
 
     def _validate(self, row: sqlite3.Row, at: float) -> sqlite3.Row:
-        check = check_input(self.work_dir / row["id"] / "input.jsonl", row["endpoint"])
+        check = check_input(self.work_dir / row["id"] / "input.jsonl", row["endpoint"], azure=self.config.is_azure)
         if not check.errors:
             limit = self.config.enqueued_token_limit
             if limit is not None and check.model is not None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airflow_openai_files.emulator.batches.model import estimate_tokens
+from airflow_openai_files.emulator.batches.model import canonical_endpoint, estimate_tokens
 from airflow_openai_files.limits import BATCH_MAX_LINES
 
 #: At most this many line errors are reported in ``errors.data`` (the rest are counted, not listed).
@@ -37,7 +37,12 @@ class InputCheck:
             self.errors.append({"code": code, "line": line, "message": message, "param": param})
 
 
-def _check_line(obj: Any, number: int, endpoint: str, seen: set[str], result: InputCheck) -> None:
+def _same_url(url: Any, endpoint: str, azure: bool) -> bool:
+    """Azure OpenAI documents ``/chat/completions`` where OpenAI has ``/v1/chat/completions``: both match there."""
+    return url == endpoint or (azure and canonical_endpoint(url) == canonical_endpoint(endpoint))
+
+
+def _check_line(obj: Any, number: int, endpoint: str, seen: set[str], result: InputCheck, azure: bool) -> None:
     if not isinstance(obj, dict):
         result.add("invalid_request", "Each line must be a JSON object.", number)
         return
@@ -58,7 +63,7 @@ def _check_line(obj: Any, number: int, endpoint: str, seen: set[str], result: In
         seen.add(custom_id)
     if obj.get("method") != "POST":
         result.add("invalid_method", "The method for this request must be POST.", number, "method")
-    if obj.get("url") != endpoint:
+    if not _same_url(obj.get("url"), endpoint, azure):
         result.add(
             "url_mismatch",
             f"The URL provided for this request does not match the batch endpoint {endpoint}.",
@@ -73,7 +78,7 @@ def _check_line(obj: Any, number: int, endpoint: str, seen: set[str], result: In
         result.add("streaming_unsupported", "Streaming is not supported in the Batch API.", number, "body.stream")
     model = body.get("model")
     if model is None:
-        if endpoint != "/v1/moderations":
+        if canonical_endpoint(endpoint) != "/v1/moderations":
             result.add("missing_required_parameter", "Missing required parameter: 'body.model'.", number, "body.model")
     elif not isinstance(model, str):
         result.add("invalid_type", "Invalid type for 'body.model': expected a string.", number, "body.model")
@@ -90,8 +95,11 @@ def _check_line(obj: Any, number: int, endpoint: str, seen: set[str], result: In
     result.tokens += estimate_tokens(body)
 
 
-def check_input(path: Path, endpoint: str, max_requests: int = BATCH_MAX_LINES) -> InputCheck:
-    """Stream ``path`` once; constant memory apart from the set of ``custom_id`` values."""
+def check_input(path: Path, endpoint: str, max_requests: int = BATCH_MAX_LINES, *, azure: bool = False) -> InputCheck:
+    """Stream ``path`` once; constant memory apart from the set of ``custom_id`` values.
+
+    ``azure``: line URLs may use Azure's form without ``/v1`` (``/chat/completions``) or OpenAI's.
+    """
     result = InputCheck()
     seen: set[str] = set()
     with open(path, "rb", buffering=_READ_BUFFER) as stream:
@@ -104,7 +112,7 @@ def check_input(path: Path, endpoint: str, max_requests: int = BATCH_MAX_LINES) 
             except ValueError:
                 result.add("invalid_json_line", "This line is not parseable as valid JSON.", number)
                 continue
-            _check_line(obj, number, endpoint, seen, result)
+            _check_line(obj, number, endpoint, seen, result, azure)
     if result.total == 0:
         result.add("empty_file", "The batch input file is empty.")
     elif result.total > max_requests:

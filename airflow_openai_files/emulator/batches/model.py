@@ -255,9 +255,16 @@ _HANDLERS = {
 }
 
 
+def canonical_endpoint(url: Any) -> Any:
+    """``/chat/completions`` (Azure OpenAI's documented batch form) as ``/v1/chat/completions``; others unchanged."""
+    if isinstance(url, str) and url.startswith("/") and not url.startswith("/v1/"):
+        return "/v1" + url
+    return url
+
+
 def answer(endpoint: str, body: dict[str, Any], seed: str, created: int) -> Answer:
     """The stand-in model's answer to one request ``body`` sent to ``endpoint``."""
-    handler = _HANDLERS.get(endpoint)
+    handler = _HANDLERS.get(canonical_endpoint(endpoint))
     if handler is None:
         return _error(f"The emulator's stand-in model does not serve {endpoint}.", None, "unsupported_endpoint")
     return handler(body, _digest(seed) + _digest("2", seed), created)

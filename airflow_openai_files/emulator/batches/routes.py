@@ -24,6 +24,9 @@ from airflow_openai_files.limits import (
 CREATE_FIELDS = ("input_file_id", "endpoint", "completion_window", "metadata", "output_expires_after")
 #: ``GET /batches``: ``limit`` between 1 and 100, 20 by default (API reference).
 LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX = 20, 100
+#: Azure OpenAI documents batch endpoints without ``/v1`` (``/chat/completions``) on its versioned
+#: routes; the SDK and its v1 routes send OpenAI's. Azure mode takes both.
+AZURE_BATCH_ENDPOINTS = BATCH_ENDPOINTS + tuple(e.removeprefix("/v1") for e in BATCH_ENDPOINTS)
 
 
 def check_metadata(value: Any) -> dict[str, str] | None:
@@ -47,14 +50,15 @@ def check_metadata(value: Any) -> dict[str, str] | None:
 def router(state: EmulatorState) -> APIRouter:
     batches: BatchesBackend = state.backend("batches")
     api = APIRouter(prefix=state.config.api_prefix + "/batches")
+    endpoints = AZURE_BATCH_ENDPOINTS if state.config.is_azure else BATCH_ENDPOINTS
 
     @api.post("")
     async def create_batch(request: Request) -> Response:
         body = await read_json(request, allowed=CREATE_FIELDS)
         input_file_id = required(body, "input_file_id", str)
         endpoint = required(body, "endpoint", str)
-        if endpoint not in BATCH_ENDPOINTS:
-            raise errors.unsupported_value("endpoint", endpoint, BATCH_ENDPOINTS)
+        if endpoint not in endpoints:
+            raise errors.unsupported_value("endpoint", endpoint, endpoints)
         window = required(body, "completion_window", str)
         if window not in BATCH_COMPLETION_WINDOWS:
             raise errors.unsupported_value("completion_window", window, BATCH_COMPLETION_WINDOWS)

@@ -1,7 +1,8 @@
 """Files: metadata rows in SQLite, contents as plain files under ``data_dir/files``.
 
 Rules kept here (the router only parses and renders): ids, expiry (``batch`` files after 30 days
-by default), ``uploaded`` -> ``processed`` after ``processing_delay``, which purposes can be
+by default), ``uploaded`` -> ``processed`` after ``processing_delay`` (Azure mode: ``pending`` ->
+``running`` -> ``processed``), which purposes can be
 downloaded, tombstones so a list cursor naming a deleted file keeps working, and (only with
 ``file_validation="status"``) the JSONL check that ends a malformed file in ``error``.
 Content paths are built only from ids that match :data:`FILE_ID_RE`, never from input as is.
@@ -68,12 +69,24 @@ class FilesBackend(Backend):
             self._submit_check(row["id"])
 
     # ---- rendering --------------------------------------------------------------------------------
+    def _status(self, row: sqlite3.Row, now: float) -> tuple[str, str | None]:
+        """
+        OpenAI: ``uploaded`` for ``processing_delay`` seconds (and while a check runs), then ``processed``
+        or ``error``. Azure: ``pending`` for the first half of the delay, ``running`` for the rest (and
+        while a check runs), then ``processed`` or ``error``.
+        """
+        elapsed = now - row["created_ts"]
+        delay = self.config.processing_delay
+        if elapsed < delay or row["check_state"] == "pending":
+            if not self.config.is_azure:
+                return "uploaded", None
+            return ("pending" if elapsed < delay / 2 else "running"), None
+        if row["check_state"] == "error":
+            return "error", row["status_details"]
+        return "processed", None
+
     def _file_dict(self, row: sqlite3.Row, now: float) -> dict[str, Any]:
-        status, details = "processed", None
-        if now < row["created_ts"] + self.config.processing_delay or row["check_state"] == "pending":
-            status = "uploaded"
-        elif row["check_state"] == "error":
-            status, details = "error", row["status_details"]
+        status, details = self._status(row, now)
         result: dict[str, Any] = {
             "id": row["id"],
             "object": "file",
@@ -199,6 +212,22 @@ class FilesBackend(Backend):
 
     def get_file(self, file_id: str) -> dict[str, Any]:
         return self._file_dict(self._live_row(file_id), self.clock.now())
+
+    def require_processed(self, file_id: str, param: str) -> dict[str, Any]:
+        """
+        The File a batch or fine-tuning job is about to use; in Azure mode it must be ``processed``.
+
+        Azure OpenAI refuses a batch or job whose file is not processed yet (reported: openai-dotnet
+        issue 312); OpenAI takes the file at once. Create handlers of such resources call this. Unknown
+        file: 404 as :meth:`get_file`, naming ``param``.
+        """
+        try:
+            file = self.get_file(file_id)
+        except errors.EmulatorError:
+            raise errors.no_such_file(file_id, param=param) from None
+        if self.config.is_azure and file["status"] != "processed":
+            raise errors.azure_file_not_processed(file_id, file["status"], param)
+        return file
 
     def content_path(self, file_id: str) -> Path:
         """Where a live file's bytes are, whatever its purpose (admin and tests)."""

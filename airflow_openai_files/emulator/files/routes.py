@@ -10,8 +10,10 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from airflow_openai_files.emulator import errors
+from airflow_openai_files.emulator.config import AZURE_PREFIX
 from airflow_openai_files.emulator.files.backend import FilesBackend
 from airflow_openai_files.emulator.forms import receive_form
+from airflow_openai_files.emulator.middleware import SCOPE_PUBLIC_PREFIX
 from airflow_openai_files.emulator.parsing import check_known, int_param, parse_expires_after
 from airflow_openai_files.emulator.state import EmulatorState
 from airflow_openai_files.limits import LIST_LIMIT_MAX
@@ -56,6 +58,11 @@ def router(state: EmulatorState) -> APIRouter:
             )
         finally:
             form.discard()
+        if config.is_azure:
+            # Azure answers 201 Created with the new file's URL (REST reference "Files - Upload").
+            prefix = request.scope.get(SCOPE_PUBLIC_PREFIX, AZURE_PREFIX)
+            location = f"{str(request.base_url).rstrip('/')}{prefix}/files/{created['id']}"
+            return JSONResponse(created, status_code=201, headers={"location": location})
         return JSONResponse(created)
 
     @api.get("")

@@ -7,7 +7,8 @@ for ``fine_tuning_queue_seconds``, ``running`` for ``fine_tuning_train_seconds``
 appear as their step's time passes) and ``succeeded`` with a ``fine-tune-results`` file, a model
 name ``ft:<base>:<org>:<suffix>:<id>`` and ``trained_tokens``. Every transition is stamped with
 the time it was due, not the time it was noticed, so moving the clock by an hour gives the same
-job as waiting an hour. Transitions run under one lock, so two readers never both finish a job.
+job as waiting an hour. Transitions run under one lock, so two readers never both finish a job; the
+rows a transition writes and the step arithmetic are in :mod:`.lifecycle`.
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ from typing import Any
 
 from airflow_openai_files.emulator import errors
 from airflow_openai_files.emulator.db import new_id
-from airflow_openai_files.emulator.fine_tuning import content, render
+from airflow_openai_files.emulator.fine_tuning import content, lifecycle, render
 from airflow_openai_files.emulator.state import Backend
 from airflow_openai_files.limits import FINE_TUNING_JOB_ID_RE
 
 TERMINAL = ("succeeded", "failed", "cancelled")
-CHECKPOINTS_KEPT = 3  # the service keeps the checkpoints of the last three epochs
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS fine_tuning_jobs (
@@ -85,6 +85,7 @@ class FineTuningBackend(Backend):
             raise errors.invalid_fine_tuning_file(param, file_id) from None
         if file["purpose"] != "fine-tune":
             raise errors.wrong_fine_tuning_file_purpose(param, file_id, file["purpose"])
+        files.require_processed(file_id, param)  # Azure OpenAI refuses a file not yet processed
 
     def create_job(self, request: dict[str, Any]) -> dict[str, Any]:
         """A new job in ``validating_files`` (``request`` comes from :func:`.params.parse_create`)."""
@@ -102,31 +103,14 @@ class FineTuningBackend(Backend):
                 "INSERT INTO fine_tuning_jobs (id, created_at, created_ts, request, status) VALUES (?, ?, ?, ?, ?)",
                 (job_id, int(now), now, json.dumps(request), "validating_files"),
             )
-            self._event(db, job_id, now, f"Created fine-tuning job: {job_id}")
+            lifecycle.record_event(db, job_id, now, f"Created fine-tuning job: {job_id}")
             files = f"Validating training file: {request['training_file']}"
             if request["validation_file"]:
                 files += f" and validation file: {request['validation_file']}"
-            self._event(db, job_id, now, files)
+            lifecycle.record_event(db, job_id, now, files)
         return self.get_job(job_id)
 
     # ---- the lifecycle ------------------------------------------------------------------------------
-    @staticmethod
-    def _event(
-        db: sqlite3.Connection,
-        job_id: str,
-        at: float,
-        message: str,
-        *,
-        level: str = "info",
-        data: dict[str, Any] | None = None,
-        kind: str = "message",
-    ) -> None:
-        db.execute(
-            "INSERT INTO fine_tuning_events (id, job_id, created_at, level, message, data, type)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (new_id("ftevent-"), job_id, int(at), level, message, json.dumps(data) if data else None, kind),
-        )
-
     def _row(self, job_id: str) -> sqlite3.Row:
         if not FINE_TUNING_JOB_ID_RE.match(job_id):
             raise errors.no_such_fine_tuning_job(job_id)
@@ -156,7 +140,7 @@ class FineTuningBackend(Backend):
                         db.execute(
                             "UPDATE fine_tuning_jobs SET status = 'running', started_ts = ? WHERE id = ?", (due, job_id)
                         )
-                        self._event(db, job_id, due, "Fine-tuning job started")
+                        lifecycle.record_event(db, job_id, due, "Fine-tuning job started")
                 elif status != "running" or not self._train(row, now):
                     return row
 
@@ -186,7 +170,7 @@ class FineTuningBackend(Backend):
                     "UPDATE fine_tuning_jobs SET status = 'failed', error = ?, finished_ts = ? WHERE id = ?",
                     (json.dumps(error), at, row["id"]),
                 )
-                self._event(db, row["id"], at, problem.message, level="error")
+                lifecycle.record_event(db, row["id"], at, problem.message, level="error")
                 return
             hyper = request["method"][method]["hyperparameters"]
             plan = content.resolve_plan(hyper, checked["training_file"], "validation_file" in checked)
@@ -194,39 +178,28 @@ class FineTuningBackend(Backend):
                 "UPDATE fine_tuning_jobs SET status = 'queued', queued_ts = ?, plan = ? WHERE id = ?",
                 (at, json.dumps(plan._asdict()), row["id"]),
             )
-            self._event(db, row["id"], at, "Files validated, moving job to queued state")
+            lifecycle.record_event(db, row["id"], at, "Files validated, moving job to queued state")
 
     def _train(self, row: sqlite3.Row, now: float) -> bool:
         """Record the steps whose time has come, and finish the job when training time is over.
         Returns True when something changed."""
         plan = content.Plan(**json.loads(row["plan"]))
         start, length = row["started_ts"], self.config.fine_tuning_train_seconds
-        finished = now >= start + length
-        due = plan.total_steps if finished else min(plan.total_steps, int((now - start) / length * plan.total_steps))
+        due, finished = lifecycle.steps_due(plan, start, length, now)
         if due <= row["steps_done"] and not finished:
             return False
-        model = self._model_name(row)
-        per_epoch = max(1, plan.total_steps // plan.n_epochs)
+        model = lifecycle.model_name(row, self.config.organization_name)
         result_file = None
         if finished:
             result_file = self.state.backend("files").create_service_file(
                 "fine-tune-results", content.RESULTS_FILENAME, content.results_csv(plan)
             )["id"]
         with self.db.write() as db:
-            for step in range(row["steps_done"] + 1, due + 1):
-                at = start + length * step / plan.total_steps
-                metrics = content.step_metrics(plan, step)
-                data = {**metrics, "total_steps": plan.total_steps}
-                self._event(
-                    db, row["id"], at, content.step_message(metrics, plan.total_steps), data=data, kind="metrics"
-                )
-                epoch = step // per_epoch
-                if step % per_epoch == 0 and epoch > plan.n_epochs - CHECKPOINTS_KEPT and step < plan.total_steps:
-                    self._checkpoint(db, row["id"], at, step, f"{model}:ckpt-step-{step}", metrics)
+            lifecycle.record_steps(db, row["id"], plan, (start, length), range(row["steps_done"] + 1, due + 1), model)
             db.execute("UPDATE fine_tuning_jobs SET steps_done = ? WHERE id = ?", (due, row["id"]))
             if finished:
                 end = start + length
-                self._checkpoint(
+                lifecycle.record_checkpoint(
                     db, row["id"], end, plan.total_steps, model, content.step_metrics(plan, plan.total_steps)
                 )
                 db.execute(
@@ -234,24 +207,9 @@ class FineTuningBackend(Backend):
                     " result_file = ? WHERE id = ?",
                     (end, model, result_file, row["id"]),
                 )
-                self._event(db, row["id"], end, f"New fine-tuned model created: {model}")
-                self._event(db, row["id"], end, "The job has successfully completed")
+                lifecycle.record_event(db, row["id"], end, f"New fine-tuned model created: {model}")
+                lifecycle.record_event(db, row["id"], end, "The job has successfully completed")
         return True
-
-    def _checkpoint(
-        self, db: sqlite3.Connection, job_id: str, at: float, step: int, model: str, metrics: dict[str, Any]
-    ) -> None:
-        db.execute(
-            "INSERT INTO fine_tuning_checkpoints (id, job_id, created_at, step_number, model, metrics)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (new_id("ftckpt_"), job_id, int(at), step, model, json.dumps(metrics)),
-        )
-        self._event(db, job_id, at, f"Checkpoint created at step {step}")
-
-    def _model_name(self, row: sqlite3.Row) -> str:
-        """``ft:<base>:<org>:<suffix>:<id>``; the suffix slot stays empty when none was given."""
-        request = json.loads(row["request"])
-        return f"ft:{request['model']}:{self.config.organization_name}:{request['suffix'] or ''}:{row['id'][-8:]}"
 
     # ---- reading ------------------------------------------------------------------------------------
     def get_job(self, job_id: str) -> dict[str, Any]:
@@ -289,17 +247,7 @@ class FineTuningBackend(Backend):
         self, table: str, job_id: str, after: str | None, limit: int, what: str
     ) -> tuple[list[sqlite3.Row], bool]:
         self._advance(job_id)
-        db = self.db.connection()
-        clauses, params = ["job_id = ?"], [job_id]
-        if after is not None:
-            cursor = db.execute(f"SELECT seq FROM {table} WHERE id = ? AND job_id = ?", (after, job_id)).fetchone()
-            if cursor is None:
-                raise errors.bad_fine_tuning_cursor(what, after)
-            clauses.append("seq < ?")
-            params.append(cursor["seq"])
-        sql = f"SELECT * FROM {table} WHERE {' AND '.join(clauses)} ORDER BY seq DESC LIMIT ?"
-        rows = db.execute(sql, [*params, limit + 1]).fetchall()
-        return rows[:limit], len(rows) > limit
+        return lifecycle.page_rows(self.db.connection(), table, job_id, after, limit, what)
 
     def list_events(self, job_id: str, *, after: str | None, limit: int) -> tuple[list[dict[str, Any]], bool]:
         """Newest first."""
@@ -329,7 +277,7 @@ class FineTuningBackend(Backend):
                 db.execute(
                     "UPDATE fine_tuning_jobs SET status = 'cancelled', finished_ts = ? WHERE id = ?", (now, job_id)
                 )
-                self._event(db, job_id, now, "Fine-tuning job cancelled")
+                lifecycle.record_event(db, job_id, now, "Fine-tuning job cancelled")
             return render.job_dict(self.config, self._row(job_id))
 
     def pause_job(self, job_id: str) -> dict[str, Any]:
@@ -341,7 +289,7 @@ class FineTuningBackend(Backend):
             now = self.clock.now()
             with self.db.write() as db:
                 db.execute("UPDATE fine_tuning_jobs SET status = 'paused', paused_ts = ? WHERE id = ?", (now, job_id))
-                self._event(db, job_id, now, "Fine-tuning job paused")
+                lifecycle.record_event(db, job_id, now, "Fine-tuning job paused")
             return render.job_dict(self.config, self._row(job_id))
 
     def resume_job(self, job_id: str) -> dict[str, Any]:
@@ -357,7 +305,7 @@ class FineTuningBackend(Backend):
                     " WHERE id = ?",
                     (now - row["paused_ts"], job_id),
                 )
-                self._event(db, job_id, now, "Fine-tuning job resumed")
+                lifecycle.record_event(db, job_id, now, "Fine-tuning job resumed")
             return render.job_dict(self.config, self._row(job_id))
 
     # ---- lifecycle ----------------------------------------------------------------------------------

@@ -1,0 +1,82 @@
+"""What a fine-tuning job's ``status`` and events mean for a wait: shared by the operator and sensor
+(worker) and the trigger (triggerer), like :mod:`airflow_openai_files.status` for files.
+
+Pure functions without Airflow or HTTP imports, so both sides decide and log identically.
+
+Statuses: OpenAI's job object reports ``validating_files``, ``queued``, ``running``, ``succeeded``,
+``failed`` and ``cancelled`` (the SDK's literal); Azure OpenAI also reports ``pausing`` / ``paused``
+(and ``pending``, ``cancelling``) for jobs that are paused. Unknown non-terminal statuses are
+waited through rather than treated as failures: a new status must not fail a running job.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any, Literal
+
+TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+WAITING_STATUSES = ("validating_files", "queued", "running", "pausing", "paused", "pending", "cancelling")
+
+Outcome = Literal["success", "error", "cancelled", "waiting"]
+
+
+def job_error_message(job: dict[str, Any]) -> str:
+    """``Fine-tuning job ftjob-x failed: <message> (code=..., param=training_file, line=7)``."""
+    error = job.get("error") or {}
+    if not isinstance(error, dict):
+        error = {"message": str(error)}
+    message = str(error.get("message") or "the service gave no error message")
+    details = [f"{name}={error[name]}" for name in ("code", "param", "line") if error.get(name) not in (None, "")]
+    file_ref = ""
+    param = error.get("param")
+    if param in ("training_file", "validation_file") and job.get(param):
+        file_ref = f"; {param} is {job[param]}"
+    suffix = f" ({', '.join(details)}{file_ref})" if details or file_ref else ""
+    return f"Fine-tuning job {job.get('id', '?')} failed: {message}{suffix}"
+
+
+def judge_job(job: dict[str, Any]) -> tuple[Outcome, str]:
+    """``("success" | "error" | "cancelled" | "waiting", message)`` for a job as last fetched."""
+    job_id = job.get("id", "?")
+    status = str(job.get("status") or "")
+    if status == "succeeded":
+        return "success", (
+            f"Fine-tuning job {job_id} succeeded: model {job.get('fine_tuned_model')}, "
+            f"{job.get('trained_tokens')} trained tokens, result files {job.get('result_files') or []}"
+        )
+    if status == "failed":
+        return "error", job_error_message(job)
+    if status == "cancelled":
+        return "cancelled", f"Fine-tuning job {job_id} was cancelled"
+    extra = ""
+    if status == "running" and job.get("estimated_finish"):
+        extra = f" (estimated finish at unix time {job['estimated_finish']})"
+    return "waiting", f"Fine-tuning job {job_id} is {status or 'of unknown status'}{extra}"
+
+
+def format_event(event: dict[str, Any]) -> str:
+    """One event for the log: ``[info] Step 12/30: training loss=1.23 {"train_loss": ...}``."""
+    text = f"[{event.get('level', 'info')}] {event.get('message', '')}"
+    data = event.get("data")
+    if event.get("type") == "metrics" and isinstance(data, dict) and data:
+        text += " " + json.dumps(data, sort_keys=True)
+    return text
+
+
+def unseen_events(newest_first: Iterable[dict[str, Any]], last_seen_id: str | None, limit: int) -> list[dict[str, Any]]:
+    """
+    The events after ``last_seen_id``, oldest first, from a newest-first listing.
+
+    Stops reading at the last seen event (so a poll reads one page in the usual case) or after
+    ``limit`` events (a first look at a long job shows its latest ``limit`` events only).
+    """
+    fresh: list[dict[str, Any]] = []
+    for event in newest_first:
+        if last_seen_id is not None and event.get("id") == last_seen_id:
+            break
+        fresh.append(event)
+        if len(fresh) >= limit:
+            break
+    fresh.reverse()
+    return fresh

@@ -1,0 +1,283 @@
+"""``OpenAIFineTuningJobOperator``: from a training file (an id or a JSONL to validate and upload) to
+a fine-tuned model, its results CSV and final metrics.
+
+Retry-safe end to end: uploads reuse what an earlier try uploaded (task state store, else the
+filename/size/purpose look-up of the upload path), the job carries the task's key in its metadata
+and is resumed, never created twice, by a retried try; a failed job fails the task once (the job's
+``error`` cannot heal by retrying), a timeout leaves the job running for the next try to resume.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_openai_files import _resume
+from airflow_openai_files._compat import AirflowException, AirflowFailException, conf
+from airflow_openai_files.exceptions import OpenAIFilesError
+from airflow_openai_files.fine_tuning_status import format_event, judge_job, unseen_events
+from airflow_openai_files.limits import DEFAULT_CONN_ID
+from airflow_openai_files.operators._fine_tuning_steps import (
+    event_outcome,
+    job_metadata,
+    land_results,
+    reconcile_since,
+    recorded_upload,
+    resumable_job,
+)
+from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin
+from airflow_openai_files.validation import check_fine_tuning_method
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+#: A string that is a file id rather than a path: ``file-`` then id characters, no dot or slash.
+FILE_ID_LIKE = re.compile(r"^file-[A-Za-z0-9_-]+$")
+DEFER_TIMEOUT_MARGIN = 60.0
+EVENTS_PER_POLL = 200
+#: Seconds between two checks of an uploaded file's status (Azure: until ``processed``).
+FILE_POLL_SECONDS = 2.0
+
+
+class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
+    """
+    Run a fine-tuning job to the end and return its model name, results and final metrics.
+
+    Returns (and, with ``multiple_outputs``, pushes each key of)
+    ``{"job_id", "status", "fine_tuned_model", "trained_tokens", "result_files", "results_path", "metrics"}``:
+    ``results_path`` is where the ``fine-tune-results`` CSV was landed (None without
+    ``results_destination``; a list when a job has several result files), ``metrics`` the CSV's last
+    row as a dict (``{"step": 36, "train_loss": 0.21, ...}``).
+
+    :param training_file: a ``file-...`` id, or a local path / ObjectStoragePath / ``s3://...`` URL of
+        JSONL that is checked for ``method`` and uploaded with purpose ``fine-tune`` (templated).
+    :param model: the base model (templated).
+    :param validation_file: like ``training_file``, optional (templated).
+    :param method: ``"supervised"`` (default), ``"dpo"``, ``"reinforcement"`` or the API's method dict.
+    :param hyperparameters: ``{"n_epochs": 3, ...}`` (templated).
+    :param suffix: put in the model name, at most 64 characters (templated).
+    :param seed: for reproducible jobs.
+    :param metadata: up to 14 string pairs stored on the job (two more are used for resuming) (templated).
+    :param results_destination: where to land the results CSV: a path, ObjectStoragePath or URL (templated).
+    :param overwrite: replace an existing ``results_destination``.
+    :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
+    :param poll_interval: seconds between two checks of the job.
+    :param timeout: seconds to wait for the job at most; the job keeps running after a timeout and a
+        retried try resumes it.
+    :param cancel_on_kill: cancel the job when the task is killed.
+    :param openai_conn_id: the ``openai_files`` connection (templated).
+    """
+
+    template_fields: Sequence[str] = (
+        "training_file",
+        "model",
+        "validation_file",
+        "hyperparameters",
+        "suffix",
+        "metadata",
+        "results_destination",
+        *CONN_TEMPLATE_FIELDS,
+    )
+    ui_color = "#f4ecf7"
+
+    def __init__(
+        self,
+        *,
+        training_file: Any,
+        model: str,
+        validation_file: Any = None,
+        method: Any = None,
+        hyperparameters: dict[str, Any] | None = None,
+        suffix: str | None = None,
+        seed: int | None = None,
+        metadata: dict[str, str] | None = None,
+        results_destination: Any = None,
+        overwrite: bool = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 60,
+        timeout: float = 7 * 24 * 3600,
+        cancel_on_kill: bool = True,
+        openai_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("multiple_outputs", True)  # ``job.output["fine_tuned_model"]`` works downstream
+        super().__init__(openai_conn_id=openai_conn_id, **kwargs)
+        self.check_at_parse(self.task_id, check_fine_tuning_method, method)
+        self.training_file = training_file
+        self.model = model
+        self.validation_file = validation_file
+        self.method = method
+        self.hyperparameters = hyperparameters
+        self.suffix = suffix
+        self.seed = seed
+        self.metadata = metadata
+        self.results_destination = results_destination
+        self.overwrite = overwrite
+        self.deferrable = deferrable
+        self.poll_interval = float(poll_interval)
+        self.timeout = float(timeout)
+        self.cancel_on_kill = cancel_on_kill
+        self._job_id: str | None = None
+
+    # -- the run ------------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> Any:
+        method = self.check_at_run(check_fine_tuning_method, self.method)
+        record = _resume.TaskRecord(context, "fine_tuning_job")
+        job = resumable_job(self.hook, self.log, context, record)
+        if job is None:
+            training = self._file_input(self.training_file, "training", method, context, record)
+            validation = (
+                self._file_input(self.validation_file, "validation", method, context, record)
+                if self.validation_file
+                else None
+            )
+            metadata = job_metadata(self.metadata, context)
+            job = self.hook.create_fine_tuning_job(
+                training,
+                self.model,
+                validation_file=validation,
+                method=self.method,
+                hyperparameters=self.hyperparameters,
+                suffix=self.suffix or None,
+                seed=self.seed,
+                metadata=metadata,
+            )
+            record.set("job_id", job["id"])
+        self._job_id = job["id"]
+        started = time.time()
+        if self.deferrable and judge_job(job)[0] == "waiting":
+            last_event = self._log_events(job["id"], None)
+            self._defer(job["id"], last_event, started)
+        return self._wait_in_worker(job, started)
+
+    def _file_input(self, value: Any, role: str, method: str, context: Context, record: _resume.TaskRecord) -> str:
+        """A file id as given, or the id of the validated, uploaded (and ``processed``) JSONL."""
+        from airflow_openai_files.status import extract_file_id
+
+        value = extract_file_id(value)
+        if isinstance(value, str) and FILE_ID_LIKE.match(value.strip()):
+            return str(self._wait_processed(self.hook.get_file(value.strip()))["id"])
+        file = recorded_upload(self.hook, self.log, record, role)
+        if file is None:
+            file = self._validate_and_upload(value, role, method, context)
+            record.set(f"{role}_file_id", file["id"])
+        return str(self._wait_processed(file)["id"])
+
+    def _validate_and_upload(self, value: Any, role: str, method: str, context: Context) -> dict[str, Any]:
+        from airflow_openai_files._io import resolve_source
+        from airflow_openai_files.validation import check_fine_tune_file
+
+        source = resolve_source(value)
+        try:
+            with source.open() as stream:
+                self.check_at_run(lambda: check_fine_tune_file(stream, method, name=source.description, role=role))
+        finally:
+            source.close()
+        since = reconcile_since(context)
+        self.log.info("%s file %s is valid %s data; uploading it", role.capitalize(), source.description, method)
+        return self.hook.upload_file(value, "fine-tune", validate=False, reconcile_since=since)
+
+    def _wait_processed(self, file: dict[str, Any]) -> dict[str, Any]:
+        """Azure OpenAI refuses a job whose file is not ``processed`` yet; OpenAI answers it at once."""
+        from airflow_openai_files.status import evaluate
+
+        deadline = time.monotonic() + self.timeout
+        while True:
+            outcome, message = evaluate(file, "processed")
+            if outcome == "success":
+                return file
+            if outcome == "error":
+                raise AirflowFailException(message)
+            if time.monotonic() > deadline:
+                raise AirflowException(f"Timed out waiting for {file['id']} to be processed: {message}")
+            self.log.info("%s", message)
+            time.sleep(min(FILE_POLL_SECONDS, self.poll_interval))
+            file = self.hook.get_file(file["id"])
+
+    # -- waiting -------------------------------------------------------------------------------------
+
+    def _log_events(self, job_id: str, last_seen: str | None) -> str | None:
+        """Log the job's events after ``last_seen``, oldest first; return the newest event id."""
+        fresh = unseen_events(self.hook.list_fine_tuning_events(job_id, page_size=100), last_seen, EVENTS_PER_POLL)
+        for event in fresh:
+            self.log.info("%s: %s", job_id, format_event(event))
+        return fresh[-1].get("id") if fresh else last_seen
+
+    def _wait_in_worker(self, job: dict[str, Any], started: float) -> dict[str, Any]:
+        deadline = time.monotonic() + self.timeout
+        last_event: str | None = None
+        last_status: str | None = None
+        while True:
+            last_event = self._log_events(job["id"], last_event)
+            outcome, message = judge_job(job)
+            if job.get("status") != last_status:
+                self.log.info("%s", message)
+                last_status = job.get("status")
+            if outcome != "waiting":
+                return self._finish(outcome, message, job)
+            if time.monotonic() >= deadline:
+                raise AirflowException(
+                    f"Timed out after {time.time() - started:.0f}s waiting for fine-tuning job {job['id']} "
+                    f"({message}); it keeps running and a retry of this task resumes it"
+                )
+            time.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
+            job = self.hook.get_fine_tuning_job(job["id"])
+
+    def _defer(self, job_id: str, last_event: str | None, started: float) -> None:
+        from airflow_openai_files.triggers import OpenAIFineTuningJobTrigger
+
+        self.log.info(
+            "Deferring: the triggerer checks %s every %.0fs for up to %.0fs", job_id, self.poll_interval, self.timeout
+        )
+        self.defer(
+            trigger=OpenAIFineTuningJobTrigger(
+                job_id,
+                last_event_id=last_event,
+                cancel_on_kill=self.cancel_on_kill,
+                openai_conn_id=self.openai_conn_id,
+                poll_interval=self.poll_interval,
+                timeout=self.timeout,
+                deadline=started + self.timeout,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout + DEFER_TIMEOUT_MARGIN),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        """Resume after the trigger's one event."""
+        if event:
+            self._job_id = event.get("job_id")
+        return self._finish(*event_outcome(self.task_id, event))
+
+    # -- the end -------------------------------------------------------------------------------------
+
+    def _finish(self, outcome: str, message: str, job: dict[str, Any]) -> dict[str, Any]:
+        if outcome != "success":
+            # A failed or cancelled job stays failed: retrying the task cannot change its ``error``.
+            raise AirflowFailException(message)
+        result = land_results(self.hook, job, self.results_destination, self.overwrite)
+        self.log.info(
+            "Fine-tuned model %s from job %s (%s trained tokens); final metrics %s%s",
+            result["fine_tuned_model"],
+            job["id"],
+            result["trained_tokens"],
+            result["metrics"],
+            f"; results at {result['results_path']}" if result["results_path"] is not None else "",
+        )
+        return result
+
+    def on_kill(self) -> None:
+        if not self.cancel_on_kill or not self._job_id:
+            return
+        try:
+            job = self.hook.cancel_fine_tuning_job(self._job_id)
+        except OpenAIFilesError as err:
+            self.log.warning("Task killed; could not cancel fine-tuning job %s: %s", self._job_id, err)
+            return
+        self.log.info("Task killed: fine-tuning job %s is %s", self._job_id, job.get("status"))

@@ -1,0 +1,121 @@
+"""The trigger behind ``OpenAIFineTuningJobOperator(deferrable=True)`` and the deferrable job sensor.
+
+Polls ``GET /fine_tuning/jobs/{id}`` from the triggerer and, at every poll, reads the job's new
+events (newest first, stopping at the last one already logged) and logs them oldest first, so the
+task's log shows status changes and step metrics as they appear while no worker slot is held.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_openai_files._async_hook import OpenAIFilesAsyncHook
+from airflow_openai_files.exceptions import OpenAIFilesError
+from airflow_openai_files.fine_tuning_status import format_event, judge_job, unseen_events
+from airflow_openai_files.limits import DEFAULT_CONN_ID
+from airflow_openai_files.triggers.base import OpenAIPollingTrigger
+from airflow_openai_files.validation import validate_file_id
+
+#: Events logged at most per poll (a first look at a long-running job shows its latest ones).
+EVENTS_PER_POLL = 200
+
+
+class OpenAIFineTuningJobTrigger(OpenAIPollingTrigger):
+    """
+    Poll a fine-tuning job until it ``succeeded``, ``failed`` or was ``cancelled``, or time runs out.
+
+    Yields exactly one event::
+
+        {"status": "success" | "error" | "cancelled" | "timeout", "job_id": ..., "job": {...} | None,
+         "message": ..., "last_event_id": ...}
+
+    :param job_id: the ``ftjob-...`` id.
+    :param last_event_id: the newest event already logged (by the worker before deferring); only
+        later events are logged.
+    :param cancel_on_kill: cancel the job when a user kills the deferred task (Airflow's trigger
+        ``on_kill``; never on a triggerer restart or a timeout).
+    :param openai_conn_id: the ``openai_files`` connection (only its id is serialized).
+    :param poll_interval: seconds between two checks.
+    :param timeout: seconds to wait at most.
+    :param deadline: unix time after which to stop (survives a triggerer restart).
+    """
+
+    def __init__(
+        self,
+        job_id: str,
+        *,
+        last_event_id: str | None = None,
+        cancel_on_kill: bool = False,
+        openai_conn_id: str = DEFAULT_CONN_ID,
+        poll_interval: float = 60.0,
+        timeout: float = 7 * 24 * 3600.0,
+        deadline: float | None = None,
+    ) -> None:
+        super().__init__(openai_conn_id=openai_conn_id, poll_interval=poll_interval, timeout=timeout, deadline=deadline)
+        self.job_id = validate_file_id(job_id, kind="fine-tuning job")
+        self.last_event_id = last_event_id
+        self.cancel_on_kill = bool(cancel_on_kill)
+
+    def fields(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "last_event_id": self.last_event_id, "cancel_on_kill": self.cancel_on_kill}
+
+    async def fetch(self, hook: OpenAIFilesAsyncHook) -> dict[str, Any]:
+        job = await hook.get_fine_tuning_job(self.job_id)
+        await self._log_new_events(hook)
+        return job
+
+    async def _log_new_events(self, hook: OpenAIFilesAsyncHook) -> None:
+        """Read pages newest first until the last logged event; log what is new, oldest first."""
+        collected: list[dict[str, Any]] = []
+        after: str | None = None
+        while len(collected) < EVENTS_PER_POLL:
+            page = await hook.list_fine_tuning_events_page(self.job_id, after=after, limit=100)
+            data = page.get("data") or []
+            if any(event.get("id") == self.last_event_id for event in data) or not data:
+                collected += data
+                break
+            collected += data
+            if not page.get("has_more"):
+                break
+            after = data[-1].get("id")
+        fresh = unseen_events(collected, self.last_event_id, EVENTS_PER_POLL)
+        for event in fresh:
+            self.log.info("%s: %s", self.job_id, format_event(event))
+        if fresh:
+            self.last_event_id = fresh[-1].get("id")
+
+    def judge(self, obj: dict[str, Any]) -> tuple[str, str]:
+        outcome, message = judge_job(obj)
+        return outcome, message
+
+    def payload(self, status: str, message: str, obj: dict[str, Any] | None) -> dict[str, Any]:
+        return {
+            "status": status,
+            "job_id": self.job_id,
+            "job": obj,
+            "message": message,
+            "last_event_id": self.last_event_id,
+        }
+
+    def describe_wait(self) -> str:
+        return f"fine-tuning job {self.job_id} to finish"
+
+    def failure_message(self, err: OpenAIFilesError) -> str:
+        if err.http_status == 404:
+            return (
+                f"Fine-tuning job {self.job_id} does not exist (HTTP 404, request id {err.request_id}): check the "
+                "id and that the connection points at the organisation and project that created it"
+            )
+        return str(err)
+
+    async def on_kill(self) -> None:
+        """A user killed the deferred task: cancel the job when asked to (Airflow 3.2+ calls this)."""
+        if not self.cancel_on_kill:
+            return
+        async with OpenAIFilesAsyncHook(self.openai_conn_id) as hook:
+            try:
+                job = await hook.cancel_fine_tuning_job(self.job_id)
+            except OpenAIFilesError as err:
+                self.log.warning("Could not cancel fine-tuning job %s: %s", self.job_id, err)
+                return
+        self.log.info("Task killed: cancelled fine-tuning job %s (status %s)", self.job_id, job.get("status"))

@@ -1,0 +1,172 @@
+"""OpenAIFineTuningJobTrigger: one terminal event per job outcome, new events logged once, on_kill cancels."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_openai_files.exceptions import OpenAIFilesValidationError
+from airflow_openai_files.hooks import OpenAIFilesHook
+from airflow_openai_files.triggers import OpenAIFineTuningJobTrigger
+from tests.conftest import set_connection
+from tests.support.task_helpers import fine_tune_lines
+
+MODEL = "gpt-4.1-mini-2025-04-14"
+TRAIN_SECONDS = 3600.0
+
+
+class Recorder:
+    """A logger standing in for the trigger's: keeps each formatted line."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def _add(self, msg: str, *args: Any, **_: Any) -> None:
+        self.lines.append(msg % args if args else msg)
+
+    info = warning = debug = error = exception = _add
+
+
+@pytest.fixture
+def emu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    from airflow_openai_files.emulator import Emulator
+
+    with Emulator(data_dir=tmp_path / "emu", fine_tuning_train_seconds=TRAIN_SECONDS) as emulator:
+        set_connection(monkeypatch, host=emulator.base_url, password=emulator.api_key)
+        yield emulator
+
+
+def create_job(body: bytes | None = None) -> dict[str, Any]:
+    hook = OpenAIFilesHook()
+    file = hook.upload_file(io.BytesIO(body or fine_tune_lines()), "fine-tune", filename="t.jsonl", validate=False)
+    return hook.create_fine_tuning_job(file["id"], MODEL, suffix="t")
+
+
+def trigger_for(job_id: str, **kwargs: Any) -> tuple[OpenAIFineTuningJobTrigger, Recorder]:
+    kwargs.setdefault("poll_interval", 0.05)
+    kwargs.setdefault("timeout", 30)
+    trigger = OpenAIFineTuningJobTrigger(job_id, **kwargs)
+    recorder = Recorder()
+    trigger._log = recorder  # type: ignore[assignment]
+    return trigger, recorder
+
+
+async def collect(trigger: OpenAIFineTuningJobTrigger) -> list[dict[str, Any]]:
+    return [event.payload async for event in trigger.run()]
+
+
+def test_serialize_round_trips_without_the_key(emu: Any) -> None:
+    trigger = OpenAIFineTuningJobTrigger("ftjob-abc", last_event_id="ftevent-1", cancel_on_kill=True, timeout=60)
+    path, kwargs = trigger.serialize()
+    assert path == "airflow_openai_files.triggers.OpenAIFineTuningJobTrigger"
+    assert kwargs["job_id"] == "ftjob-abc" and kwargs["last_event_id"] == "ftevent-1" and kwargs["cancel_on_kill"]
+    assert emu.api_key not in json.dumps(kwargs)
+    assert OpenAIFineTuningJobTrigger(**kwargs).serialize() == (path, kwargs)
+    with pytest.raises(OpenAIFilesValidationError):
+        OpenAIFineTuningJobTrigger("../jobs")
+
+
+def test_success_logs_each_step_event_once(emu: Any) -> None:
+    job = create_job()
+
+    async def scenario() -> list[dict[str, Any]]:
+        task = asyncio.ensure_future(collect(trigger))
+        while not any("Step " in line for line in recorder.lines):  # training half done: some step metrics
+            emu.advance_clock(TRAIN_SECONDS / 4)
+            await asyncio.sleep(0.15)
+        emu.advance_clock(TRAIN_SECONDS * 2)
+        return await asyncio.wait_for(task, 20)
+
+    trigger, recorder = trigger_for(job["id"])
+    events = asyncio.run(scenario())
+    assert len(events) == 1 and events[0]["status"] == "success"
+    done = events[0]["job"]
+    assert done["status"] == "succeeded" and done["fine_tuned_model"].startswith(f"ft:{MODEL}:")
+    steps = [line for line in recorder.lines if ": [info] Step " in line]
+    numbers = [int(line.split("Step ")[1].split("/")[0]) for line in steps]
+    assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) > 2  # each step once, in order
+    assert any('"train_loss"' in line for line in steps)  # the metrics themselves are logged
+    logged_ids = OpenAIFilesHook().list_fine_tuning_events(job["id"])
+    assert events[0]["last_event_id"] == next(iter(logged_ids))["id"]
+    assert any("is running" in line for line in recorder.lines)
+
+
+def test_failed_job_is_an_error_event_with_the_jobs_error(emu: Any) -> None:
+    bad = fine_tune_lines(9)  # fewer than ten examples: the job fails at validating_files
+    job = create_job(bad)
+    emu.advance_clock(60)
+    trigger, _ = trigger_for(job["id"])
+    (event,) = asyncio.run(collect(trigger))
+    assert event["status"] == "error"
+    assert f"Fine-tuning job {job['id']} failed:" in event["message"]
+    assert "code=invalid_n_examples" in event["message"] and "param=training_file" in event["message"]
+
+
+def test_cancelled_and_missing_jobs(emu: Any) -> None:
+    job = create_job()
+    OpenAIFilesHook().cancel_fine_tuning_job(job["id"])
+    (cancelled,) = asyncio.run(collect(trigger_for(job["id"])[0]))
+    assert cancelled["status"] == "cancelled" and "was cancelled" in cancelled["message"]
+    (missing,) = asyncio.run(collect(trigger_for("ftjob-missing123")[0]))
+    assert missing["status"] == "error" and "does not exist (HTTP 404" in missing["message"]
+
+
+def test_timeout_leaves_the_job_running(emu: Any) -> None:
+    job = create_job()
+    (event,) = asyncio.run(collect(trigger_for(job["id"], timeout=0.3)[0]))
+    assert event["status"] == "timeout" and job["id"] in event["message"]
+    assert emu.fine_tuning_jobs()[0]["status"] in ("validating_files", "queued", "running")
+
+
+def test_on_kill_cancels_only_when_asked(emu: Any) -> None:
+    job = create_job()
+    asyncio.run(trigger_for(job["id"], cancel_on_kill=False)[0].on_kill())
+    assert emu.fine_tuning_jobs()[0]["status"] != "cancelled"
+    asyncio.run(trigger_for(job["id"], cancel_on_kill=True)[0].on_kill())
+    assert emu.fine_tuning_jobs()[0]["status"] == "cancelled"
+
+
+def test_waits_through_paused_until_resumed(emu: Any) -> None:
+    hook = OpenAIFilesHook()
+    job = create_job()
+    emu.advance_clock(10)  # validated and queued: now running, for an hour of the emulator's clock
+    assert hook.get_fine_tuning_job(job["id"])["status"] == "running"
+    assert hook.pause_fine_tuning_job(job["id"])["status"] == "paused"
+    emu.advance_clock(2 * TRAIN_SECONDS)  # paused jobs do not train
+    trigger, recorder = trigger_for(job["id"], timeout=0.5)
+    (event,) = asyncio.run(collect(trigger))
+    assert event["status"] == "timeout" and event["job"]["status"] == "paused"
+    assert any(f"Fine-tuning job {job['id']} is paused" in line for line in recorder.lines)
+    hook.resume_fine_tuning_job(job["id"])
+    emu.advance_clock(2 * TRAIN_SECONDS)
+    (done,) = asyncio.run(collect(trigger_for(job["id"], last_event_id=event["last_event_id"])[0]))
+    assert done["status"] == "success"
+
+
+def test_status_helpers_word_failures_and_order_events() -> None:
+    from airflow_openai_files.fine_tuning_status import job_error_message, judge_job, unseen_events
+
+    failed = {
+        "id": "ftjob-1",
+        "status": "failed",
+        "training_file": "file-t",
+        "error": {"code": "invalid_training_file", "message": "Line 7: bad role.", "param": "training_file", "line": 7},
+    }
+    message = job_error_message(failed)
+    assert message == (
+        "Fine-tuning job ftjob-1 failed: Line 7: bad role. "
+        "(code=invalid_training_file, param=training_file, line=7; training_file is file-t)"
+    )
+    assert judge_job(failed) == ("error", message)
+    assert judge_job({"id": "ftjob-1", "status": "paused"})[0] == "waiting"
+    assert judge_job({"id": "ftjob-1", "status": "some_new_status"})[0] == "waiting"  # never fail on a new status
+    assert judge_job({"id": "ftjob-1", "status": "cancelled"})[0] == "cancelled"
+    newest_first = [{"id": f"e{i}"} for i in range(9, 0, -1)]
+    assert [e["id"] for e in unseen_events(newest_first, "e6", 100)] == ["e7", "e8", "e9"]
+    assert [e["id"] for e in unseen_events(newest_first, None, 2)] == ["e8", "e9"]
