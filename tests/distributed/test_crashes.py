@@ -25,9 +25,9 @@ DAG_ID = "openai_crash_transfer"
 TRANSFERS = ("upload", "download_s3", "download_local")
 PENDING_UPLOAD_BUG = (
     "a killed Uploads API upload from an s3:// source leaves its Upload pending until it expires: the part journal "
-    "that lets the next try resume (or cancel) it is kept only for local sources (_uploads.MultipartUpload: "
-    "journal only when job.source.local_path is set), and under CeleryExecutor the source is on shared storage "
-    "(issue 16)"
+    "that lets the next try resume (or cancel) it is kept only for local sources (hooks/files.py upload_file uses "
+    "_part_journal.ResumableUpload only when upload.local_path is set), and under CeleryExecutor the source is on "
+    "shared storage (issue 16)"
 )
 
 

@@ -10,16 +10,10 @@ import time
 
 import pytest
 
-from tests.support.distributed_harness import TIMINGS, Deployment, KnownPackageBug, clean, raise_known
+from tests.support.distributed_harness import TIMINGS, Deployment, clean
 from tests.support.services import wait_for
 
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(900)]
-
-FT_DOWNLOAD = "Not allowed to download files of purpose: fine-tune"
-FT_DOWNLOAD_BUG = (
-    "the fine-tune example's download_for_audit downloads a purpose fine-tune file, whose content the service "
-    "(and the emulator) refuses with 400 (dags_examples/openai_fine_tune_data_pipeline.py, being rewritten)"
-)
 
 
 def _check_runs(fresh: Deployment, dag_id: str, run_ids: list[str], label: str) -> None:
@@ -27,15 +21,12 @@ def _check_runs(fresh: Deployment, dag_id: str, run_ids: list[str], label: str) 
     results = fresh.wait_runs(dag_id, run_ids, timeout=420)
     TIMINGS.append((f"{label}: {len(run_ids)} runs", time.monotonic() - started))
     errors = {run_id: fresh.first_error(r) for run_id, r in results.items() if r.state != "success"}
-    for error in errors.values():
-        raise_known(FT_DOWNLOAD, error, FT_DOWNLOAD_BUG)
     assert not errors, errors
     for result in results.values():
         assert all(ti["state"] == "success" and ti["try_number"] == 1 for ti in result.tis), result.summary()
     assert not clean(fresh.leftovers())
 
 
-@pytest.mark.xfail(strict=True, raises=KnownPackageBug, reason=FT_DOWNLOAD_BUG)
 def test_fine_tune_example_with_s3_staging(fresh: Deployment) -> None:
     dag_id = "openai_fine_tune_data_pipeline"
     cluster = fresh.cluster
