@@ -36,8 +36,11 @@ def test_fine_tune_example_with_s3_staging(fresh: Deployment) -> None:
         "the scheduled run", lambda: [r for r in cluster.runs(dag_id) if r.startswith("scheduled__")], timeout=60
     )
     _check_runs(fresh, dag_id, run_ids, "fine-tune example, S3 staging")
+    # A training and a validation file per run, and one fine-tuning job per run.
     processed = [f for f in fresh.emulator.files() if f["purpose"] == "fine-tune"]
-    assert len(processed) == len(run_ids) and all(f["status"] == "processed" for f in processed), processed
+    assert len(processed) == 2 * len(run_ids) and all(f["status"] == "processed" for f in processed), processed
+    jobs = fresh.emulator.collection("fine_tuning/jobs") or []
+    assert len(jobs) == len(run_ids), jobs
 
 
 def test_batch_example_with_s3_staging(fresh: Deployment) -> None:

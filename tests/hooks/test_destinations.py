@@ -20,7 +20,9 @@ from airflow_openai_files.exceptions import OpenAIFilesValidationError
 from airflow_openai_files.hooks import OpenAIFilesHook
 from tests.support.s3 import BUCKET
 
-KEY = task_key({"ti": type("TI", (), {"dag_id": "d", "run_id": "r", "task_id": "t", "map_index": -1})()})
+_TASK_KEY = task_key({"ti": type("TI", (), {"dag_id": "d", "run_id": "r", "task_id": "t", "map_index": -1})()})
+assert _TASK_KEY is not None
+KEY: str = _TASK_KEY
 MIB = 1024 * 1024
 
 
@@ -29,7 +31,6 @@ def _parts(folder: Path) -> list[str]:
 
 
 def test_local_temp_name_is_derived_from_the_task_and_stable(tmp_path: Path) -> None:
-    assert KEY is not None
     first = Destination(tmp_path / "out.bin", overwrite=False, temp_key=KEY)
     again = Destination(tmp_path / "out.bin", overwrite=False, temp_key=KEY)
     other = Destination(tmp_path / "out.bin", overwrite=False, temp_key="f" * 32)
