@@ -132,6 +132,14 @@ def _from_metadata_db(conn_id: str) -> tuple[Any, str]:
         from airflow.utils.session import create_session
     except ImportError as err:
         return None, f"and this installation cannot read the metadata database ({err})"
+    url = str(conf.get("database", "sql_alchemy_conn", fallback="") or "")
+    if url.startswith("sqlite:///"):
+        import os
+
+        path = url.removeprefix("sqlite:///").split("?", 1)[0]
+        if not os.path.isfile(path) or os.path.getsize(path) == 0:
+            # Connecting would create an empty database file: say so instead.
+            return None, f"and there is no metadata database at {path} (AIRFLOW__DATABASE__SQL_ALCHEMY_CONN)"
     try:
         with create_session() as session:
             row = session.query(DbConnection).filter(DbConnection.conn_id == conn_id).one_or_none()

@@ -17,6 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from airflow_openai_files._uploads import MultipartUpload
+from airflow_openai_files.exceptions import OpenAIFilesError
+
 #: An Upload expires an hour after creation; leave room for the parts still to send and /complete.
 RESUME_WINDOW_S = 3600 - 10 * 60
 _KEY = "multipart"
@@ -85,3 +88,64 @@ class PartJournal:
         with self._lock:
             self._state = {}
             self._record.delete(_KEY)
+
+
+class ResumableUpload(MultipartUpload):
+    """A :class:`MultipartUpload` of a local file whose progress outlives the task try.
+
+    It records the Upload and every stored part in ``record`` (the task's TaskRecord), resumes
+    what an earlier try recorded, and on failure leaves the Upload open for the next try instead
+    of cancelling it (it expires on its own within the hour; ``on_kill`` still cancels it).
+    """
+
+    track_parts = True
+
+    def __init__(self, *args: Any, record: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.journal = PartJournal(
+            record, filename=self.name, purpose=self.purpose, size=self.source.size, part_size=self.part_size
+        )
+
+    def _upload(self, started: float) -> tuple[dict[str, Any], list[str]]:
+        try:
+            completed = self._attempt(started, resume=True)
+        except OpenAIFilesError as err:
+            if not self._kept or err.http_status not in (400, 404) or self._cancel_requested:
+                raise
+            # The earlier try's Upload expired or was cancelled meanwhile: start a new one.
+            self.log.warning("Upload %s cannot be resumed (%s); starting a new one", self.upload_id, err.message)
+            self._kept, self.upload_id, self._sent = {}, None, 0
+            self._cancelled.clear()  # set by the failed part to stop the others, not by on_kill
+            self.journal.finished()
+            completed = self._attempt(started, resume=False)
+        self.journal.finished()
+        return completed
+
+    def _attempt(self, started: float, *, resume: bool) -> tuple[dict[str, Any], list[str]]:
+        assert self.source.local_path is not None
+        earlier = self.journal.previous(self.source.local_path, self._offsets(), self.log) if resume else None
+        if earlier is not None:
+            self.upload_id, self._kept = earlier
+            self.log.info(
+                "Resuming Upload %s of %s from an earlier try: %d of %d part(s) already sent and unchanged",
+                self.upload_id,
+                self.name,
+                len(self._kept),
+                len(self._offsets()),
+            )
+        else:
+            self.upload_id = self._create()["id"]
+            self.journal.started(str(self.upload_id))
+        part_ids, md5 = self._send_parts()
+        return self._complete(part_ids, md5, started), part_ids
+
+    def _failed(self, err: BaseException) -> None:
+        if self._cancel_requested or self.upload_id is None:
+            super()._failed(err)
+            self.journal.finished()
+            return
+        self.log.warning("Upload %s of %s left open for a retry within the hour (%s)", self.upload_id, self.name, err)
+
+    def _part_sent(self, index: int, part_id: str, offset: int, length: int, md5: str | None) -> None:
+        if md5 is not None:
+            self.journal.part_sent(index, part_id, offset, length, md5)

@@ -113,13 +113,30 @@ class TaskRecord:
             log.warning("Could not delete task state %r (%s)", self._key(name), exc)
 
 
-def content_fingerprint(source: Any, filename: str | None = None) -> dict[str, Any]:
+def content_fingerprint(source: Any, filename: str | None = None) -> dict[str, Any] | None:
     """``{"filename", "bytes", "sha256"}`` of what an upload of ``source`` would send.
 
     One extra sequential read of the source (local files are cheap; a remote ObjectStoragePath
-    is read twice): the price of never reusing a file whose content differs by one byte.
+    is read twice): the price of never reusing a file whose content differs by one byte. A file
+    object is read from where it stands and put back there; None for one that cannot seek (it is
+    read once, by the upload).
     """
+    import os
+
     from airflow_openai_files._io import resolve_source
+
+    if hasattr(source, "read") and not hasattr(type(source), "fs"):
+        if not (hasattr(source, "seekable") and source.seekable()):
+            return None
+        start, digest, size = source.tell(), hashlib.sha256(), 0
+        try:
+            while block := source.read(1024 * 1024):
+                digest.update(block)
+                size += len(block)
+        finally:
+            source.seek(start)
+        name = filename or os.path.basename(str(getattr(source, "name", "") or "")) or None
+        return {"filename": name, "bytes": size, "sha256": digest.hexdigest()}
 
     upload = resolve_source(source)
     try:
@@ -183,6 +200,9 @@ def reusable_upload(
     name = (fingerprint or {}).get("filename") or filename
     if fingerprint is None:
         fingerprint = content_fingerprint(source, filename)
+        if fingerprint is None:
+            log.info("No earlier upload to reuse: a file object that cannot seek cannot be compared")
+            return None
         name = fingerprint["filename"]
     found = hook.find_uploaded(
         str(name), int(fingerprint["bytes"]), purpose, since=started.timestamp(), what=f"Uploading {name}"

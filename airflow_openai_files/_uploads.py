@@ -6,7 +6,8 @@
   ``/complete``; any failure or ``cancel()`` cancels the Upload.
 
 Both take a :class:`~airflow_openai_files._transport.Transport` and an :class:`UploadJob` (what to
-send) and return the File object from ``run()``. :func:`find_uploaded` is the duplicate lookup both use.
+send) and return the File object from ``run()``. :func:`find_uploaded` is the duplicate lookup both use
+(both defined in :mod:`~airflow_openai_files._upload_job`, re-exported here).
 """
 
 from __future__ import annotations
@@ -17,51 +18,19 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from airflow_openai_files._io import BoundedReader, BytesReader, UploadSource, read_exact
+from airflow_openai_files._io import BoundedReader, BytesReader, read_exact
 from airflow_openai_files._progress import Progress, human_size, rate, request_id_note
 from airflow_openai_files._transport import Transport, is_read_timeout, may_have_reached_server
+from airflow_openai_files._upload_job import CLOCK_SKEW, UploadJob, find_uploaded
 from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesValidationError, UploadCancelledError
 from airflow_openai_files.limits import PART_MAX_BYTES, UPLOAD_MAX_BYTES, MiB
-
-if TYPE_CHECKING:
-    from airflow_openai_files._part_journal import PartJournal
 
 HASH_BLOCK = 1 * MiB
 # How long to look for an unanswered (read-timed-out) upload in the file list before sending it again.
 SETTLE_MIN, SETTLE_MAX = 5.0, 30.0
-# Clock skew allowed between us and the server when matching ``created_at``.
-CLOCK_SKEW = 300
-
-
-@dataclass
-class UploadJob:
-    """One file to upload: the checked source, the recorded name, purpose and expiry."""
-
-    source: UploadSource
-    name: str
-    purpose: str
-    expires_after_seconds: int | None = None
-
-    @property
-    def what(self) -> str:
-        return f"Uploading {self.name}"
-
-
-def find_uploaded(
-    transport: Transport, filename: str, size: int, purpose: str, *, since: float, what: str = "Listing files"
-) -> dict[str, Any] | None:
-    """The newest file with this name, size and purpose created at or after ``since`` (unix seconds)."""
-    horizon = since - CLOCK_SKEW
-    params = {"purpose": purpose, "order": "desc", "limit": 100}
-    for item in transport.iter_pages("files", params, what):
-        if int(item.get("created_at") or 0) < horizon:
-            return None
-        if item.get("filename") == filename and int(item.get("bytes") or -1) == size:
-            return item
-    return None
+__all__ = ["CLOCK_SKEW", "MultipartUpload", "PlainUpload", "UploadJob", "UploadRegistry", "find_uploaded"]
 
 
 class UploadRegistry:
@@ -180,6 +149,9 @@ class MultipartUpload:
     Upload so nothing half-finished lingers on the account.
     """
 
+    #: Hash each part as it is sent (``ResumableUpload`` records the md5 of every stored part).
+    track_parts = False
+
     def __init__(
         self,
         transport: Transport,
@@ -189,7 +161,6 @@ class MultipartUpload:
         part_size: int,
         max_concurrency: int,
         registry: UploadRegistry | None = None,
-        journal: Any = None,
     ) -> None:
         if not 0 < part_size <= PART_MAX_BYTES:
             raise OpenAIFilesValidationError(f"part_size must be from 1 byte to 64 MiB, got {part_size}")
@@ -215,48 +186,18 @@ class MultipartUpload:
         self._sent_lock = threading.Lock()
         self._cancel_sent = False
         self._cancel_requested = False  # by cancel(): on_kill, never a failed part
-        self._kept: dict[int, str] = {}  # parts an earlier try sent, by index
-        self.journal: PartJournal | None = None
-        if journal is not None and getattr(journal, "available", False) and job.source.local_path is not None:
-            from airflow_openai_files._part_journal import PartJournal
-
-            self.journal = PartJournal(
-                journal, filename=job.name, purpose=job.purpose, size=job.source.size, part_size=part_size
-            )
+        self._kept: dict[int, str] = {}  # parts an earlier try sent, by index (ResumableUpload)
 
     def run(self) -> dict[str, Any]:
         started = time.time()
         self.registry.add(self)
         try:
-            try:
-                completed, part_ids = self._run_once(started, resume=True)
-            except OpenAIFilesError as err:
-                if not self._kept or err.http_status not in (400, 404):
-                    raise
-                # The earlier try's Upload expired or was cancelled meanwhile: start a new one.
-                self.log.warning("Upload %s cannot be resumed (%s); starting a new one", self.upload_id, err.message)
-                if self._cancel_requested:
-                    raise
-                self._kept, self.upload_id, self._sent = {}, None, 0
-                self._cancelled.clear()  # set by the failed part to stop the others, not by on_kill
-                if self.journal is not None:
-                    self.journal.finished()
-                completed, part_ids = self._run_once(started, resume=False)
+            completed, part_ids = self._upload(started)
         except BaseException as err:
-            if self.journal is not None and not self._cancel_requested and self.upload_id is not None:
-                # Left open for the next try, which sends only the missing parts (within the hour).
-                self.log.warning(
-                    "Upload %s of %s left open for a retry within the hour (%s)", self.upload_id, self.name, err
-                )
-            else:
-                self.cancel()
-                if self.journal is not None:
-                    self.journal.finished()
+            self._failed(err)
             raise
         finally:
             self.registry.discard(self)
-        if self.journal is not None:
-            self.journal.finished()
         file_obj: dict[str, Any] = completed.get("file") or {}
         elapsed = time.time() - started
         self.log.info(
@@ -272,25 +213,17 @@ class MultipartUpload:
         )
         return file_obj
 
-    def _run_once(self, started: float, *, resume: bool) -> tuple[dict[str, Any], list[str]]:
-        earlier = None
-        if resume and self.journal is not None and self.source.local_path is not None:
-            earlier = self.journal.previous(self.source.local_path, self._offsets(), self.log)
-        if earlier is not None:
-            self.upload_id, self._kept = earlier
-            self.log.info(
-                "Resuming Upload %s of %s from an earlier try: %d of %d part(s) already sent and unchanged",
-                self.upload_id,
-                self.name,
-                len(self._kept),
-                len(self._offsets()),
-            )
-        else:
-            self.upload_id = self._create()["id"]
-            if self.journal is not None:
-                self.journal.started(str(self.upload_id))
+    def _upload(self, started: float) -> tuple[dict[str, Any], list[str]]:
+        self.upload_id = self._create()["id"]
         part_ids, md5 = self._send_parts()
         return self._complete(part_ids, md5, started), part_ids
+
+    def _failed(self, err: BaseException) -> None:
+        """Nothing half-finished lingers: the Upload is cancelled (``ResumableUpload`` keeps it)."""
+        self.cancel()
+
+    def _part_sent(self, index: int, part_id: str, offset: int, length: int, md5: str | None) -> None:
+        """Called once per part stored by the service (``ResumableUpload`` records it)."""
 
     def cancel(self) -> None:
         """Stop sending parts and cancel the Upload on the server (best effort, once)."""
@@ -355,28 +288,25 @@ class MultipartUpload:
         workers = self.max_concurrency + 1
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="openai-part") as pool:
             hashing = pool.submit(hash_file)
-            futures = {
-                index: pool.submit(self._send_window, index, offset, length)
-                for index, (offset, length) in enumerate(offsets)
-                if index not in self._kept
-            }
+            todo = [(i, offset, length) for i, (offset, length) in enumerate(offsets) if i not in self._kept]
+            futures = {i: pool.submit(self._send_window, i, offset, length) for i, offset, length in todo}
             self._collect(list(futures.values()))
             digest = hashing.result()
         return [self._kept[i] if i in self._kept else futures[i].result() for i in range(len(offsets))], digest
 
     def _send_window(self, index: int, offset: int, length: int) -> str:
         def attempt() -> str:
-            md5 = hashlib.md5(usedforsecurity=False)
+            md5 = hashlib.md5(usedforsecurity=False) if self.track_parts else None
 
             def count(chunk: bytes) -> None:
-                md5.update(chunk)
+                if md5 is not None:
+                    md5.update(chunk)
                 self._count(chunk)
 
             with self.source.open() as stream:
                 stream.seek(offset)
                 part_id = self._post_part(index, BoundedReader(stream, length, count))
-            if self.journal is not None:
-                self.journal.part_sent(index, part_id, offset, length, md5.hexdigest())
+            self._part_sent(index, part_id, offset, length, md5.hexdigest() if md5 is not None else None)
             return part_id
 
         return self._retry_part(index, attempt)

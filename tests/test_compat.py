@@ -64,4 +64,8 @@ def test_without_a_readable_database_the_message_says_why(airflow_home: dict[str
         "try:\n    get_connection('from_db')\nexcept AirflowNotFoundException as err:\n    print(err)"
     )
     out = script(env, code)
+    assert f"no metadata database at {tmp_path}/empty.db" in out
+    assert not (tmp_path / "empty.db").exists()  # looking did not create one
+    (tmp_path / "empty.db").write_bytes(b"not a database")
+    out = script(env, code)
     assert "outside a running task Airflow 3 does not read the metadata database" in out

@@ -246,15 +246,16 @@ class FilesAPIMixin:
                 self.log.info("No earlier upload of %s to reuse; uploading it", name)
             use_multipart = multipart if multipart is not None else upload.size > self.multipart_threshold
             if use_multipart:
-                return MultipartUpload(
-                    transport,
-                    job,
-                    self.log,
-                    part_size=self.part_size,
-                    max_concurrency=self.max_concurrency,
-                    registry=self._upload_registry,
-                    journal=resume,
-                ).run()
+                options: dict[str, Any] = {
+                    "part_size": self.part_size,
+                    "max_concurrency": self.max_concurrency,
+                    "registry": self._upload_registry,
+                }
+                if getattr(resume, "available", False) and upload.local_path is not None:
+                    from airflow_openai_files._part_journal import ResumableUpload
+
+                    return ResumableUpload(transport, job, self.log, record=resume, **options).run()
+                return MultipartUpload(transport, job, self.log, **options).run()
             return PlainUpload(transport, job, self.log).run()
         finally:
             upload.close()

@@ -126,7 +126,7 @@ class OpenAIBatchSensor(OpenAIFilesMixin, BaseSensorOperator):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        from airflow.sdk.exceptions import AirflowSensorTimeout
+        from airflow_openai_files._compat import AirflowSensorTimeout
 
         if not event:
             raise AirflowException(f"{self.task_id}: resumed without a trigger event")

@@ -120,7 +120,7 @@ class OpenAIFineTuningJobSensor(OpenAIFilesMixin, BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Resume after the trigger fired; ``resume_execution`` turns failures into skips under ``soft_fail``."""
-        from airflow.sdk.exceptions import AirflowSensorTimeout
+        from airflow_openai_files._compat import AirflowSensorTimeout
 
         if not event:
             raise AirflowException(f"{self.task_id}: resumed without a trigger event")

@@ -14,8 +14,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
+from airflow_openai_files._compat import AirflowFailException, TaskDeferred
 from airflow_openai_files._resume import TASK_KEY_METADATA
 from airflow_openai_files.exceptions import OpenAIFilesRequestError, OpenAIFilesValidationError
 from airflow_openai_files.hooks import OpenAIFilesHook

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException, TaskDeferred
 
+from airflow_openai_files._compat import AirflowFailException, AirflowSensorTimeout, AirflowSkipException, TaskDeferred
 from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.sensors import OpenAIBatchSensor
 from airflow_openai_files.triggers import OpenAIBatchTrigger
@@ -60,7 +60,7 @@ def test_accepts_an_operator_summary(emulator: Any) -> None:
 
 
 def test_reschedule_mode_pokes_without_holding_the_slot(emulator: Any) -> None:
-    from airflow.sdk.exceptions import AirflowRescheduleException
+    from airflow_openai_files._compat import AirflowRescheduleException
 
     batch = create()
     op = sensor(batch["id"], mode="reschedule", poke_interval=60)

@@ -10,13 +10,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import (
+
+from airflow_openai_files._compat import (
     AirflowFailException,
     AirflowRescheduleException,
     AirflowSkipException,
     TaskDeferred,
 )
-
 from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.sensors import OpenAIFineTuningJobSensor
 from tests.conftest import set_connection
