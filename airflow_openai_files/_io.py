@@ -10,13 +10,11 @@ registered the scheme, or its fsspec package such as ``s3fs`` is missing) is an
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
 import os
 import re
 import shutil
 import tempfile
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,101 +220,10 @@ def read_exact(stream: Any, length: int) -> bytearray:
     return buffer
 
 
-class Destination:
-    """Writes a download beside its destination and moves it into place only once it is complete."""
+def __getattr__(name: str) -> Any:
+    """:class:`Destination` (downloads) lives in ``_destination``; importable from here as before."""
+    if name in ("Destination", "abort_stale_multipart_uploads"):
+        from airflow_openai_files import _destination
 
-    def __init__(self, destination: Any, *, overwrite: bool) -> None:
-        destination = as_location(destination)
-        self.overwrite = overwrite
-        self.local = as_local_path(destination)
-        self.remote: ObjectStoragePath | None = None if self.local is not None else destination
-        if self.local is None and not _is_object_storage_path(destination):
-            raise OpenAIFilesValidationError(
-                f"Download destination must be a path or an ObjectStoragePath, got {type(destination).__name__}"
-            )
-        self.display = str(self.local if self.local is not None else destination)
-        self._tmp: Path | None = None
-        self._remote_tmp: ObjectStoragePath | None = None
-
-    def check(self) -> None:
-        """Refuse before any request: missing parent, a directory, or an existing file without overwrite."""
-        if self.local is not None:
-            if not self.local.parent.is_dir():
-                raise OpenAIFilesValidationError(
-                    f"Download destination {self.display!r}: parent directory does not exist"
-                )
-            if self.local.is_dir():
-                raise OpenAIFilesValidationError(f"Download destination {self.display!r} is a directory")
-            if self.local.exists() and not self.overwrite:
-                raise OpenAIFilesValidationError(
-                    f"Download destination {self.display!r} already exists (pass overwrite=True to replace it)"
-                )
-        else:
-            assert self.remote is not None
-            with _store_errors(self.remote):
-                exists = self.remote.exists()
-            if exists and not self.overwrite:
-                raise OpenAIFilesValidationError(
-                    f"Download destination {self.display!r} already exists (pass overwrite=True to replace it)"
-                )
-
-    @contextlib.contextmanager
-    def open_temp(self) -> Iterator[BinaryIO]:
-        """A fresh, empty temporary file beside the destination (one per attempt)."""
-        self.discard()
-        if self.local is not None:
-            # mkstemp creates the file exclusively (O_EXCL) with mode 0600 in the destination's directory.
-            fd, name = tempfile.mkstemp(prefix=f".{self.local.name}.", suffix=".part", dir=self.local.parent)
-            self._tmp = Path(name)
-            with os.fdopen(fd, "wb") as handle:
-                yield handle
-        else:
-            assert self.remote is not None
-            self._remote_tmp = self.remote.parent / f".{self.remote.name}.{uuid.uuid4().hex}.part"
-            with self._remote_tmp.open("wb") as handle:
-                yield handle
-
-    def commit(self) -> None:
-        """Move the completed temporary file into place."""
-        if self.local is not None:
-            assert self._tmp is not None
-            os.chmod(self._tmp, 0o644 & ~_umask())
-            if self.overwrite:
-                os.replace(self._tmp, self.local)
-            else:
-                # link() fails if the destination appeared meanwhile: never clobber without overwrite.
-                try:
-                    os.link(self._tmp, self.local)
-                except FileExistsError:
-                    raise OpenAIFilesValidationError(
-                        f"Download destination {self.display!r} appeared during the download; not overwritten"
-                    ) from None
-                except OSError:
-                    if self.local.exists():
-                        raise
-                    os.rename(self._tmp, self.local)
-                self._tmp.unlink(missing_ok=True)
-            self._tmp = None
-        else:
-            assert self._remote_tmp is not None and self.remote is not None
-            if self.overwrite and self.remote.exists():
-                self.remote.unlink()
-            self._remote_tmp.fs.mv(self._remote_tmp.path, self.remote.path)
-            self._remote_tmp = None
-
-    def discard(self) -> None:
-        if self._tmp is not None:
-            self._tmp.unlink(missing_ok=True)
-            self._tmp = None
-        if self._remote_tmp is not None:
-            with contextlib.suppress(Exception):
-                self._remote_tmp.unlink()
-            self._remote_tmp = None
-
-
-@functools.cache
-def _umask() -> int:
-    # Read once: os.umask() can only be read by setting it, which races with other threads.
-    current = os.umask(0)
-    os.umask(current)
-    return current
+        return getattr(_destination, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,7 +14,9 @@ Prepares the input of an OpenAI Batch job that asks a model to triage every supp
 5. **delete_batch_input**: the input file is removed once it is no longer needed.
 
 Runs unchanged against the real API or the local emulator: only the `openai_files_default`
-connection differs. Staging goes to `$OPENAI_FILES_STAGING` (any ObjectStoragePath URL).
+connection differs. Staging goes to `$OPENAI_FILES_STAGING` (any ObjectStoragePath URL, e.g.
+`s3://aws_default@bucket/openai`); unset, to the local temp dir only under the Local or Sequential
+executor or `airflow dags test`, and under any other executor the run refuses to start (`_staging.py`).
 """
 
 from __future__ import annotations
@@ -22,12 +24,11 @@ from __future__ import annotations
 import csv
 import filecmp
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pendulum
+from _staging import staging_root
 from airflow.sdk import ObjectStoragePath, dag, get_current_context, task
 
 from airflow_openai_files.operators import (
@@ -60,8 +61,7 @@ def openai_batch_input_files() -> None:
     def build_batch_input() -> dict[str, Any]:
         run_id = get_current_context()["run_id"]
         stamp = "".join(ch if ch.isalnum() else "_" for ch in run_id)
-        default = f"file://{Path(tempfile.gettempdir()) / 'openai_files_staging'}"
-        folder = ObjectStoragePath(os.environ.get("OPENAI_FILES_STAGING", default)) / "batch"
+        folder = staging_root() / "batch"
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"ticket_triage_{stamp}.jsonl"
         with TICKETS.open(encoding="utf-8", newline="") as handle:

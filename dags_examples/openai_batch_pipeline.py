@@ -15,20 +15,21 @@ Each day:
    (`airflow_openai_files.results.join_by_custom_id`, streamed) and reports the counts.
 
 Runs unchanged against the real API or the local emulator: only the `openai_files_default`
-connection differs. Staging goes to `$OPENAI_FILES_STAGING` (any ObjectStoragePath URL).
+connection differs. Staging goes to `$OPENAI_FILES_STAGING` (any ObjectStoragePath URL, e.g.
+`s3://aws_default@bucket/openai`); unset, to the local temp dir only under the Local or Sequential
+executor or `airflow dags test`, and under any other executor the run refuses to start (`_staging.py`).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.sdk import ObjectStoragePath, dag, get_current_context, task
+from _staging import staging_root
+from airflow.sdk import dag, get_current_context, task
 
 from airflow_openai_files.operators import OpenAIBatchOperator
 
@@ -36,11 +37,6 @@ REVIEWS = Path(__file__).parent / "data" / "product_reviews.csv"
 MODEL = "gpt-4o-mini"
 ENDPOINT = "/v1/chat/completions"
 INSTRUCTIONS = "Classify the sentiment of this product review as positive, neutral or negative. Answer with one word."
-
-
-def staging_root() -> ObjectStoragePath:
-    default = f"file://{Path(tempfile.gettempdir()) / 'openai_files_staging'}"
-    return ObjectStoragePath(os.environ.get("OPENAI_FILES_STAGING", default))
 
 
 @dag(

@@ -129,17 +129,21 @@ class FilesAPIMixin:
         self.log.info("Deleted %s%s", file_id, request_id_note(response.headers.get("x-request-id")))
         return transport.payload(response, what)
 
-    def download_file(self, file_id: str, destination: Any, *, overwrite: bool = False) -> str:
+    def download_file(
+        self, file_id: str, destination: Any, *, overwrite: bool = False, temp_key: str | None = None
+    ) -> str:
         """
         Stream a file's content to ``destination``; it appears only once complete and of the right size.
 
         :param file_id: the ``file-...`` id.
         :param destination: a local path, an ObjectStoragePath, or a ``scheme://...`` string (as the operators).
         :param overwrite: replace an existing destination.
+        :param temp_key: a key stable across a task's tries (``_resume.task_key(context)``): names a local
+            temporary file the next try can find and remove; random without one.
         :return: the destination, as a string.
         """
         validate_file_id(file_id)
-        target = Destination(destination, overwrite=overwrite)
+        target = Destination(destination, overwrite=overwrite, temp_key=temp_key)
         target.check()
         file = self.get_file(file_id)
         expected = int(file["bytes"])

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_openai_files._resume import task_key
 from airflow_openai_files.limits import ALL_PURPOSES, DEFAULT_CONN_ID, UPLOAD_PURPOSES
 from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin, id_from, ids_from
 from airflow_openai_files.validation import check_cleanup_filters, check_expiry, check_purpose, parse_duration
@@ -206,7 +207,7 @@ class OpenAIDownloadFileOperator(OpenAIFilesMixin, BaseOperator):
     def execute(self, context: Context) -> str:
         file_id = self.check_at_run(id_from, self.file_id)
         self._downloaded = file_id
-        return self.hook.download_file(file_id, self.destination, overwrite=self.overwrite)
+        return self.hook.download_file(file_id, self.destination, overwrite=self.overwrite, temp_key=task_key(context))
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Input: the file on the service; output: the destination path."""

@@ -15,6 +15,7 @@ import importlib.util
 import json
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 
@@ -42,6 +43,7 @@ def task_logs(dag_id: str, run_id: str) -> str:
 
 
 def main(dag_file: str, variable: str, logical_date: str) -> int:
+    sys.path.insert(0, str(Path(dag_file).resolve().parent))  # as Airflow does for its DAG folder
     spec = importlib.util.spec_from_file_location("example_dag_under_test", dag_file)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

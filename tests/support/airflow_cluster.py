@@ -144,7 +144,7 @@ class Cluster:
     def install_dags(self, *folders: Path) -> None:
         for folder in folders:
             for item in folder.iterdir():
-                if item.name.startswith(("_", ".")):
+                if item.name.startswith(".") or item.name == "__pycache__":
                     continue
                 target = self.dags / item.name
                 if item.is_dir():

@@ -396,9 +396,15 @@ class EmulatorService:
         return [(str(a), str(b), int(c)) for a, b, c in rows]
 
     def duplicate_files(self) -> list[tuple[str, str, int, int]]:
-        """(filename, purpose, bytes, count) created more than once, deleted files included."""
+        """(filename, purpose, bytes, count) uploaded more than once, deleted files included.
+
+        Files the service creates (batch output, fine-tune results) are left out: two jobs may well
+        produce results of the same name and size, and no client sent them.
+        """
         rows = self._store(
-            "SELECT filename, purpose, bytes, COUNT(*) FROM files GROUP BY filename, purpose, bytes HAVING COUNT(*) > 1"
+            "SELECT filename, purpose, bytes, COUNT(*) FROM files WHERE purpose NOT IN "
+            "('assistants_output', 'batch_output', 'fine-tune-results') "
+            "GROUP BY filename, purpose, bytes HAVING COUNT(*) > 1"
         )
         return [(str(a), str(b), int(c), int(d)) for a, b, c, d in rows]
 

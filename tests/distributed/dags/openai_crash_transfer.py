@@ -1,7 +1,8 @@
 """
 ### Large transfers for the crash tests
 
-`build` writes `params.mib` MiB to `$OPENAI_FILES_STAGING`; `upload` sends it through the
+`build` writes `params.mib` MiB to `$OPENAI_FILES_STAGING`; `upload` sends it (purpose `vision`: the
+service serves the content of `vision` files back, not of `user_data` ones) through the
 `openai_files_gated` connection (the Uploads API above 32 MiB; the test's gate proxy can freeze
 the transfer half-way); `download_s3` fetches it back to the staging bucket, `download_local` to a
 local disk of worker A (pinned by queue: a local path only exists on one machine), and `verify`
@@ -40,7 +41,7 @@ def openai_crash_transfer() -> None:
         stamp = "".join(ch if ch.isalnum() else "_" for ch in context["run_id"])
         folder = ObjectStoragePath(os.environ["OPENAI_FILES_STAGING"]) / "crash" / stamp
         folder.mkdir(parents=True, exist_ok=True)
-        source = folder / f"big_{stamp}.bin"
+        source = folder / f"big_{stamp}.png"  # purpose vision: downloadable, image MIME type by name
         block = bytes(range(256)) * 4096  # 1 MiB
         with source.open("wb") as out:
             for _ in range(int(context["params"]["mib"])):
@@ -55,7 +56,7 @@ def openai_crash_transfer() -> None:
 
     built = build()
     upload = OpenAIUploadFileOperator(
-        task_id="upload", file_path=built["source"], purpose="user_data", openai_conn_id=CONN
+        task_id="upload", file_path=built["source"], purpose="vision", openai_conn_id=CONN
     )
     download_s3 = OpenAIDownloadFileOperator(
         task_id="download_s3",
