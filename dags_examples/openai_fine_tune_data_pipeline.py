@@ -35,13 +35,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
-import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pendulum
+from _staging import staging_root
 from airflow.sdk import Asset, ObjectStoragePath, dag, get_current_context, task
 
 from airflow_openai_files.operators import (
@@ -58,11 +57,6 @@ MIN_CSAT = 4
 FILE_PREFIX = "support_conversations_"
 #: The Asset the downstream evaluation DAG is scheduled on; each event carries the model name.
 FINE_TUNED_MODEL = Asset(name="support_assistant_fine_tuned_model")
-
-
-def staging_root() -> ObjectStoragePath:
-    default = f"file://{Path(tempfile.gettempdir()) / 'openai_files_staging'}"
-    return ObjectStoragePath(os.environ.get("OPENAI_FILES_STAGING", default))
 
 
 def conversations_for(day: date) -> tuple[list[dict[str, str]], list[dict[str, str]]]:

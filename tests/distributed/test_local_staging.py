@@ -48,7 +48,6 @@ def workers_without_staging(fresh: Deployment) -> Iterator[Deployment]:
         restart_all()
 
 
-@pytest.mark.xfail(strict=True, raises=KnownPackageBug, reason=LOCAL_STAGING_BUG)
 def test_local_staging_refuses_to_start_on_celery(workers_without_staging: Deployment) -> None:
     fresh = workers_without_staging
     cluster = fresh.cluster
