@@ -72,6 +72,11 @@ class PartJournal:
         self._state = {**earlier, "parts": {str(i): earlier["parts"][str(i)] for i in kept}}
         return str(earlier["upload_id"]), kept
 
+    def pending(self) -> str | None:
+        """The Upload id an earlier try recorded and did not finish, whatever its input."""
+        earlier = self._record.get(_KEY)
+        return str(earlier["upload_id"]) if isinstance(earlier, dict) and earlier.get("upload_id") else None
+
     def started(self, upload_id: str) -> None:
         with self._lock:
             self._state = {**self._identity, "upload_id": upload_id, "created": time.time(), "parts": {}}
@@ -149,3 +154,40 @@ class ResumableUpload(MultipartUpload):
     def _part_sent(self, index: int, part_id: str, offset: int, length: int, md5: str | None) -> None:
         if md5 is not None:
             self.journal.part_sent(index, part_id, offset, length, md5)
+
+
+class JournaledUpload(MultipartUpload):
+    """A :class:`MultipartUpload` of a source with no local path (an object store), whose Upload id
+    outlives the task try.
+
+    Its parts cannot be re-read cheaply to check what an earlier try sent, so it is not resumed; but a try
+    killed with SIGKILL cannot cancel its own Upload either. The Upload id is recorded as soon as it
+    exists, and the next try first cancels what the earlier one left pending, then starts a new Upload:
+    nothing is left pending for its hour of life. A failure the try sees still cancels at once.
+    """
+
+    def __init__(self, *args: Any, record: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.journal = PartJournal(
+            record, filename=self.name, purpose=self.purpose, size=self.source.size, part_size=self.part_size
+        )
+
+    def _upload(self, started: float) -> tuple[dict[str, Any], list[str]]:
+        earlier = self.journal.pending()
+        if earlier:
+            try:
+                self.transport.send("POST", f"uploads/{earlier}/cancel", what=f"Cancelling {earlier}")
+                self.log.warning("Cancelled Upload %s left pending by an earlier try", earlier)
+            except Exception as err:  # already completed, cancelled or expired: nothing pending
+                self.log.info("Upload %s of an earlier try is not pending (%s)", earlier, err)
+            self.journal.finished()
+        self.upload_id = self._create()["id"]
+        self.journal.started(str(self.upload_id))
+        part_ids, md5 = self._send_parts()
+        completed = self._complete(part_ids, md5, started)
+        self.journal.finished()
+        return completed, part_ids
+
+    def _failed(self, err: BaseException) -> None:
+        super()._failed(err)  # cancels the Upload
+        self.journal.finished()

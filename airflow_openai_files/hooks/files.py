@@ -251,10 +251,13 @@ class FilesAPIMixin:
                     "max_concurrency": self.max_concurrency,
                     "registry": self._upload_registry,
                 }
-                if getattr(resume, "available", False) and upload.local_path is not None:
-                    from airflow_openai_files._part_journal import ResumableUpload
+                if getattr(resume, "available", False):
+                    from airflow_openai_files._part_journal import JournaledUpload, ResumableUpload
 
-                    return ResumableUpload(transport, job, self.log, record=resume, **options).run()
+                    # A local file is resumed part by part; another source's Upload is recorded so the
+                    # next try cancels what a killed try left pending.
+                    kind = ResumableUpload if upload.local_path is not None else JournaledUpload
+                    return kind(transport, job, self.log, record=resume, **options).run()
                 return MultipartUpload(transport, job, self.log, **options).run()
             return PlainUpload(transport, job, self.log).run()
         finally:

@@ -23,12 +23,6 @@ pytestmark = [pytest.mark.distributed, pytest.mark.timeout(600)]
 
 DAG_ID = "openai_crash_transfer"
 TRANSFERS = ("upload", "download_s3", "download_local")
-PENDING_UPLOAD_BUG = (
-    "a killed Uploads API upload from an s3:// source leaves its Upload pending until it expires: the part journal "
-    "that lets the next try resume (or cancel) it is kept only for local sources (hooks/files.py upload_file uses "
-    "_part_journal.ResumableUpload only when upload.local_path is set), and under CeleryExecutor the source is on "
-    "shared storage (issue 16)"
-)
 
 
 @dataclass(frozen=True)
@@ -46,8 +40,8 @@ class Case:
 
 
 CASES = [
-    Case("upload", "task", signal.SIGKILL, "up", 32, PENDING_UPLOAD_BUG),
-    Case("upload", "worker", signal.SIGKILL, "up", 32, PENDING_UPLOAD_BUG),
+    Case("upload", "task", signal.SIGKILL, "up", 32),
+    Case("upload", "worker", signal.SIGKILL, "up", 32),
     Case("upload", "task", signal.SIGTERM, "up", 32),
     Case("download_s3", "task", signal.SIGKILL, "down", 120),
     Case("download_s3", "worker", signal.SIGKILL, "down", 120),

@@ -239,3 +239,33 @@ def test_expired_upload_is_not_resumed(
     created = run(source, context(2, store))
     assert emu.content(created["id"]) == source.read_bytes()
     assert len(emu.uploads()) == 2
+
+
+def test_a_killed_upload_from_an_object_store_is_cancelled_by_the_next_try(
+    openai_files_connection: Any, memory_fs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A remote source is not resumed part by part, but the Upload a killed try left is never left pending."""
+    from airflow_openai_files import _part_journal
+
+    emu, store = openai_files_connection, FakeStateStore()
+    body = os.urandom(4 * PART + 99)
+    with memory_fs.open("/staging/corpus.bin", "wb") as handle:
+        handle.write(body)
+    source = "memory://staging/corpus.bin"
+    multipart_hook(monkeypatch)
+    with monkeypatch.context() as patch:
+        crash_at_part(patch, 2)
+        # SIGKILL: nothing of the try runs after the crash, so it cannot cancel its own Upload.
+        patch.setattr(_part_journal.JournaledUpload, "_failed", lambda self, err: None)
+        with pytest.raises(Exception, match="worker lost"):
+            run(source, context(1, store))  # type: ignore[arg-type]
+    [left] = emu.uploads()
+    assert left["status"] == "pending"
+
+    created = run(source, context(2, store))  # type: ignore[arg-type]
+
+    statuses = {upload["id"]: upload["status"] for upload in emu.uploads()}
+    assert statuses.pop(left["id"]) == "cancelled"
+    assert list(statuses.values()) == ["completed"]
+    assert emu.content(created["id"]) == body
+    assert not any(key.endswith("multipart") for key in store.values)
