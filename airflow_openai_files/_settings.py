@@ -119,7 +119,10 @@ class ClientSettings:
 def _fail(conn_id: str, field_name: str, problem: str, *, azure: bool = False) -> OpenAIFilesConfigError:
     if field_name == "host":
         problem = f"{problem}. {AZURE_HOST_DESCRIPTION if azure else HOST_DESCRIPTION}"
-    return OpenAIFilesConfigError(f"Connection {conn_id!r}: field {field_name!r} {problem}")
+    err = OpenAIFilesConfigError(f"Connection {conn_id!r}: field {field_name!r} {problem}")
+    # For the UI's test button, whose temporary connection id means nothing to the person filling the form.
+    err.field, err.problem = field_name, problem
+    return err
 
 
 def normalize_base_url(

@@ -107,7 +107,13 @@ class OpenAIFilesValidationError(OpenAIFilesError, AirflowFailException, ValueEr
 
 
 class OpenAIFilesConfigError(OpenAIFilesError, AirflowFailException, ValueError):
-    """The ``openai_files`` connection is missing or malformed; never retried."""
+    """The ``openai_files`` connection is missing or malformed; never retried.
+
+    ``field`` and ``problem`` name the connection field at fault, when there is one.
+    """
+
+    field: str | None = None
+    problem: str | None = None
 
 
 class OpenAIFilesRequestError(OpenAIFilesError, AirflowFailException):

@@ -130,6 +130,9 @@ class OpenAIFilesHookBase(BaseHook):
         try:
             response = self._transport.request("GET", "files", params={"limit": 1}, what="Listing files")
         except OpenAIFilesError as err:
+            field = getattr(err, "field", None)
+            if field:  # the form's field at fault, not the temporary connection id the UI test generates
+                return False, f"Field {field!r} {getattr(err, 'problem', '')}".rstrip()
             return False, str(err)
         request_id = response.headers.get("x-request-id")
         return True, f"Connected to {self.settings.base_url}" + (f" (request id {request_id})" if request_id else "")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from airflow_openai_files import __version__
@@ -166,3 +168,15 @@ def test_form_is_declared_once_with_minimums() -> None:
     for name in ("timeout", "connect_timeout", "multipart_threshold", "max_retries"):
         assert "minimum" in fields[name]["schema"], name
     assert fields["max_retries"]["schema"]["minimum"] == 0
+
+
+def test_connection_test_names_the_field_at_fault_not_the_connection_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The UI's test button uses a generated connection id; the answer names the form's field instead."""
+    from airflow_openai_files.hooks import OpenAIFilesHook
+
+    conn = {"conn_type": "openai_files", "password": "sk-x", "extra": {"timeout": "soon"}}
+    monkeypatch.setenv("AIRFLOW_CONN_TMP_8F3A2C", json.dumps(conn))
+    ok, message = OpenAIFilesHook("tmp_8f3a2c").test_connection()
+    assert not ok
+    assert message.startswith("Field 'timeout'")
+    assert "tmp_8f3a2c" not in message
