@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
 
+from airflow_openai_files._compat import TaskDeferred
 from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.operators import OpenAIBatchOperator
 from airflow_openai_files.sensors import OpenAIBatchSensor

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
+from airflow_openai_files._compat import AirflowFailException, TaskDeferred
 from airflow_openai_files.exceptions import OpenAIFilesRequestError
 from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.operators import OpenAIFineTuningJobOperator

@@ -28,7 +28,8 @@ def _executor(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
 def test_configured_staging_wins_under_any_executor(monkeypatch: pytest.MonkeyPatch) -> None:
     _executor(monkeypatch, "CeleryExecutor")
     monkeypatch.setenv("OPENAI_FILES_STAGING", "memory://bucket/openai")
-    assert str(_staging.staging_root({})) == "memory://bucket/openai"
+    # universal-pathlib < 0.3 (Airflow 3.1's pin) renders it "memory:///bucket/...": the same location.
+    assert str(_staging.staging_root({})).replace(":///", "://") == "memory://bucket/openai"
 
 
 @pytest.mark.parametrize(
