@@ -137,7 +137,18 @@ class Cluster:
             return argv
         root = self.worker_dirs[name]
         hide = [self.control, *(self.worker_dirs[o] for o in WORKERS if o != name)]
-        script = f"mount --bind {root / 'tmp'} /tmp && " + " && ".join(f"mount -t tmpfs none {p}" for p in hide)
+        # A checkout (and its venv) under /tmp, as CI's temporary clone is, must stay visible to the worker:
+        # bind it into the worker's own tmp at the same relative place before that tmp covers /tmp.
+        keep = [REPO.resolve(), Path(sys.prefix).resolve()]
+        keep = [p for p in keep if p.is_relative_to("/tmp") and not any(p != q and p.is_relative_to(q) for q in keep)]
+        binds = []
+        for path in dict.fromkeys(keep):
+            inside = root / "tmp" / path.relative_to("/tmp")
+            inside.mkdir(parents=True, exist_ok=True)
+            binds.append(f"mount --rbind {path} {inside}")
+        script = " && ".join(
+            [*binds, f"mount --rbind {root / 'tmp'} /tmp", *(f"mount -t tmpfs none {p}" for p in hide)]
+        )
         return ["unshare", "-m", "--propagation", "private", "sh", "-c", f'{script} && exec "$@"', "sh", *argv]
 
     # ---- lifecycle ----------------------------------------------------------------------------------
