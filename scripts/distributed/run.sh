@@ -7,7 +7,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 PYTHON="${PYTHON:-.venv/bin/python}"
-PIP_PACKAGES=(apache-airflow-providers-celery celery redis psycopg2-binary asyncpg "moto[server]"
+PIP_PACKAGES=(apache-airflow-providers-celery "celery<5.7" redis psycopg2-binary asyncpg "moto[server]"
               apache-airflow-providers-amazon s3fs boto3)
 
 unavailable() {
