@@ -13,17 +13,17 @@ import json
 import os
 import secrets
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+
+from tests.support.services import free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "openai_fine_tune_data_pipeline"
@@ -32,24 +32,6 @@ EVALUATION_DAG_ID = "openai_fine_tuned_model_evaluation"
 T = TypeVar("T")
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(what: str, condition: Callable[[], T | None], timeout: float, interval: float = 0.2) -> T:
-    """Poll ``condition`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 class Processes:

@@ -25,18 +25,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tests.support.connections import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 
 class MissingComponent(RuntimeError):
     """A component the distributed test needs is not installed and could not be installed."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(what: str, condition: Callable[[], T | None], timeout: float, interval: float = 0.2) -> T:
