@@ -29,7 +29,7 @@ def location_dataset(location: Any) -> Any | None:
     """
     from airflow.providers.common.compat.openlineage.facet import Dataset
 
-    from airflow_openai_files._io import as_local_path, as_location
+    from airflow_openai_files.transfer.sources import as_local_path, as_location
 
     try:
         location = as_location(location)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_openai_files import __version__
-from airflow_openai_files._connection_form import conn_fields, provider_ui_field_behaviour
+from airflow_openai_files.client.form import conn_fields, provider_ui_field_behaviour
 from airflow_openai_files.limits import CONN_TYPE
 
 

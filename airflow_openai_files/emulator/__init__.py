@@ -34,7 +34,7 @@ SERVER_STACK = {"fastapi": "fastapi", "uvicorn": "uvicorn", "python_multipart": 
 INSTALL_HINT = "pip install 'airflow-provider-openai-files[emulator]'"
 
 if TYPE_CHECKING:
-    from airflow_openai_files.emulator.server import DEFAULT_API_KEY, Emulator, EmulatorProcess
+    from airflow_openai_files.emulator.runner import DEFAULT_API_KEY, Emulator, EmulatorProcess
 
 
 def require_server_stack() -> None:
@@ -51,7 +51,7 @@ def require_server_stack() -> None:
 def __getattr__(name: str) -> Any:
     if name in __all__:
         require_server_stack()
-        from airflow_openai_files.emulator import server
+        from airflow_openai_files.emulator import runner
 
-        return getattr(server, name)
+        return getattr(runner, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,7 +19,7 @@ from airflow_openai_files.emulator import require_server_stack
 
 def _day(value: str) -> str:
     """A ``YYYY-MM-DD`` flag value, refused by argparse (exit 2, usage) when it is not one."""
-    from airflow_openai_files.emulator.config import fine_tuning_cutoff_ts
+    from airflow_openai_files.emulator.core.config import fine_tuning_cutoff_ts
 
     try:
         fine_tuning_cutoff_ts(value)
@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError as exc:
         print(exc, file=sys.stderr)
         return 2
-    from airflow_openai_files.emulator.server import READY_LINE, Emulator
+    from airflow_openai_files.emulator.runner import READY_LINE, Emulator
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     stop = threading.Event()

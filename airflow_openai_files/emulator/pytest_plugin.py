@@ -19,12 +19,12 @@ import pytest
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
-    from airflow_openai_files.emulator.server import Emulator
+    from airflow_openai_files.emulator.runner import Emulator
 
 
 @pytest.fixture
 def openai_files_emulator(tmp_path: Path) -> Iterator[Emulator]:
-    from airflow_openai_files.emulator.server import Emulator
+    from airflow_openai_files.emulator.runner import Emulator
 
     with Emulator(data_dir=tmp_path / "openai-files-emulator") as emulator:
         yield emulator

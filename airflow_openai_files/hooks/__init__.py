@@ -16,7 +16,7 @@ from airflow_openai_files.hooks.fine_tuning import FineTuningAPIMixin
 from airflow_openai_files.validation import validate_file_id
 
 if TYPE_CHECKING:
-    from airflow_openai_files._async_hook import OpenAIFilesAsyncHook
+    from airflow_openai_files.hooks.asynchronous import OpenAIFilesAsyncHook
 
 
 class OpenAIFilesHook(FilesAPIMixin, BatchesAPIMixin, FineTuningAPIMixin, OpenAIFilesHookBase):
@@ -35,7 +35,7 @@ class OpenAIFilesHook(FilesAPIMixin, BatchesAPIMixin, FineTuningAPIMixin, OpenAI
 def __getattr__(name: str) -> Any:
     # Lazy: the async hook pulls httpx, which the worker side does not need.
     if name == "OpenAIFilesAsyncHook":
-        from airflow_openai_files._async_hook import OpenAIFilesAsyncHook
+        from airflow_openai_files.hooks.asynchronous import OpenAIFilesAsyncHook
 
         return OpenAIFilesAsyncHook
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

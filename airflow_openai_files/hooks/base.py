@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
-from airflow_openai_files._connection_form import hook_ui_field_behaviour
-from airflow_openai_files._retry import RetryPolicy
-from airflow_openai_files._settings import DEFAULT_MAX_RETRIES, ClientSettings, load_settings
+from airflow_openai_files.client.form import hook_ui_field_behaviour
+from airflow_openai_files.client.retry import RetryPolicy
+from airflow_openai_files.client.settings import DEFAULT_MAX_RETRIES, ClientSettings, load_settings
 from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesRequestError
 from airflow_openai_files.limits import CONN_TYPE, DEFAULT_CONN_ID, PART_MAX_BYTES
 from airflow_openai_files.validation import validate_file_id
@@ -25,7 +25,7 @@ DEFAULT_PROCESSING_TIMEOUT = 1800.0
 if TYPE_CHECKING:
     import requests
 
-    from airflow_openai_files._transport import Transport
+    from airflow_openai_files.client.transport import Transport
 
 
 class OpenAIFilesHookBase(BaseHook):
@@ -102,8 +102,8 @@ class OpenAIFilesHookBase(BaseHook):
     def _transport(self) -> Transport:
         """The transport every API method sends through (built on first use)."""
         if self._client is None:
-            from airflow_openai_files._azure import provider_for
-            from airflow_openai_files._transport import Transport
+            from airflow_openai_files.client.azure import provider_for
+            from airflow_openai_files.client.transport import Transport
 
             self._client = Transport(
                 self.settings,
@@ -149,7 +149,7 @@ class OpenAIFilesHookBase(BaseHook):
             ``deleting`` / ``deleted``: it will never be usable, so the task fails without retries.
         :raises OpenAIFilesError: ``timeout`` seconds passed first (Airflow may retry the task).
         """
-        from airflow_openai_files.status import evaluate
+        from airflow_openai_files.resources.files import evaluate
 
         validate_file_id(file_id)
         started = time.monotonic()

@@ -15,14 +15,14 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from airflow_openai_files import limits
-from airflow_openai_files._batch_status import TERMINAL_STATUSES, describe_batch, request_counts
-from airflow_openai_files._progress import request_id_note
-from airflow_openai_files._resume import REQUEST_KEY_METADATA
 from airflow_openai_files.exceptions import OpenAIFilesValidationError
+from airflow_openai_files.resources.batches import TERMINAL_STATUSES, describe_batch, request_counts
+from airflow_openai_files.resume import REQUEST_KEY_METADATA
+from airflow_openai_files.transfer.progress import request_id_note
 from airflow_openai_files.validation import check_batch_endpoint, check_expiry, validate_file_id
 
 if TYPE_CHECKING:
-    from airflow_openai_files._transport import Transport
+    from airflow_openai_files.client.transport import Transport
 
 #: ``GET /batches`` takes ``limit`` from 1 to 100 (API reference).
 BATCH_LIST_LIMIT_MAX = 100
@@ -75,7 +75,7 @@ class BatchesAPIMixin:
         :param metadata: up to 15 string pairs stored on the batch (one pair is the provider's request key).
         :param output_expires_after_seconds: expire the output and error files this long after creation.
         """
-        from airflow_openai_files._transport import may_have_reached_server
+        from airflow_openai_files.client.transport import may_have_reached_server
 
         validate_file_id(input_file_id)
         check_batch_endpoint(endpoint)

@@ -3,7 +3,7 @@
 The resource-mixin contract (every mixin of ``OpenAIFilesHook``: Files here, later Batches and
 Fine-tuning) - a mixin uses only what the hook base provides:
 
-* ``self._transport`` - a :class:`~airflow_openai_files._transport.Transport`:
+* ``self._transport`` - a :class:`~airflow_openai_files.client.transport.Transport`:
   ``json(method, path, *, what, params=None, json=None)`` returns the answered JSON object, retried
   under the connection's policy; ``request(...)`` the ``requests.Response``; ``send(...)`` one attempt
   without retries; ``call(what, attempt)`` runs a callable under the policy;
@@ -27,15 +27,16 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from airflow_openai_files import limits
-from airflow_openai_files._io import Destination, resolve_source
-from airflow_openai_files._progress import Progress, human_size, rate, request_id_note
 from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesValidationError
+from airflow_openai_files.transfer.destinations import Destination
+from airflow_openai_files.transfer.progress import Progress, human_size, rate, request_id_note
+from airflow_openai_files.transfer.sources import resolve_source
 from airflow_openai_files.validation import check_expiry, check_purpose, check_source, validate_file_id
 
 if TYPE_CHECKING:
-    from airflow_openai_files._settings import ClientSettings
-    from airflow_openai_files._transport import Transport
-    from airflow_openai_files._uploads import UploadRegistry
+    from airflow_openai_files.client.settings import ClientSettings
+    from airflow_openai_files.client.transport import Transport
+    from airflow_openai_files.transfer.uploads import UploadRegistry
 
 
 class FilesAPIMixin:
@@ -54,7 +55,7 @@ class FilesAPIMixin:
 
     @functools.cached_property
     def _upload_registry(self) -> UploadRegistry:
-        from airflow_openai_files._uploads import UploadRegistry
+        from airflow_openai_files.transfer.uploads import UploadRegistry
 
         return UploadRegistry()
 
@@ -99,7 +100,7 @@ class FilesAPIMixin:
         :param file_id: the ``file-...`` id.
         :param missing_ok: treat a 404 as success (returns ``{"id", "object", "deleted": False}``).
         """
-        from airflow_openai_files._transport import may_have_reached_server
+        from airflow_openai_files.client.transport import may_have_reached_server
 
         validate_file_id(file_id)
         what = f"Deleting {file_id}"
@@ -216,11 +217,11 @@ class FilesAPIMixin:
         :param validate: check ``fine-tune`` / ``batch`` JSONL content before sending anything.
         :param reconcile_since: unix time of an earlier attempt (e.g. a previous task try); a file with
             the same name, size and purpose created since then is returned instead of uploading again.
-        :param resume: a :class:`~airflow_openai_files._resume.TaskRecord` (the operator passes the
+        :param resume: a :class:`~airflow_openai_files.resume.TaskRecord` (the operator passes the
             task's): an Uploads API upload records its Upload id and completed parts there, and a
             later try within the Upload's one-hour life sends only the missing parts.
         """
-        from airflow_openai_files._uploads import MultipartUpload, PlainUpload, UploadJob, find_uploaded
+        from airflow_openai_files.transfer.uploads import MultipartUpload, PlainUpload, UploadJob, find_uploaded
 
         check_purpose(purpose)
         expires = check_expiry(expires_after_seconds)
@@ -252,7 +253,7 @@ class FilesAPIMixin:
                     "registry": self._upload_registry,
                 }
                 if getattr(resume, "available", False):
-                    from airflow_openai_files._part_journal import JournaledUpload, ResumableUpload
+                    from airflow_openai_files.transfer.journal import JournaledUpload, ResumableUpload
 
                     # A local file is resumed part by part; another source's Upload is recorded so the
                     # next try cancels what a killed try left pending.
@@ -277,6 +278,6 @@ class FilesAPIMixin:
         ``what`` starts an error message (default ``"Listing files"``; an upload passes ``"Uploading <name>"``
         so a retry reports a failure in the same words as the first try).
         """
-        from airflow_openai_files._uploads import find_uploaded
+        from airflow_openai_files.transfer.uploads import find_uploaded
 
         return find_uploaded(self._transport, filename, size, purpose, since=since, what=what or "Listing files")

@@ -4,7 +4,7 @@ Follows the resource-mixin contract of :mod:`airflow_openai_files.hooks.files`: 
 through ``self._transport`` and comes back as the service's own JSON objects (plain dicts).
 
 Never created twice: the API takes no idempotency key, so :meth:`create_fine_tuning_job` puts a
-random token in the job's ``metadata`` (:data:`~airflow_openai_files._resume.REQUEST_KEY_METADATA`);
+random token in the job's ``metadata`` (:data:`~airflow_openai_files.resume.REQUEST_KEY_METADATA`);
 when an attempt fails in a way that may have reached the server (the connection dropped after the
 body was sent, a read timeout, a 5xx), the next attempt first lists the jobs carrying that token and
 returns the one it finds instead of sending the request again.
@@ -24,13 +24,13 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_openai_files import limits
-from airflow_openai_files._resume import REQUEST_KEY_METADATA
 from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesRequestError, OpenAIFilesValidationError
+from airflow_openai_files.resume import REQUEST_KEY_METADATA
 from airflow_openai_files.validation import check_fine_tuning_method, validate_file_id
 
 if TYPE_CHECKING:
-    from airflow_openai_files._settings import ClientSettings
-    from airflow_openai_files._transport import Transport
+    from airflow_openai_files.client.settings import ClientSettings
+    from airflow_openai_files.client.transport import Transport
 
 #: ``error.code`` values a service answers when it no longer creates fine-tuning jobs.
 CUTOFF_CODES = frozenset({"fine_tuning_unavailable", "fine_tuning_disabled", "fine_tuning_not_available"})
@@ -159,7 +159,7 @@ class FineTuningAPIMixin:
         return self._create_once(body, token)
 
     def _create_once(self, body: dict[str, Any], token: str) -> dict[str, Any]:
-        from airflow_openai_files._transport import may_have_reached_server
+        from airflow_openai_files.client.transport import may_have_reached_server
 
         what = f"Creating fine-tuning job on {body['model']} from {body['training_file']}"
         transport = self._transport
@@ -278,9 +278,9 @@ class FineTuningAPIMixin:
 
         The destination appears only once complete (written beside it, then moved into place).
         """
-        from airflow_openai_files._io import Destination
-        from airflow_openai_files._progress import Progress
-        from airflow_openai_files.hooks._fine_tuning_results import ResultsDecoder
+        from airflow_openai_files.results import ResultsDecoder
+        from airflow_openai_files.transfer.destinations import Destination
+        from airflow_openai_files.transfer.progress import Progress
 
         validate_file_id(file_id)
         target = Destination(destination, overwrite=overwrite) if destination is not None else None

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_openai_files._batch_status import RESULT_STATUSES, batch_errors, request_counts
 from airflow_openai_files._compat import AirflowException, AirflowFailException
 from airflow_openai_files.exceptions import OpenAIFilesValidationError
 from airflow_openai_files.limits import BATCH_COMPLETION_WINDOWS
+from airflow_openai_files.resources.batches import RESULT_STATUSES, batch_errors, request_counts
 from airflow_openai_files.validation import parse_duration
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow_openai_files import _resume
+from airflow_openai_files import resume as _resume
 from airflow_openai_files._compat import AirflowException, AirflowFailException
 from airflow_openai_files.exceptions import OpenAIFilesError
 

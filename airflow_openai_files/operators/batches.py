@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_openai_files import _resume
-from airflow_openai_files._batch_status import TERMINAL_STATUSES, describe_batch
+from airflow_openai_files import resume as _resume
 from airflow_openai_files._compat import AirflowException, AirflowFailException, conf
 from airflow_openai_files.limits import DEFAULT_CONN_ID, FILE_ID_RE
 from airflow_openai_files.operators._batch_steps import (
@@ -29,6 +28,7 @@ from airflow_openai_files.operators._batch_steps import (
     timeout_seconds,
 )
 from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin
+from airflow_openai_files.resources.batches import TERMINAL_STATUSES, describe_batch
 from airflow_openai_files.validation import check_batch_endpoint, parse_duration
 
 if TYPE_CHECKING:
@@ -197,8 +197,8 @@ class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
 
     def _input_file_id(self, context: Context, record: _resume.TaskRecord, endpoint: str) -> str:
         """The input's file id: given, or uploaded (once: a retry reuses an earlier try's upload)."""
-        from airflow_openai_files._io import resolve_source
-        from airflow_openai_files.status import extract_file_id
+        from airflow_openai_files.resources.files import extract_file_id
+        from airflow_openai_files.transfer.sources import resolve_source
         from airflow_openai_files.validation import check_batch_file
 
         given = extract_file_id(self.input_file)
@@ -278,7 +278,7 @@ class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
 
     def _check_destinations(self) -> None:
         """Refuse a destination that cannot be written before the batch is paid for, not a day later."""
-        from airflow_openai_files._io import Destination
+        from airflow_openai_files.transfer.destinations import Destination
 
         for destination in (self.output_destination, self.error_destination):
             if destination is not None and destination != "":

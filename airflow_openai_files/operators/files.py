@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_openai_files._resume import task_key
 from airflow_openai_files.limits import ALL_PURPOSES, DEFAULT_CONN_ID, UPLOAD_PURPOSES
 from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin, id_from, ids_from
+from airflow_openai_files.resume import task_key
 from airflow_openai_files.validation import check_cleanup_filters, check_expiry, check_purpose, parse_duration
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def _now() -> float:
 
 
 def _size(size: float) -> str:
-    from airflow_openai_files._progress import human_size
+    from airflow_openai_files.transfer.progress import human_size
 
     return human_size(size)
 
@@ -98,7 +98,7 @@ class OpenAIUploadFileOperator(OpenAIFilesMixin, BaseOperator):
         self.reuse_on_retry = reuse_on_retry
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_openai_files._resume import TaskRecord, content_fingerprint, try_number
+        from airflow_openai_files.resume import TaskRecord, content_fingerprint, try_number
 
         purpose = self.check_at_run(_upload_purpose, self.purpose)
         expires = self.check_at_run(check_expiry, self.expires_after_seconds)
@@ -114,7 +114,7 @@ class OpenAIUploadFileOperator(OpenAIFilesMixin, BaseOperator):
         if attempt > 1 and not self.reuse_on_retry:
             self.log.info("Try %d: reuse_on_retry is off; uploading again", attempt)
         elif attempt > 1:
-            from airflow_openai_files._resume import reusable_upload
+            from airflow_openai_files.resume import reusable_upload
 
             created = reusable_upload(
                 self.hook, self.log, context, record, purpose, fingerprint, self.file_path, self.filename or None

@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_openai_files import _resume
+from airflow_openai_files import resume as _resume
 from airflow_openai_files._compat import AirflowException, AirflowFailException, conf
 from airflow_openai_files.exceptions import OpenAIFilesError
-from airflow_openai_files.fine_tuning_status import format_event, judge_job, unseen_events
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.operators._fine_tuning_steps import (
     event_outcome,
@@ -31,6 +30,7 @@ from airflow_openai_files.operators._fine_tuning_steps import (
     resumable_job,
 )
 from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin
+from airflow_openai_files.resources.fine_tuning import format_event, judge_job, unseen_events
 from airflow_openai_files.validation import check_fine_tuning_method
 
 if TYPE_CHECKING:
@@ -158,7 +158,7 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
 
     def _file_input(self, value: Any, role: str, method: str, context: Context, record: _resume.TaskRecord) -> str:
         """A file id as given, or the id of the validated, uploaded (and ``processed``) JSONL."""
-        from airflow_openai_files.status import extract_file_id
+        from airflow_openai_files.resources.files import extract_file_id
 
         value = extract_file_id(value)
         if isinstance(value, str) and FILE_ID_LIKE.match(value.strip()):
@@ -170,7 +170,7 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
         return str(self._wait_processed(file)["id"])
 
     def _validate_and_upload(self, value: Any, role: str, method: str, context: Context) -> dict[str, Any]:
-        from airflow_openai_files._io import resolve_source
+        from airflow_openai_files.transfer.sources import resolve_source
         from airflow_openai_files.validation import check_fine_tune_file
 
         source = resolve_source(value)
@@ -185,7 +185,7 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
 
     def _wait_processed(self, file: dict[str, Any]) -> dict[str, Any]:
         """Azure OpenAI refuses a job whose file is not ``processed`` yet; OpenAI answers it at once."""
-        from airflow_openai_files.status import evaluate
+        from airflow_openai_files.resources.files import evaluate
 
         deadline = time.monotonic() + self.timeout
         while True:

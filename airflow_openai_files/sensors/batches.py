@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_openai_files._batch_status import (
+from airflow_openai_files._compat import AirflowException, AirflowFailException, AirflowSkipException, conf
+from airflow_openai_files.limits import DEFAULT_CONN_ID
+from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin
+from airflow_openai_files.resources.batches import (
     TERMINAL_STATUSES,
     batch_errors,
     check_success_statuses,
     describe_batch,
 )
-from airflow_openai_files._compat import AirflowException, AirflowFailException, AirflowSkipException, conf
-from airflow_openai_files.limits import DEFAULT_CONN_ID
-from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -12,7 +12,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow_openai_files._compat import AirflowException, AirflowFailException, AirflowSkipException, conf
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin, id_from
-from airflow_openai_files.status import check_target_status, evaluate, not_found_message
+from airflow_openai_files.resources.files import check_target_status, evaluate, not_found_message
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_openai_files._compat import AirflowException, AirflowFailException, AirflowSkipException, conf
-from airflow_openai_files.fine_tuning_status import format_event, judge_job, unseen_events
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin
+from airflow_openai_files.resources.fine_tuning import format_event, judge_job, unseen_events
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -34,8 +34,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_openai_files._async_hook import DeadlineReached, OpenAIFilesAsyncHook
 from airflow_openai_files.exceptions import OpenAIFilesError
+from airflow_openai_files.hooks.asynchronous import DeadlineReached, OpenAIFilesAsyncHook
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 
 _PACKAGE = __name__.rsplit(".", 1)[0]  # airflow_openai_files.triggers

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_openai_files._async_hook import OpenAIFilesAsyncHook
 from airflow_openai_files.exceptions import OpenAIFilesError
+from airflow_openai_files.hooks.asynchronous import OpenAIFilesAsyncHook
 from airflow_openai_files.limits import DEFAULT_CONN_ID
-from airflow_openai_files.status import check_target_status, evaluate, not_found_message
+from airflow_openai_files.resources.files import check_target_status, evaluate, not_found_message
 from airflow_openai_files.triggers.base import OpenAIPollingTrigger
 from airflow_openai_files.validation import validate_file_id
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_openai_files._async_hook import OpenAIFilesAsyncHook
 from airflow_openai_files.exceptions import OpenAIFilesError
-from airflow_openai_files.fine_tuning_status import format_event, judge_job, unseen_events
+from airflow_openai_files.hooks.asynchronous import OpenAIFilesAsyncHook
 from airflow_openai_files.limits import DEFAULT_CONN_ID
+from airflow_openai_files.resources.fine_tuning import format_event, judge_job, unseen_events
 from airflow_openai_files.triggers.base import OpenAIPollingTrigger
 from airflow_openai_files.validation import validate_file_id
 

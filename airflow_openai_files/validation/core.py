@@ -21,8 +21,8 @@ from typing import IO, TYPE_CHECKING, Any, NamedTuple
 from airflow_openai_files import limits
 
 if TYPE_CHECKING:
-    from airflow_openai_files._io import UploadSource
     from airflow_openai_files.exceptions import OpenAIFilesValidationError
+    from airflow_openai_files.transfer.sources import UploadSource
 
 #: Purposes accepted on upload (kept under its old name for the emulator and existing callers).
 PURPOSES = limits.UPLOAD_PURPOSES
@@ -144,7 +144,7 @@ def check_cleanup_filters(
 
 def check_source(upload: UploadSource, name: str, purpose: str, multipart: bool | None, validate: bool) -> None:
     """An upload source against the service's limits for ``purpose``, and its JSONL content when asked."""
-    from airflow_openai_files._progress import human_size
+    from airflow_openai_files.transfer.progress import human_size
 
     where = upload.description
     if upload.size == 0:

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from airflow_openai_files._compat import AIRFLOW_V_3_2_PLUS
-from airflow_openai_files._connection_form import conn_fields
-from airflow_openai_files._retry import classify, error_fields, request_id_from
-from airflow_openai_files._settings import parse_settings
+from airflow_openai_files.client.form import conn_fields
+from airflow_openai_files.client.retry import classify, error_fields, request_id_from
+from airflow_openai_files.client.settings import parse_settings
 from airflow_openai_files.exceptions import OpenAIFilesConfigError, OpenAIFilesError, OpenAIFilesRequestError
 from airflow_openai_files.limits import AZURE_MULTIPART_THRESHOLD, MiB
 
@@ -164,7 +164,7 @@ def test_classify_azure_answers(status: int, body: dict[str, Any], code: str, me
 
 
 def test_azure_429_and_5xx_are_retried_with_their_hints() -> None:
-    from airflow_openai_files._retry import should_retry
+    from airflow_openai_files.client.retry import should_retry
 
     err = classify(
         429,

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from airflow_openai_files import _azure
-from airflow_openai_files._azure import AZURE_SCOPE, REFRESH_MARGIN, StaticToken, TokenProvider
+from airflow_openai_files.client import azure as _azure
+from airflow_openai_files.client.azure import AZURE_SCOPE, REFRESH_MARGIN, StaticToken, TokenProvider
 from airflow_openai_files.emulator import Emulator
 from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesRequestError
 from airflow_openai_files.hooks import OpenAIFilesHook

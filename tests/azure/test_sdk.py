@@ -203,7 +203,7 @@ def test_fine_tuning_jobs_through_azure_routes(tmp_path: Path) -> None:
 
 def test_files_backend_refuses_unprocessed_files_in_azure_mode(tmp_path: Path) -> None:
     """The check batch and fine-tuning create handlers call (``FilesBackend.require_processed``)."""
-    from airflow_openai_files.emulator.errors import EmulatorError
+    from airflow_openai_files.emulator.core.errors import EmulatorError
 
     for flavor in ("azure", "openai"):
         with Emulator(data_dir=tmp_path / flavor, flavor=flavor, processing_delay=60) as emu:

@@ -27,7 +27,9 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from airflow_openai_files.emulator import EmulatorProcess
-from airflow_openai_files.emulator.store import Store, new_id
+from airflow_openai_files.emulator.core.app import open_state
+from airflow_openai_files.emulator.core.config import EmulatorConfig
+from airflow_openai_files.emulator.core.db import new_id
 from tests.benchmarks.common import MiB, parse_size
 
 BOUNDARY = "benchboundary"
@@ -86,7 +88,7 @@ def bench_transfer(proc: EmulatorProcess, size: int, runs: int) -> tuple[list[fl
 
 
 def populate(data_dir: Path, count: int) -> None:
-    Store(data_dir).close()  # creates the schema
+    open_state(Path(data_dir), EmulatorConfig()).close()  # creates the schema
     now = time.time()
     rows = [
         (new_id("file-"), 10, int(now), now, f"f{i}.txt", "batch" if i % 10 == 0 else "user_data", None, "none")

@@ -93,9 +93,9 @@ def sdk_transfer(mode: str, base_url: str, target: str, dest: str | None) -> dic
 
 def hook_post(base_url: str, target: str) -> dict[str, Any]:
     export_connection(host=base_url, password=PROBE_KEY, extra={"max_retries": 0})
-    from airflow_openai_files._io import resolve_source
-    from airflow_openai_files._uploads import PlainUpload, UploadJob
     from airflow_openai_files.hooks import OpenAIFilesHook
+    from airflow_openai_files.transfer.sources import resolve_source
+    from airflow_openai_files.transfer.uploads import PlainUpload, UploadJob
 
     hook = OpenAIFilesHook()
     warm_up(hook, "hook-post", base_url)

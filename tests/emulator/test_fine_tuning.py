@@ -15,7 +15,7 @@ import requests
 
 from airflow_openai_files.emulator import Emulator, EmulatorProcess
 from airflow_openai_files.emulator.__main__ import parse_args
-from airflow_openai_files.emulator.config import EmulatorConfig
+from airflow_openai_files.emulator.core.config import EmulatorConfig
 from tests.emulator.fine_tuning_support import SLOW, chat, ft_client, upload
 from tests.openapi_schemas import validate
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import requests_mock as requests_mock_module
 
-from airflow_openai_files._resume import REQUEST_KEY_METADATA
 from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesRequestError, OpenAIFilesValidationError
 from airflow_openai_files.hooks import OpenAIFilesHook
+from airflow_openai_files.resume import REQUEST_KEY_METADATA
 from tests.conftest import BASE_URL
 from tests.support.files import batch_lines
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from airflow_openai_files._io import Destination
-from airflow_openai_files._resume import task_key
 from airflow_openai_files.exceptions import OpenAIFilesValidationError
 from airflow_openai_files.hooks import OpenAIFilesHook
+from airflow_openai_files.resume import task_key
+from airflow_openai_files.transfer.destinations import Destination
 from tests.support.s3 import BUCKET
 
 _TASK_KEY = task_key({"ti": type("TI", (), {"dag_id": "d", "run_id": "r", "task_id": "t", "map_index": -1})()})

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from airflow_openai_files._compat import AirflowException, AirflowFailException
-from airflow_openai_files._progress import human_size, request_id_note
 from airflow_openai_files.exceptions import (
     OpenAIFilesConfigError,
     OpenAIFilesError,
@@ -18,6 +17,7 @@ from airflow_openai_files.exceptions import (
     settle,
 )
 from airflow_openai_files.hooks import OpenAIFilesHook
+from airflow_openai_files.transfer.progress import human_size, request_id_note
 from tests.conftest import BASE_URL
 
 

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import requests_mock
 
-from airflow_openai_files._resume import REQUEST_KEY_METADATA
 from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesRequestError, OpenAIFilesValidationError
 from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.hooks.fine_tuning import is_cutoff_refusal
+from airflow_openai_files.resume import REQUEST_KEY_METADATA
 from tests.conftest import BASE_URL, set_connection
 from tests.support.task_helpers import fine_tune_lines
 

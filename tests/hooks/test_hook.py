@@ -500,8 +500,8 @@ def test_multipart_body_matches_the_encoders_own_bytes() -> None:
     """The fast reader must put exactly what requests-toolbelt's MultipartEncoder encodes on the wire."""
     from requests_toolbelt import MultipartEncoder
 
-    from airflow_openai_files._io import BoundedReader
-    from airflow_openai_files._transport import MultipartBody
+    from airflow_openai_files.client.transport import MultipartBody
+    from airflow_openai_files.transfer.sources import BoundedReader
 
     data = BINARY * 300
     fields = [("purpose", "fine-tune"), ("file", ('naïve "name".jsonl', BoundedReader(io.BytesIO(data), len(data))))]

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from airflow_openai_files._compat import AirflowFailException
-from airflow_openai_files._io import as_location
 from airflow_openai_files.exceptions import OpenAIFilesValidationError
 from airflow_openai_files.hooks import OpenAIFilesHook
+from airflow_openai_files.transfer.sources import as_location
 from tests.support.files import batch_lines, sha256
 
 
@@ -46,7 +46,7 @@ def test_unregistered_scheme_is_a_validation_error(openai_files_connection: Any,
 
 
 def test_missing_filesystem_package_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow_openai_files import _io
+    from airflow_openai_files.transfer import sources as _io
 
     def no_s3fs(path: str) -> Any:
         raise ModuleNotFoundError("No module named 's3fs'", name="s3fs")

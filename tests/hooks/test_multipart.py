@@ -108,7 +108,7 @@ def test_unrecoverable_part_failure_cancels_the_upload(openai_files_connection: 
 
 def test_md5_mismatch_is_caught(openai_files_connection: Any, source: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     emu = openai_files_connection
-    import airflow_openai_files._uploads as uploads
+    import airflow_openai_files.transfer.uploads as uploads
 
     class WrongMD5:
         def __init__(self, **_kw: Any) -> None:

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from airflow_openai_files._io import resolve_source
 from airflow_openai_files.exceptions import OpenAIFilesValidationError
 from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.results import iter_results, join_by_custom_id
+from airflow_openai_files.transfer.sources import resolve_source
 from airflow_openai_files.validation import check_batch_file, check_jsonl, check_source
 from tests.support.task_helpers import fine_tune_lines
 

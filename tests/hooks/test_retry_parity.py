@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from airflow_openai_files._async_hook import OpenAIFilesAsyncHook
 from airflow_openai_files.emulator import Emulator
 from airflow_openai_files.exceptions import OpenAIFilesError
 from airflow_openai_files.hooks import OpenAIFilesHook
+from airflow_openai_files.hooks.asynchronous import OpenAIFilesAsyncHook
 from tests.conftest import set_connection
 from tests.support.connections import free_port
 from tests.support.hooks import record_waits
@@ -225,7 +225,7 @@ def test_should_retry_reads_every_client_and_the_whole_chain() -> None:
     import requests
     import urllib3
 
-    from airflow_openai_files._retry import RetryableError, should_retry
+    from airflow_openai_files.client.retry import RetryableError, should_retry
 
     cert = ssl.SSLCertVerificationError(1, "certificate verify failed")
     heals = [

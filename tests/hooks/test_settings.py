@@ -7,7 +7,7 @@ import json
 import pytest
 
 from airflow_openai_files import __version__
-from airflow_openai_files._settings import DEFAULT_BASE_URL, parse_settings
+from airflow_openai_files.client.settings import DEFAULT_BASE_URL, parse_settings
 from airflow_openai_files.exceptions import OpenAIFilesConfigError
 from airflow_openai_files.hooks import OpenAIFilesHook
 from tests.conftest import API_KEY, set_connection

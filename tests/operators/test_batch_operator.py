@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from airflow_openai_files._compat import AirflowFailException, TaskDeferred
-from airflow_openai_files._resume import TASK_KEY_METADATA
 from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesValidationError
 from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.operators import OpenAIBatchOperator
 from airflow_openai_files.results import join_by_custom_id
+from airflow_openai_files.resume import TASK_KEY_METADATA
 from airflow_openai_files.triggers import OpenAIBatchTrigger
 from tests.support.files import batch_lines
 from tests.support.s3 import S3Prefix

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from airflow_openai_files._compat import AirflowFailException, TaskDeferred
-from airflow_openai_files._resume import TASK_KEY_METADATA
 from airflow_openai_files.exceptions import OpenAIFilesRequestError, OpenAIFilesValidationError
 from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.operators import OpenAIFineTuningJobOperator
+from airflow_openai_files.resume import TASK_KEY_METADATA
 from tests.conftest import set_connection
 from tests.support.s3 import S3Prefix
 from tests.support.task_helpers import fine_tune_lines

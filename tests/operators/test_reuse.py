@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from airflow_openai_files import _uploads
 from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.limits import MiB
 from airflow_openai_files.operators import OpenAIUploadFileOperator
+from airflow_openai_files.transfer import uploads as _uploads
 
 
 class FakeStateStore:
@@ -245,7 +245,7 @@ def test_a_killed_upload_from_an_object_store_is_cancelled_by_the_next_try(
     openai_files_connection: Any, memory_fs: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A remote source is not resumed part by part, but the Upload a killed try left is never left pending."""
-    from airflow_openai_files import _part_journal
+    from airflow_openai_files.transfer import journal as _part_journal
 
     emu, store = openai_files_connection, FakeStateStore()
     body = os.urandom(4 * PART + 99)

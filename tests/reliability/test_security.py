@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from airflow_openai_files._settings import parse_settings
+from airflow_openai_files.client.settings import parse_settings
 from airflow_openai_files.emulator import Emulator
 from airflow_openai_files.exceptions import OpenAIFilesConfigError, OpenAIFilesError, OpenAIFilesValidationError
 from airflow_openai_files.hooks import OpenAIFilesHook, validate_file_id

@@ -150,7 +150,7 @@ def test_wrong_key_is_not_retried(tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 def test_sends_the_hooks_headers(slow_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     import httpx
 
-    from airflow_openai_files._settings import USER_AGENT
+    from airflow_openai_files.client.settings import USER_AGENT
 
     use_emulator(monkeypatch, slow_emulator, organization="org-1", project="proj-1")
     created = put()
@@ -220,7 +220,7 @@ def test_cancellation_closes_cleanly(slow_emulator: Any) -> None:
 
 
 def test_tls_context_is_built_once_and_shared() -> None:
-    from airflow_openai_files._async_hook import _ssl_context
+    from airflow_openai_files.hooks.asynchronous import _ssl_context
 
     async def contexts() -> list[Any]:
         return [await _ssl_context(True), await _ssl_context(True), await _ssl_context(False)]

@@ -150,7 +150,7 @@ def test_waits_through_paused_until_resumed(emu: Any) -> None:
 
 
 def test_status_helpers_word_failures_and_order_events() -> None:
-    from airflow_openai_files.fine_tuning_status import job_error_message, judge_job, unseen_events
+    from airflow_openai_files.resources.fine_tuning import job_error_message, judge_job, unseen_events
 
     failed = {
         "id": "ftjob-1",

@@ -29,12 +29,12 @@ import sqlite3
 import threading
 from typing import Any
 
-from airflow_openai_files.emulator import errors
 from airflow_openai_files.emulator.batches.inputcheck import check_input
 from airflow_openai_files.emulator.batches.lines import ERRORS_NAME, OUTPUT_NAME, write_lines
 from airflow_openai_files.emulator.batches.objects import COMPLETION_WINDOW_SECONDS, SCHEMA, render_batch
-from airflow_openai_files.emulator.db import new_id
-from airflow_openai_files.emulator.state import Backend, EmulatorState
+from airflow_openai_files.emulator.core import errors
+from airflow_openai_files.emulator.core.db import new_id
+from airflow_openai_files.emulator.core.state import Backend, EmulatorState
 from airflow_openai_files.limits import BATCH_ID_RE
 
 ORGANIZATION = "org-emulator"

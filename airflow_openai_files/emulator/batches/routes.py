@@ -8,10 +8,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from airflow_openai_files.emulator import errors
 from airflow_openai_files.emulator.batches.backend import BatchesBackend
-from airflow_openai_files.emulator.parsing import expires_after_object, int_param, read_json, required
-from airflow_openai_files.emulator.state import EmulatorState
+from airflow_openai_files.emulator.core import errors
+from airflow_openai_files.emulator.core.parsing import expires_after_object, int_param, read_json, required
+from airflow_openai_files.emulator.core.state import EmulatorState
 from airflow_openai_files.limits import (
     BATCH_COMPLETION_WINDOWS,
     BATCH_ENDPOINTS,

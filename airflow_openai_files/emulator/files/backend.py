@@ -17,9 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from airflow_openai_files.emulator import errors
-from airflow_openai_files.emulator.db import new_id
-from airflow_openai_files.emulator.state import Backend, EmulatorState
+from airflow_openai_files.emulator.core import errors
+from airflow_openai_files.emulator.core.db import new_id
+from airflow_openai_files.emulator.core.state import Backend, EmulatorState
 from airflow_openai_files.limits import (
     ALL_PURPOSES,
     BATCH_DEFAULT_EXPIRY_SECONDS,

@@ -9,13 +9,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from airflow_openai_files.emulator import errors
-from airflow_openai_files.emulator.config import AZURE_PREFIX
+from airflow_openai_files.emulator.core import errors
+from airflow_openai_files.emulator.core.config import AZURE_PREFIX
+from airflow_openai_files.emulator.core.forms import receive_form
+from airflow_openai_files.emulator.core.middleware import SCOPE_PUBLIC_PREFIX
+from airflow_openai_files.emulator.core.parsing import check_known, int_param, parse_expires_after
+from airflow_openai_files.emulator.core.state import EmulatorState
 from airflow_openai_files.emulator.files.backend import FilesBackend
-from airflow_openai_files.emulator.forms import receive_form
-from airflow_openai_files.emulator.middleware import SCOPE_PUBLIC_PREFIX
-from airflow_openai_files.emulator.parsing import check_known, int_param, parse_expires_after
-from airflow_openai_files.emulator.state import EmulatorState
 from airflow_openai_files.limits import LIST_LIMIT_MAX
 
 #: The form fields ``POST /files`` takes; any other is refused.

@@ -19,10 +19,10 @@ import sqlite3
 import threading
 from typing import Any
 
-from airflow_openai_files.emulator import errors
-from airflow_openai_files.emulator.db import new_id
+from airflow_openai_files.emulator.core import errors
+from airflow_openai_files.emulator.core.db import new_id
+from airflow_openai_files.emulator.core.state import Backend
 from airflow_openai_files.emulator.fine_tuning import content, lifecycle, render
-from airflow_openai_files.emulator.state import Backend
 from airflow_openai_files.limits import FINE_TUNING_JOB_ID_RE
 
 TERMINAL = ("succeeded", "failed", "cancelled")

@@ -12,8 +12,8 @@ import json
 import sqlite3
 from typing import Any
 
-from airflow_openai_files.emulator import errors
-from airflow_openai_files.emulator.db import new_id
+from airflow_openai_files.emulator.core import errors
+from airflow_openai_files.emulator.core.db import new_id
 from airflow_openai_files.emulator.fine_tuning import content
 
 CHECKPOINTS_KEPT = 3  # the service keeps the checkpoints of the last three epochs

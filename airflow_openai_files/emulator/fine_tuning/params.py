@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_openai_files.emulator import errors
-from airflow_openai_files.emulator.parsing import check_known
+from airflow_openai_files.emulator.core import errors
+from airflow_openai_files.emulator.core.parsing import check_known
 from airflow_openai_files.limits import (
     FINE_TUNING_METHODS,
     FINE_TUNING_SUFFIX_MAX,

@@ -8,7 +8,7 @@ import json
 import sqlite3
 from typing import Any
 
-from airflow_openai_files.emulator.config import EmulatorConfig
+from airflow_openai_files.emulator.core.config import EmulatorConfig
 
 
 def job_dict(config: EmulatorConfig, row: sqlite3.Row) -> dict[str, Any]:

@@ -14,11 +14,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from airflow_openai_files.emulator import errors
+from airflow_openai_files.emulator.core import errors
+from airflow_openai_files.emulator.core.parsing import int_param, read_json
+from airflow_openai_files.emulator.core.state import EmulatorState
 from airflow_openai_files.emulator.fine_tuning.backend import FineTuningBackend
 from airflow_openai_files.emulator.fine_tuning.params import parse_create
-from airflow_openai_files.emulator.parsing import int_param, read_json
-from airflow_openai_files.emulator.state import EmulatorState
 
 from .params import CREATE_FIELDS
 

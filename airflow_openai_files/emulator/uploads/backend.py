@@ -10,10 +10,10 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from airflow_openai_files.emulator import errors
-from airflow_openai_files.emulator.db import new_id
+from airflow_openai_files.emulator.core import errors
+from airflow_openai_files.emulator.core.db import new_id
+from airflow_openai_files.emulator.core.state import Backend, EmulatorState
 from airflow_openai_files.emulator.files.backend import FilesBackend
-from airflow_openai_files.emulator.state import Backend, EmulatorState
 from airflow_openai_files.limits import UPLOAD_ID_RE, UPLOAD_LIFETIME_SECONDS, VISION_MIME_TYPES
 
 _COPY_CHUNK = 1024 * 1024

@@ -6,10 +6,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from airflow_openai_files.emulator import errors
-from airflow_openai_files.emulator.forms import receive_form
-from airflow_openai_files.emulator.parsing import check_known, expires_after_object, read_json, required
-from airflow_openai_files.emulator.state import EmulatorState
+from airflow_openai_files.emulator.core import errors
+from airflow_openai_files.emulator.core.forms import receive_form
+from airflow_openai_files.emulator.core.parsing import check_known, expires_after_object, read_json, required
+from airflow_openai_files.emulator.core.state import EmulatorState
 from airflow_openai_files.emulator.uploads.backend import UploadsBackend
 
 CREATE_FIELDS = ("filename", "purpose", "bytes", "mime_type", "expires_after")

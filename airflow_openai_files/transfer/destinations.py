@@ -1,6 +1,6 @@
 """Download destinations: where a download lands, and how a killed or failed try leaves nothing behind.
 
-Split from :mod:`airflow_openai_files._io` (which still exports :class:`Destination`): locations are
+Split from :mod:`airflow_openai_files.transfer.sources` (which still exports :class:`Destination`): locations are
 parsed there, by the one parser the hook and the operators share.
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from airflow_openai_files._io import _is_object_storage_path, _store_errors, as_local_path, as_location
 from airflow_openai_files.exceptions import OpenAIFilesValidationError
+from airflow_openai_files.transfer.sources import _is_object_storage_path, _store_errors, as_local_path, as_location
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -30,7 +30,7 @@ class Destination:
     Where a download lands; it appears only once complete.
 
     * Local: written to a temporary file beside the destination, then renamed into place. With a
-      ``temp_key`` (from :func:`airflow_openai_files._resume.task_key`: dag, run, task, map index) the
+      ``temp_key`` (from :func:`airflow_openai_files.resume.task_key`: dag, run, task, map index) the
       temporary name is the same on every try, so the next try removes what a killed try left; without
       one it is random. Created exclusively (``O_EXCL``, mode 0600) either way.
     * Object stores whose files are fsspec buffered files (s3fs, gcsfs, adlfs): the final key is written

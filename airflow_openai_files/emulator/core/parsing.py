@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from airflow_openai_files.emulator import errors
+from airflow_openai_files.emulator.core import errors
 from airflow_openai_files.limits import EXPIRES_MAX_SECONDS, EXPIRES_MIN_SECONDS
 
 

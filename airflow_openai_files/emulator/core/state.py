@@ -1,7 +1,7 @@
 """What one running emulator holds: configuration, database, clock, faults, request log, and the
 registered resource backends.
 
-The backend contract (see also :mod:`airflow_openai_files.emulator.app`):
+The backend contract (see also :mod:`airflow_openai_files.emulator.core.app`):
 
 - a backend subclasses :class:`Backend`, sets ``name`` (``"files"``, ``"uploads"``, later
   ``"batches"``, ``"fine_tuning"``) and ``SCHEMA`` (``CREATE ... IF NOT EXISTS`` SQL, applied at
@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from airflow_openai_files.emulator.config import EmulatorConfig
-from airflow_openai_files.emulator.db import Clock, Database
-from airflow_openai_files.emulator.faults import FaultRegistry
+from airflow_openai_files.emulator.core.config import EmulatorConfig
+from airflow_openai_files.emulator.core.db import Clock, Database
+from airflow_openai_files.emulator.core.faults import FaultRegistry
 
 REQUEST_LOG_SIZE = 100_000
 

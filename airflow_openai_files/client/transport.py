@@ -1,7 +1,7 @@
 """One HTTP transport for the sync client: one attempt, the retry loop, streamed form bodies.
 
-Built from the connection's :class:`~airflow_openai_files._settings.ClientSettings`, a
-:class:`~airflow_openai_files._retry.RetryPolicy` and a logger. It is the single boundary where
+Built from the connection's :class:`~airflow_openai_files.client.settings.ClientSettings`, a
+:class:`~airflow_openai_files.client.retry.RetryPolicy` and a logger. It is the single boundary where
 ``requests`` / ``urllib3`` errors become ours: whatever leaves :meth:`Transport.call` (and so
 :meth:`request`, :meth:`json`, :meth:`iter_pages`) is an :class:`OpenAIFilesError`. Which failures
 are retried and how long to wait is decided in ``_retry`` (``should_retry``, ``RetryPolicy.wait_for``),
@@ -31,8 +31,7 @@ from requests.adapters import HTTPAdapter
 from requests_toolbelt import MultipartEncoder
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-from airflow_openai_files._progress import Progress
-from airflow_openai_files._retry import (
+from airflow_openai_files.client.retry import (
     RetryableError,
     RetryPolicy,
     classify,
@@ -40,9 +39,10 @@ from airflow_openai_files._retry import (
     request_id_from,
     should_retry,
 )
-from airflow_openai_files._settings import ClientSettings
+from airflow_openai_files.client.settings import ClientSettings
 from airflow_openai_files.exceptions import OpenAIFilesError, settle
 from airflow_openai_files.limits import MiB
+from airflow_openai_files.transfer.progress import Progress
 
 T = TypeVar("T")
 # Larger socket writes and reads than http.client's 16 KiB: far fewer Python-level calls per GiB.

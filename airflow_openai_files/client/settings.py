@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from airflow_openai_files import __version__
 from airflow_openai_files._compat import AirflowNotFoundException
-from airflow_openai_files._connection_form import AZURE_HOST_DESCRIPTION, DEFAULT_BASE_URL, HOST_DESCRIPTION
+from airflow_openai_files.client.form import AZURE_HOST_DESCRIPTION, DEFAULT_BASE_URL, HOST_DESCRIPTION
 from airflow_openai_files.exceptions import OpenAIFilesConfigError
 from airflow_openai_files.limits import AZURE_MULTIPART_THRESHOLD, CONN_TYPE, FLAVORS, MiB
 
@@ -36,7 +36,7 @@ class ClientSettings:
     The *flavor* (``openai`` or ``azure``) is a property of the connection, and this class is the one
     place that knows what it changes on the wire: the URL of a path (:meth:`url`), the ``api-version``
     query (:meth:`query`), the auth header (:meth:`headers`; an Entra ID bearer from a credential is
-    added per request by the transports, see :mod:`airflow_openai_files._azure`), and per-flavor
+    added per request by the transports, see :mod:`airflow_openai_files.client.azure`), and per-flavor
     defaults (:attr:`files_need_processing`, the Uploads API threshold). Resource code never asks.
     """
 

@@ -1,5 +1,5 @@
 """What a fine-tuning job's ``status`` and events mean for a wait: shared by the operator and sensor
-(worker) and the trigger (triggerer), like :mod:`airflow_openai_files.status` for files.
+(worker) and the trigger (triggerer), like :mod:`airflow_openai_files.resources.files` for files.
 
 Pure functions without Airflow or HTTP imports, so both sides decide and log identically.
 

@@ -218,12 +218,3 @@ def read_exact(stream: Any, length: int) -> bytearray:
             raise OpenAIFilesValidationError(f"Upload source ended {length - len(buffer)} bytes early")
         buffer += chunk
     return buffer
-
-
-def __getattr__(name: str) -> Any:
-    """:class:`Destination` (downloads) lives in ``_destination``; importable from here as before."""
-    if name in ("Destination", "abort_stale_multipart_uploads"):
-        from airflow_openai_files import _destination
-
-        return getattr(_destination, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

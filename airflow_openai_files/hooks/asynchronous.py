@@ -4,7 +4,7 @@
 It owns what would otherwise be copied into each trigger: reading the connection without blocking the
 event loop, the TLS context (built once per ``verify`` setting, in a thread), one ``httpx.AsyncClient``
 per connection per event loop shared by every trigger of that connection, and the retry loop, which asks
-:mod:`airflow_openai_files._retry` (the same module the sync hook asks) what heals and how long to wait.
+:mod:`airflow_openai_files.client.retry` (the same module the sync hook asks) what heals and how long to wait.
 
 Adding a resource is one short method on top of :meth:`OpenAIFilesAsyncHook.request_json`::
 
@@ -37,8 +37,8 @@ from typing import Any
 
 import httpx
 
-from airflow_openai_files._azure import provider_for
-from airflow_openai_files._retry import (
+from airflow_openai_files.client.azure import provider_for
+from airflow_openai_files.client.retry import (
     RetryableError,
     RetryPolicy,
     classify,
@@ -47,7 +47,7 @@ from airflow_openai_files._retry import (
     request_id_from,
     should_retry,
 )
-from airflow_openai_files._settings import ClientSettings, parse_settings
+from airflow_openai_files.client.settings import ClientSettings, parse_settings
 from airflow_openai_files.exceptions import OpenAIFilesConfigError, OpenAIFilesError
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.validation import validate_file_id

@@ -5,9 +5,9 @@
 * :class:`MultipartUpload` - ``POST /uploads``, the parts in parallel (each streamed from its offset),
   ``/complete``; any failure or ``cancel()`` cancels the Upload.
 
-Both take a :class:`~airflow_openai_files._transport.Transport` and an :class:`UploadJob` (what to
+Both take a :class:`~airflow_openai_files.client.transport.Transport` and an :class:`UploadJob` (what to
 send) and return the File object from ``run()``. :func:`find_uploaded` is the duplicate lookup both use
-(both defined in :mod:`~airflow_openai_files._upload_job`, re-exported here).
+(both defined below).
 """
 
 from __future__ import annotations
@@ -18,19 +18,51 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Any
 
-from airflow_openai_files._io import BoundedReader, BytesReader, read_exact
-from airflow_openai_files._progress import Progress, human_size, rate, request_id_note
-from airflow_openai_files._transport import Transport, is_read_timeout, may_have_reached_server
-from airflow_openai_files._upload_job import CLOCK_SKEW, UploadJob, find_uploaded
+from airflow_openai_files.client.transport import Transport, is_read_timeout, may_have_reached_server
 from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesValidationError, UploadCancelledError
 from airflow_openai_files.limits import PART_MAX_BYTES, UPLOAD_MAX_BYTES, MiB
+from airflow_openai_files.transfer.progress import Progress, human_size, rate, request_id_note
+from airflow_openai_files.transfer.sources import BoundedReader, BytesReader, UploadSource, read_exact
 
 HASH_BLOCK = 1 * MiB
 # How long to look for an unanswered (read-timed-out) upload in the file list before sending it again.
 SETTLE_MIN, SETTLE_MAX = 5.0, 30.0
 __all__ = ["CLOCK_SKEW", "MultipartUpload", "PlainUpload", "UploadJob", "UploadRegistry", "find_uploaded"]
+
+
+# Clock skew allowed between us and the server when matching ``created_at``.
+CLOCK_SKEW = 300
+
+
+@dataclass
+class UploadJob:
+    """One file to upload: the checked source, the recorded name, purpose and expiry."""
+
+    source: UploadSource
+    name: str
+    purpose: str
+    expires_after_seconds: int | None = None
+
+    @property
+    def what(self) -> str:
+        return f"Uploading {self.name}"
+
+
+def find_uploaded(
+    transport: Transport, filename: str, size: int, purpose: str, *, since: float, what: str = "Listing files"
+) -> dict[str, Any] | None:
+    """The newest file with this name, size and purpose created at or after ``since`` (unix seconds)."""
+    horizon = since - CLOCK_SKEW
+    params = {"purpose": purpose, "order": "desc", "limit": 100}
+    for item in transport.iter_pages("files", params, what):
+        if int(item.get("created_at") or 0) < horizon:
+            return None
+        if item.get("filename") == filename and int(item.get("bytes") or -1) == size:
+            return item
+    return None
 
 
 class UploadRegistry:

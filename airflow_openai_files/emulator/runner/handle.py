@@ -1,7 +1,7 @@
 """What the two ways of running the emulator share: the constructor, a temporary data directory
 (removed on stop when none is given), and the public accessors tests use instead of reaching into the
-emulator's state. :class:`~airflow_openai_files.emulator.thread.Emulator` answers the accessors from its
-in-process state, :class:`~airflow_openai_files.emulator.process.EmulatorProcess` through the admin API."""
+emulator's state. :class:`~airflow_openai_files.emulator.runner.thread.Emulator` answers the accessors from its
+in-process state, :class:`~airflow_openai_files.emulator.runner.process.EmulatorProcess` through the admin API."""
 
 from __future__ import annotations
 

@@ -21,8 +21,8 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from airflow_openai_files.emulator import errors
-from airflow_openai_files.emulator.config import (
+from airflow_openai_files.emulator.core import errors
+from airflow_openai_files.emulator.core.config import (
     API_PREFIX,
     AZURE_PREFIX,
     AZURE_V1_API_VERSIONS,
@@ -31,7 +31,7 @@ from airflow_openai_files.emulator.config import (
 )
 
 if TYPE_CHECKING:
-    from airflow_openai_files.emulator.state import EmulatorState
+    from airflow_openai_files.emulator.core.state import EmulatorState
 
 #: uvicorn's request cycle, which owns the transport: connection faults close it.
 SCOPE_CYCLE = "emulator.cycle"

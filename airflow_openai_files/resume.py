@@ -123,7 +123,7 @@ def content_fingerprint(source: Any, filename: str | None = None) -> dict[str, A
     """
     import os
 
-    from airflow_openai_files._io import resolve_source
+    from airflow_openai_files.transfer.sources import resolve_source
 
     if hasattr(source, "read") and not hasattr(type(source), "fs"):
         if not (hasattr(source, "seekable") and source.seekable()):

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from airflow_openai_files.emulator.handle import EmulatorBase
+from airflow_openai_files.emulator.runner.handle import EmulatorBase
 
 #: The first line the CLI prints once it listens; it ends with the base URL: http://HOST:PORT/v1, or
 #: http://HOST:PORT/openai/v1 in Azure mode.

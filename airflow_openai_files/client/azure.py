@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from airflow_openai_files.exceptions import OpenAIFilesConfigError, OpenAIFilesError
 
 if TYPE_CHECKING:
-    from airflow_openai_files._settings import ClientSettings
+    from airflow_openai_files.client.settings import ClientSettings
 
 #: The Entra ID scope of Azure OpenAI (Cognitive Services) data-plane calls.
 AZURE_SCOPE = "https://cognitiveservices.azure.com/.default"

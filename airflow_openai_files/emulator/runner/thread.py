@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from airflow_openai_files.emulator.handle import EmulatorBase
+from airflow_openai_files.emulator.runner.handle import EmulatorBase
 
 
 class Emulator(EmulatorBase):
@@ -24,7 +24,7 @@ class Emulator(EmulatorBase):
         self._state: Any = None
 
     def _config(self) -> Any:
-        from airflow_openai_files.emulator.config import EmulatorConfig
+        from airflow_openai_files.emulator.core.config import EmulatorConfig
 
         config = EmulatorConfig(
             api_keys=self.api_keys,
@@ -49,7 +49,7 @@ class Emulator(EmulatorBase):
             return self
         import uvicorn
 
-        from airflow_openai_files.emulator.app import create_app, open_state
+        from airflow_openai_files.emulator.core.app import create_app, open_state
 
         config = self._config()
         data_dir = self._prepare_data_dir()
@@ -102,7 +102,7 @@ class Emulator(EmulatorBase):
         self._cleanup_data_dir()
 
     def _call(self, name: str, *args: Any) -> Any:
-        from airflow_openai_files.emulator.errors import EmulatorError
+        from airflow_openai_files.emulator.core.errors import EmulatorError
 
         state = self._state
         if state is None:

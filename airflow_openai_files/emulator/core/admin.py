@@ -11,9 +11,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from airflow_openai_files.emulator import errors
-from airflow_openai_files.emulator.parsing import read_json
-from airflow_openai_files.emulator.state import EmulatorState
+from airflow_openai_files.emulator.core import errors
+from airflow_openai_files.emulator.core.parsing import read_json
+from airflow_openai_files.emulator.core.state import EmulatorState
 
 
 def router(state: EmulatorState) -> APIRouter:

@@ -9,8 +9,8 @@ from typing import IO, Any
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from airflow_openai_files.emulator import errors
-from airflow_openai_files.emulator.db import Database
+from airflow_openai_files.emulator.core import errors
+from airflow_openai_files.emulator.core.db import Database
 
 MiB = 1024 * 1024
 MAX_FORM_FIELD = 64 * 1024

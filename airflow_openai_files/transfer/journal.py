@@ -2,7 +2,7 @@
 
 An Upload lives one hour on the service and its parts stay there until ``/complete`` names them.
 A task try that dies after sending 90 of 100 parts need not send them again: the journal (the
-task's :class:`~airflow_openai_files._resume.TaskRecord`, Airflow 3.3+) holds the Upload id and, per
+task's :class:`~airflow_openai_files.resume.TaskRecord`, Airflow 3.3+) holds the Upload id and, per
 part, its id, offset, length and md5. The next try re-reads the recorded windows of the local
 file, keeps the parts whose md5 still matches, sends the others, and completes with the md5 of the
 whole file, so the service checks the joined bytes end to end. A part whose window changed is
@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from airflow_openai_files._uploads import MultipartUpload
 from airflow_openai_files.exceptions import OpenAIFilesError
+from airflow_openai_files.transfer.uploads import MultipartUpload
 
 #: An Upload expires an hour after creation; leave room for the parts still to send and /complete.
 RESUME_WINDOW_S = 3600 - 10 * 60

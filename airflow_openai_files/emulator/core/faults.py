@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from airflow_openai_files.emulator.middleware import SCOPE_CYCLE, SCOPE_LOG_NO_ANSWER
+from airflow_openai_files.emulator.core.middleware import SCOPE_CYCLE, SCOPE_LOG_NO_ANSWER
 
 ACTIONS = ("close_after_body", "truncate_body")
 

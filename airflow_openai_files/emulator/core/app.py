@@ -27,17 +27,17 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from airflow_openai_files.emulator import admin, errors
 from airflow_openai_files.emulator.batches import routes as batches_routes
 from airflow_openai_files.emulator.batches.backend import BatchesBackend
-from airflow_openai_files.emulator.config import EmulatorConfig
-from airflow_openai_files.emulator.faults import FaultMiddleware
+from airflow_openai_files.emulator.core import admin, errors
+from airflow_openai_files.emulator.core.config import EmulatorConfig
+from airflow_openai_files.emulator.core.faults import FaultMiddleware
+from airflow_openai_files.emulator.core.middleware import ContextMiddleware
+from airflow_openai_files.emulator.core.state import Backend, EmulatorState
 from airflow_openai_files.emulator.files import routes as files_routes
 from airflow_openai_files.emulator.files.backend import FilesBackend
 from airflow_openai_files.emulator.fine_tuning import routes as fine_tuning_routes
 from airflow_openai_files.emulator.fine_tuning.backend import FineTuningBackend
-from airflow_openai_files.emulator.middleware import ContextMiddleware
-from airflow_openai_files.emulator.state import Backend, EmulatorState
 from airflow_openai_files.emulator.uploads import routes as uploads_routes
 from airflow_openai_files.emulator.uploads.backend import UploadsBackend
 
