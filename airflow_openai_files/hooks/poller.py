@@ -1,0 +1,351 @@
+"""
+One shared poller per (connection, kind of object) in the triggerer: many waiting triggers, few requests.
+
+A triggerer that holds a thousand deferred file sensors would otherwise send a thousand ``GET /files/{id}``
+every poll interval (200 requests a second at a 5 s poll), spending the organization's rate limit for nothing
+and the event loop's time on a thousand answers. The API lists objects newest first, and the objects deferred
+tasks wait for are recent ones: one page of ``GET /files?order=desc&limit=...`` (or ``GET /batches``,
+``GET /fine_tuning/jobs``) answers most waiters at once. Ids not on the pages read get their own
+``GET``, so an old object, a deleted one (the 404 reaches its trigger) or a list that failed still gets an answer.
+
+How a round works. A trigger asks :meth:`SharedPoller.fetch` for its object and says by when it wants it
+(``due``: now for its first look, one poll interval after its previous look afterwards) and when it stops
+waiting (``deadline``). The poller runs a round when the earliest ``due`` of any waiter comes: it reads list
+pages until every waiter's id was seen (or the pages run out, or the page budget is spent), answers every
+waiter whose id was on a page (those not due yet get fresh data early: free, and it keeps the triggers in step
+so the next round again serves them all), then sends single ``GET`` s for the ids that were not on a page and
+whose waiter is due. A waiter that is not due and not on a page waits for a later round. Hence:
+
+- no waiter is starved: a waiter is always served by the first round at or after its ``due``, and a round
+  starts at the earliest ``due``, so each waiter gets data at most one round's duration after its ``due``;
+- answers are fresh: a round only serves waiters that were registered before its first request was sent;
+- one event and the deadline stay the trigger's: :meth:`fetch` returns an object or raises (the single
+  ``GET``'s error, or :class:`DeadlineReached` at ``deadline``), and the trigger judges it as before.
+
+Lifetime. Triggers hold the poller with ``async with shared_poller(...)``; the last one out cancels the round
+task and gives back the async hook's shared client. Nothing survives the event loop (a triggerer restart
+re-creates triggers in any order, and they simply register again); a cancelled trigger's waiter is removed at
+once, and an answer that arrives for it is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_openai_files.exceptions import OpenAIFilesError
+from airflow_openai_files.hooks.asynchronous import DeadlineReached, OpenAIFilesAsyncHook
+
+log = logging.getLogger(__name__)
+
+GetOne = Callable[[OpenAIFilesAsyncHook, str], Awaitable[dict[str, Any]]]
+ListPage = Callable[[OpenAIFilesAsyncHook, int, "str | None"], Awaitable[dict[str, Any]]]
+
+#: How long a round waits after the earliest ``due`` for more waiters to join: triggers that start together
+#: (a triggerer picking up hundreds at once) then share the first round instead of each starting one.
+GATHER_SECONDS = 0.05
+#: Single ``GET`` s in flight at once per poller (the shared client's pool has 20 connections).
+SINGLE_GETS_AT_ONCE = 10
+#: Pages read per round at most: enough to find 2x the waiters' count of objects, never more than this.
+MAX_PAGES = 10
+
+
+@dataclass(frozen=True)
+class PollKind:
+    """
+    A kind of object the poller watches: how to get one, and optionally how to list many newest first.
+
+    :param name: for logs and the poller's key (``"files"``).
+    :param get_one: ``await get_one(hook, object_id)``: the object (raises ``OpenAIFilesError``, 404 included).
+    :param list_page: ``await list_page(hook, limit, after)``: one page ``{"data": [...], "has_more": bool}``
+        newest first, ``after`` the last id of the previous page; ``None``: the API has no list (single gets).
+    :param page_limit: the ``limit`` to ask for (at most the API's maximum for the list).
+    """
+
+    name: str
+    get_one: GetOne
+    list_page: ListPage | None = None
+    page_limit: int = 100
+
+
+async def _list_files(hook: OpenAIFilesAsyncHook, limit: int, after: str | None) -> dict[str, Any]:
+    params: dict[str, Any] = {"order": "desc", "limit": limit}
+    if after is not None:
+        params["after"] = after
+    return await hook.request_json("GET", "files", what="Listing files", params=params)
+
+
+async def _list_batches(hook: OpenAIFilesAsyncHook, limit: int, after: str | None) -> dict[str, Any]:
+    params: dict[str, Any] = {"limit": limit}
+    if after is not None:
+        params["after"] = after
+    return await hook.request_json("GET", "batches", what="Listing batches", params=params)
+
+
+async def _list_fine_tuning_jobs(hook: OpenAIFilesAsyncHook, limit: int, after: str | None) -> dict[str, Any]:
+    params: dict[str, Any] = {"limit": limit}
+    if after is not None:
+        params["after"] = after
+    return await hook.request_json("GET", "fine_tuning/jobs", what="Listing fine-tuning jobs", params=params)
+
+
+async def _get_file(hook: OpenAIFilesAsyncHook, object_id: str) -> dict[str, Any]:
+    return await hook.get_file(object_id)
+
+
+async def _get_batch(hook: OpenAIFilesAsyncHook, object_id: str) -> dict[str, Any]:
+    return await hook.get_batch(object_id)
+
+
+async def _get_fine_tuning_job(hook: OpenAIFilesAsyncHook, object_id: str) -> dict[str, Any]:
+    return await hook.get_fine_tuning_job(object_id)
+
+
+# Page sizes. GET /files takes limit 1..10,000 (files-openapi.yaml, openai-python FileListParams), but a
+# 10,000-file page is ~2.5 MB of JSON parsed on the event loop (tens of ms): 1,000 per page keeps each parse
+# to a few ms and a round of 1,000 waiters to one or two pages. GET /batches takes 1..100 (openai-python
+# BatchListParams). GET /fine_tuning/jobs takes after/limit; 100 is the emulator's maximum (openai-python
+# states none).
+FILES = PollKind("files", _get_file, _list_files, page_limit=1000)
+BATCHES = PollKind("batches", _get_batch, _list_batches, page_limit=100)
+FINE_TUNING_JOBS = PollKind("fine_tuning_jobs", _get_fine_tuning_job, _list_fine_tuning_jobs, page_limit=100)
+
+
+@dataclass(eq=False)
+class _Waiter:
+    object_id: str
+    due: float
+    answer: asyncio.Future[dict[str, Any]] = field(repr=False)
+
+
+class SharedPoller:
+    """
+    Answers many waiting triggers of one connection and one kind of object from as few requests as it can.
+
+    Get it with :func:`shared_poller` (one per event loop, connection and kind); see the module docstring for
+    the rounds and their guarantees.
+    """
+
+    def __init__(self, conn_id: str, kind: PollKind) -> None:
+        self.conn_id = conn_id
+        self.kind = kind
+        self.hook = OpenAIFilesAsyncHook(conn_id)
+        self.users = 0
+        self.rounds = 0
+        self.pages = 0
+        self.single_gets = 0
+        self._waiters: dict[str, list[_Waiter]] = {}
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._seen_at: dict[str, int] = {}  # created_at of ids seen, to stop paging once past the oldest waiter
+
+    def __repr__(self) -> str:
+        return f"SharedPoller({self.conn_id!r}, {self.kind.name!r}, waiters={self.waiting()})"
+
+    def waiting(self) -> int:
+        """Waiters registered now (for tests and diagnostics)."""
+        return sum(len(waiters) for waiters in self._waiters.values())
+
+    # -- what a trigger calls ---------------------------------------------------------------------------------
+
+    async def fetch(self, object_id: str, *, due: float | None = None, deadline: float | None = None) -> dict[str, Any]:
+        """
+        The object as a request sent after this call started saw it, at the latest one round after ``due``.
+
+        :param due: ``time.monotonic()`` by which the caller wants fresh data (default: now).
+        :param deadline: ``time.monotonic()`` after which the caller stops waiting: :class:`DeadlineReached`.
+        :raises OpenAIFilesError: the object's own ``GET`` failed for good (a 404 for a deleted object...).
+        """
+        now = time.monotonic()
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(object_id, now if due is None else due, loop.create_future())
+        self._waiters.setdefault(object_id, []).append(waiter)
+        self._wakeup.set()
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._run(), name=f"openai-files poller {self.conn_id}/{self.kind.name}")
+        try:
+            if deadline is None:
+                return await waiter.answer
+            # asyncio.wait, not wait_for: it never swallows a cancellation that arrives as the answer does.
+            done, _ = await asyncio.wait({waiter.answer}, timeout=max(0.0, deadline - time.monotonic()))
+            if not done:
+                raise DeadlineReached("time ran out waiting for the next poll")
+            return waiter.answer.result()
+        finally:
+            self._forget(waiter)
+
+    def _forget(self, waiter: _Waiter) -> None:
+        waiters = self._waiters.get(waiter.object_id)
+        if waiters is not None and waiter in waiters:
+            waiters.remove(waiter)
+            if not waiters:
+                del self._waiters[waiter.object_id]
+        if not waiter.answer.done():
+            waiter.answer.cancel()
+
+    # -- the rounds -------------------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while self._waiters:
+            earliest = min(w.due for waiters in self._waiters.values() for w in waiters)
+            delay = earliest - time.monotonic()
+            if delay > 0:
+                self._wakeup.clear()
+                try:  # a new waiter may be due sooner: wake up and look again
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
+                except TimeoutError:
+                    pass
+                continue
+            await asyncio.sleep(GATHER_SECONDS)
+            await self._round()
+
+    async def _round(self) -> None:
+        started = time.monotonic()
+        # The waiters of this round: those registered before its first request. Later ones wait for the next.
+        batch = {object_id: list(waiters) for object_id, waiters in self._waiters.items()}
+        self.rounds += 1
+        found = await self._read_pages(set(batch)) if self.kind.list_page is not None else {}
+        for object_id, obj in found.items():
+            for waiter in batch.pop(object_id):
+                self._answer(waiter, obj)
+        # Not on a page: a GET of their own, for the waiters that are due (the others wait for their turn).
+        now = time.monotonic()
+        singles = [object_id for object_id, waiters in batch.items() if any(w.due <= now for w in waiters)]
+        if singles:
+            gate = asyncio.Semaphore(SINGLE_GETS_AT_ONCE)
+            await asyncio.gather(*(self._single(object_id, batch[object_id], gate) for object_id in singles))
+        log.debug(
+            "Poller %s/%s: round %d answered %d from %d page(s), %d single get(s), in %.2fs",
+            self.conn_id,
+            self.kind.name,
+            self.rounds,
+            len(found),
+            self.pages,
+            len(singles),
+            time.monotonic() - started,
+        )
+
+    async def _read_pages(self, wanted: set[str]) -> dict[str, dict[str, Any]]:
+        """Pages newest first until every wanted id was seen, the list ends, or the page budget is spent."""
+        assert self.kind.list_page is not None
+        limit = self.kind.page_limit
+        budget = min(MAX_PAGES, max(1, math.ceil(2 * len(wanted) / limit)))
+        known = [self._seen_at[i] for i in wanted if i in self._seen_at]
+        oldest = min(known) if len(known) == len(wanted) else None  # every waiter seen once: stop past the oldest
+        found: dict[str, dict[str, Any]] = {}
+        after: str | None = None
+        for _ in range(budget):
+            try:
+                page = await self.kind.list_page(self.hook, limit, after)
+            except (OpenAIFilesError, DeadlineReached) as err:
+                # The waiters still get an answer, from their own GETs; the next round tries the list again.
+                log.warning("Listing %s for %d waiting trigger(s) failed (%s); polling each", self.kind.name, len(wanted), err)
+                break
+            self.pages += 1
+            data = page.get("data") or []
+            for obj in data:
+                object_id = obj.get("id")
+                if object_id in wanted:
+                    found[object_id] = obj
+                    if isinstance(obj.get("created_at"), int):
+                        self._seen_at[object_id] = obj["created_at"]
+            if len(found) == len(wanted) or not page.get("has_more") or not data:
+                break
+            last_created = data[-1].get("created_at")
+            if oldest is not None and isinstance(last_created, int) and last_created < oldest:
+                break
+            after = data[-1].get("id")
+        return found
+
+    async def _single(self, object_id: str, waiters: list[_Waiter], gate: asyncio.Semaphore) -> None:
+        async with gate:
+            if all(w.answer.done() for w in waiters):  # every waiter left (cancelled, or its deadline passed)
+                return
+            self.single_gets += 1
+            try:
+                obj = await self.kind.get_one(self.hook, object_id)
+            except (OpenAIFilesError, DeadlineReached) as err:
+                for waiter in waiters:
+                    if not waiter.answer.done():
+                        waiter.answer.set_exception(err)
+                return
+        if isinstance(obj.get("created_at"), int):
+            self._seen_at[object_id] = obj["created_at"]
+        for waiter in waiters:
+            self._answer(waiter, obj)
+
+    @staticmethod
+    def _answer(waiter: _Waiter, obj: dict[str, Any]) -> None:
+        if not waiter.answer.done():
+            waiter.answer.set_result(obj)
+
+    # -- lifetime ---------------------------------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        self.users += 1
+        if self.users == 1:
+            try:
+                await self.hook.__aenter__()
+            except BaseException:
+                self.users -= 1
+                raise
+
+    async def _close(self) -> None:
+        self.users -= 1
+        if self.users > 0:
+            return
+        _POLLERS.get(asyncio.get_running_loop(), {}).pop((self.conn_id, self.kind.name), None)
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await asyncio.shield(task)
+            except (asyncio.CancelledError, Exception):
+                pass
+        # shield: a trigger cancelled as it leaves must still give the shared client back.
+        await asyncio.shield(self.hook.__aexit__(None, None, None))
+
+    def forget_seen(self, object_id: str) -> None:
+        """Drop what the poller remembers of an object (its trigger is done with it)."""
+        if object_id not in self._waiters:
+            self._seen_at.pop(object_id, None)
+
+
+# Per event loop (the triggerer has one; tests start many), per connection id and kind.
+_POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], SharedPoller]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class shared_poller:  # noqa: N801 - used like a function: ``async with shared_poller(conn_id, FILES) as poller``
+    """Hold the event loop's shared poller of ``(conn_id, kind)`` for the duration of the ``async with``."""
+
+    def __init__(self, conn_id: str, kind: PollKind) -> None:
+        self.conn_id = conn_id
+        self.kind = kind
+        self.poller: SharedPoller | None = None
+
+    async def __aenter__(self) -> SharedPoller:
+        pool = _POLLERS.setdefault(asyncio.get_running_loop(), {})
+        poller = pool.get((self.conn_id, self.kind.name))
+        if poller is None:
+            poller = pool[(self.conn_id, self.kind.name)] = SharedPoller(self.conn_id, self.kind)
+        await poller._open()
+        self.poller = poller
+        return poller
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self.poller is not None:
+            poller, self.poller = self.poller, None
+            await poller._close()
+
+
+def shared_pollers() -> dict[tuple[str, str], SharedPoller]:
+    """The pollers open in the running event loop, by (connection id, kind name); for tests and diagnostics."""
+    return dict(_POLLERS.get(asyncio.get_running_loop(), {}))
