@@ -31,6 +31,7 @@ once, and an answer that arrives for it is dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -142,8 +143,10 @@ class SharedPoller:
         self.single_gets = 0
         self._waiters: dict[str, list[_Waiter]] = {}
         self._wakeup = asyncio.Event()
+        self._opening = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._seen_at: dict[str, int] = {}  # created_at of ids seen, to stop paging once past the oldest waiter
+        self._listing = kind.list_page is not None  # off for good once the list is refused (4xx)
 
     def __repr__(self) -> str:
         return f"SharedPoller({self.conn_id!r}, {self.kind.name!r}, waiters={self.waiting()})"
@@ -197,20 +200,26 @@ class SharedPoller:
             delay = earliest - time.monotonic()
             if delay > 0:
                 self._wakeup.clear()
-                try:  # a new waiter may be due sooner: wake up and look again
+                with contextlib.suppress(TimeoutError):  # a new waiter may be due sooner: wake up, look again
                     await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
-                except TimeoutError:
-                    pass
                 continue
             await asyncio.sleep(GATHER_SECONDS)
-            await self._round()
+            try:
+                await self._round()
+            except Exception as err:  # a bug, not an API answer: every waiter hears of it rather than hang
+                log.exception("Poller %s/%s failed", self.conn_id, self.kind.name)
+                for waiters in list(self._waiters.values()):
+                    for waiter in waiters:
+                        if not waiter.answer.done():
+                            waiter.answer.set_exception(err)
+                await asyncio.sleep(0)  # let them leave before the next look
 
     async def _round(self) -> None:
         started = time.monotonic()
         # The waiters of this round: those registered before its first request. Later ones wait for the next.
         batch = {object_id: list(waiters) for object_id, waiters in self._waiters.items()}
         self.rounds += 1
-        found = await self._read_pages(set(batch)) if self.kind.list_page is not None else {}
+        found = await self._read_pages(set(batch)) if self._listing else {}
         for object_id, obj in found.items():
             for waiter in batch.pop(object_id):
                 self._answer(waiter, obj)
@@ -236,6 +245,8 @@ class SharedPoller:
         assert self.kind.list_page is not None
         limit = self.kind.page_limit
         budget = min(MAX_PAGES, max(1, math.ceil(2 * len(wanted) / limit)))
+        if len(self._seen_at) > 2 * len(wanted) + 1000:  # forget the ids nobody waits for any more
+            self._seen_at = {i: at for i, at in self._seen_at.items() if i in wanted}
         known = [self._seen_at[i] for i in wanted if i in self._seen_at]
         oldest = min(known) if len(known) == len(wanted) else None  # every waiter seen once: stop past the oldest
         found: dict[str, dict[str, Any]] = {}
@@ -244,8 +255,19 @@ class SharedPoller:
             try:
                 page = await self.kind.list_page(self.hook, limit, after)
             except (OpenAIFilesError, DeadlineReached) as err:
-                # The waiters still get an answer, from their own GETs; the next round tries the list again.
-                log.warning("Listing %s for %d waiting trigger(s) failed (%s); polling each", self.kind.name, len(wanted), err)
+                # The waiters still get an answer, from their own GETs. A refused list (a 4xx: a flavour or a
+                # key that cannot list) is not asked again; a list that failed otherwise is, next round.
+                status = getattr(err, "http_status", None)
+                refused = status is not None and 400 <= status < 500 and status != 429
+                self._listing = self._listing and not refused
+                log.warning(
+                    "Listing %s for %d waiting trigger(s) of connection %r failed (%s); polling each %s",
+                    self.kind.name,
+                    len(wanted),
+                    self.conn_id,
+                    err,
+                    "from now on" if refused else "this round",
+                )
                 break
             self.pages += 1
             data = page.get("data") or []
@@ -288,33 +310,27 @@ class SharedPoller:
     # -- lifetime ---------------------------------------------------------------------------------------------
 
     async def _open(self) -> None:
-        self.users += 1
-        if self.users == 1:
-            try:
-                await self.hook.__aenter__()
-            except BaseException:
-                self.users -= 1
-                raise
+        # One at a time: triggers starting together must not each take a reference on the shared client.
+        async with self._opening:
+            if self.users == 0:
+                await self.hook.__aenter__()  # reads the connection; an error reaches this trigger only
+            self.users += 1
 
     async def _close(self) -> None:
         self.users -= 1
         if self.users > 0:
             return
-        _POLLERS.get(asyncio.get_running_loop(), {}).pop((self.conn_id, self.kind.name), None)
+        pool = _POLLERS.get(asyncio.get_running_loop(), {})
+        if pool.get((self.conn_id, self.kind.name)) is self:
+            del pool[(self.conn_id, self.kind.name)]
         task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            try:
-                await asyncio.shield(task)
-            except (asyncio.CancelledError, Exception):
-                pass
-        # shield: a trigger cancelled as it leaves must still give the shared client back.
-        await asyncio.shield(self.hook.__aexit__(None, None, None))
-
-    def forget_seen(self, object_id: str) -> None:
-        """Drop what the poller remembers of an object (its trigger is done with it)."""
-        if object_id not in self._waiters:
-            self._seen_at.pop(object_id, None)
+        try:
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.wait({task})  # its request ends before the client closes
+        finally:
+            # shield: a trigger cancelled as it leaves must still give the shared client back.
+            await asyncio.shield(self.hook.__aexit__(None, None, None))
 
 
 # Per event loop (the triggerer has one; tests start many), per connection id and kind.
@@ -323,7 +339,7 @@ _POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, s
 )
 
 
-class shared_poller:  # noqa: N801 - used like a function: ``async with shared_poller(conn_id, FILES) as poller``
+class shared_poller:
     """Hold the event loop's shared poller of ``(conn_id, kind)`` for the duration of the ``async with``."""
 
     def __init__(self, conn_id: str, kind: PollKind) -> None:
