@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+import itertools
 import time
 from typing import Any
 
@@ -19,9 +20,7 @@ from tests.conftest import PROCESSING_DELAY
 
 def upload(count: int) -> list[str]:
     hook = OpenAIFilesHook()
-    ids = [
-        hook.upload_file(io.BytesIO(b"x" * 16), "user_data", filename=f"p-{i}.bin")["id"] for i in range(count)
-    ]
+    ids = [hook.upload_file(io.BytesIO(b"x" * 16), "user_data", filename=f"p-{i}.bin")["id"] for i in range(count)]
     hook.close()
     return ids
 
@@ -33,6 +32,11 @@ def gets(emulator: Any) -> tuple[int, int]:
         sum(1 for _, path in log if path.endswith("/files")),
         sum(1 for _, path in log if "/files/file-" in path),
     )
+
+
+def delta(emulator: Any, before: tuple[int, int]) -> tuple[int, int]:
+    lists, singles = gets(emulator)
+    return lists - before[0], singles - before[1]
 
 
 def small_pages(size: int) -> PollKind:
@@ -50,7 +54,7 @@ def test_many_waiters_are_answered_by_one_page(slow_emulator: Any) -> None:
     answers = asyncio.run(scenario())
     assert [a["id"] for a in answers] == ids
     assert {a["status"] for a in answers} == {"uploaded"}
-    lists, singles = (after - earlier for after, earlier in zip(gets(slow_emulator), before))
+    lists, singles = delta(slow_emulator, before)
     assert (lists, singles) == (1, 0)
 
 
@@ -69,7 +73,7 @@ def test_ids_not_on_the_pages_get_their_own_get_and_a_deleted_one_its_404(slow_e
     answers = asyncio.run(scenario())
     assert isinstance(answers[0], OpenAIFilesError) and answers[0].http_status == 404
     assert [a["id"] for a in answers[1:]] == old[1:] + recent
-    lists, singles = (after - earlier for after, earlier in zip(gets(slow_emulator), before))
+    lists, singles = delta(slow_emulator, before)
     assert lists == 3  # 12 live files in pages of 5
     assert singles == 1  # only the deleted file, which no page shows
 
@@ -85,7 +89,7 @@ def test_page_budget_spent_falls_back_to_single_gets(slow_emulator: Any, monkeyp
     before = gets(slow_emulator)
     answers = asyncio.run(scenario())
     assert [a["id"] for a in answers] == ids
-    lists, singles = (after - earlier for after, earlier in zip(gets(slow_emulator), before))
+    lists, singles = delta(slow_emulator, before)
     assert (lists, singles) == (2, 4)  # the 8 newest from two pages, the 4 oldest one by one
 
 
@@ -121,7 +125,7 @@ def test_every_waiter_gets_fresh_data_every_interval(slow_emulator: Any) -> None
     for history in histories:
         answered = [done for _, done, _ in history]
         # one answer per interval at least: the gaps stay within the interval plus one round's time
-        assert max(b - a for a, b in zip(answered, answered[1:])) < interval + 1.0, answered
+        assert max(b - a for a, b in itertools.pairwise(answered)) < interval + 1.0, answered
         for asked, _, status in history:
             if asked > flip_at[0]:
                 assert status == "processed"  # fresh: from a request sent after the ask
@@ -199,5 +203,5 @@ def test_a_refused_list_turns_to_single_gets_for_good(slow_emulator: Any) -> Non
     before = gets(slow_emulator)
     first, second = asyncio.run(scenario())
     assert [a["id"] for a in first] == [a["id"] for a in second] == ids
-    lists, singles = (after - earlier for after, earlier in zip(gets(slow_emulator), before))
+    lists, singles = delta(slow_emulator, before)
     assert (lists, singles) == (1, 6)
