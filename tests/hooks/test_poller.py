@@ -118,8 +118,10 @@ def test_every_waiter_gets_fresh_data_every_interval(slow_emulator: Any) -> None
 
     async def scenario() -> list[list[tuple[float, float, str]]]:
         async with shared_poller("openai_files_default", small_pages(8)) as poller:
-            results = await asyncio.gather(*(waiter(poller, i, 6) for i in ids), flip())
-            return results[:-1]
+            flipping = asyncio.create_task(flip())
+            results = await asyncio.gather(*(waiter(poller, i, 6) for i in ids))
+            await flipping
+            return list(results)
 
     histories = asyncio.run(scenario())
     for history in histories:
