@@ -10,11 +10,12 @@ tasks wait for are recent ones: one page of ``GET /files?order=desc&limit=...`` 
 
 How a round works. A trigger asks :meth:`SharedPoller.fetch` for its object and says by when it wants it
 (``due``: now for its first look, one poll interval after its previous look afterwards) and when it stops
-waiting (``deadline``). The poller runs a round when the earliest ``due`` of any waiter comes: it reads list
-pages until every waiter's id was seen (or the pages run out, or the page budget is spent), answers every
-waiter whose id was on a page (those not due yet get fresh data early: free, and it keeps the triggers in step
-so the next round again serves them all), then sends single ``GET`` s for the ids that were not on a page and
-whose waiter is due. A waiter that is not due and not on a page waits for a later round. Hence:
+waiting (``deadline``). The poller runs a round when the earliest ``due`` of any waiter comes. The round
+serves the waiters that are due or nearly so (within half of their wait, ``EARLY_FRACTION``: answering them
+early costs no request and keeps triggers that started apart in step, so that the next round again serves
+them all together). It reads list pages until every one of their ids was seen (or the list ends, or the page
+budget is spent), answers each waiter whose id was on a page, then sends single ``GET`` s for the ids not on
+a page whose waiter is due. A waiter that is not due and not on a page waits for a later round. Hence:
 
 - no waiter is starved: a waiter is always served by the first round at or after its ``due``, and a round
   starts at the earliest ``due``, so each waiter gets data at most one round's duration after its ``due``;
@@ -50,9 +51,13 @@ ListPage = Callable[[OpenAIFilesAsyncHook, int, "str | None"], Awaitable[dict[st
 
 #: How long a round waits after the earliest ``due`` for more waiters to join: triggers that start together
 #: (a triggerer picking up hundreds at once) then share the first round instead of each starting one.
-GATHER_SECONDS = 0.05
+GATHER_SECONDS = 0.1
 #: Single ``GET`` s in flight at once per poller (the shared client's pool has 20 connections).
 SINGLE_GETS_AT_ONCE = 10
+#: A waiter is answered early by a round that comes within this fraction of its wait from its due time: it
+#: keeps triggers that started apart in step (one round serves them all the next time), while no trigger
+#: is woken more than twice per poll interval however many rounds others cause.
+EARLY_FRACTION = 0.5
 #: Pages read per round at most: enough to find 2x the waiters' count of objects, never more than this.
 MAX_PAGES = 10
 
@@ -121,8 +126,13 @@ FINE_TUNING_JOBS = PollKind("fine_tuning_jobs", _get_fine_tuning_job, _list_fine
 @dataclass(eq=False)
 class _Waiter:
     object_id: str
+    asked: float
     due: float
     answer: asyncio.Future[dict[str, Any]] = field(repr=False)
+
+    def servable(self, now: float) -> bool:
+        """Due, or close enough to its due time to be answered early (see ``EARLY_FRACTION``)."""
+        return self.due - now <= EARLY_FRACTION * (self.due - self.asked)
 
 
 class SharedPoller:
@@ -167,7 +177,7 @@ class SharedPoller:
         """
         now = time.monotonic()
         loop = asyncio.get_running_loop()
-        waiter = _Waiter(object_id, now if due is None else due, loop.create_future())
+        waiter = _Waiter(object_id, now, max(now, now if due is None else due), loop.create_future())
         self._waiters.setdefault(object_id, []).append(waiter)
         self._wakeup.set()
         if self._task is None or self._task.done():
@@ -216,8 +226,16 @@ class SharedPoller:
 
     async def _round(self) -> None:
         started = time.monotonic()
-        # The waiters of this round: those registered before its first request. Later ones wait for the next.
-        batch = {object_id: list(waiters) for object_id, waiters in self._waiters.items()}
+        # The waiters of this round: registered before its first request (later ones wait for the next), and
+        # due or nearly so.
+        now = time.monotonic()
+        batch: dict[str, list[_Waiter]] = {}
+        for object_id, waiters in self._waiters.items():
+            servable = [w for w in waiters if w.servable(now)]
+            if servable:
+                batch[object_id] = servable
+        if not batch:  # the waiter that was due left (cancelled) during the gathering pause
+            return
         self.rounds += 1
         found = await self._read_pages(set(batch)) if self._listing else {}
         for object_id, obj in found.items():
