@@ -123,6 +123,12 @@ BATCHES = PollKind("batches", _get_batch, _list_batches, page_limit=100)
 FINE_TUNING_JOBS = PollKind("fine_tuning_jobs", _get_fine_tuning_job, _list_fine_tuning_jobs, page_limit=100)
 
 
+class _ListFailed(Exception):
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 @dataclass(eq=False)
 class _Waiter:
     object_id: str
@@ -237,7 +243,14 @@ class SharedPoller:
         if not batch:  # the waiter that was due left (cancelled) during the gathering pause
             return
         self.rounds += 1
-        found = await self._read_pages(set(batch)) if self._listing else {}
+        try:
+            found = await self._read_pages(set(batch)) if self._listing else {}
+        except _ListFailed as failed:
+            for waiters in batch.values():
+                for waiter in waiters:
+                    if waiter.due <= now and not waiter.answer.done():
+                        waiter.answer.set_exception(failed.error)
+            return
         for object_id, obj in found.items():
             for waiter in batch.pop(object_id):
                 self._answer(waiter, obj)
@@ -269,23 +282,25 @@ class SharedPoller:
         oldest = min(known) if len(known) == len(wanted) else None  # every waiter seen once: stop past the oldest
         found: dict[str, dict[str, Any]] = {}
         after: str | None = None
-        for _ in range(budget):
+        for read in range(budget):
             try:
                 page = await self.kind.list_page(self.hook, limit, after)
             except (OpenAIFilesError, DeadlineReached) as err:
-                # The waiters still get an answer, from their own GETs. A refused list (a 4xx: a flavour or a
-                # key that cannot list) is not asked again; a list that failed otherwise is, next round.
                 status = getattr(err, "http_status", None)
-                refused = status is not None and 400 <= status < 500 and status != 429
-                self._listing = self._listing and not refused
-                log.warning(
-                    "Listing %s for %d waiting trigger(s) of connection %r failed (%s); polling each %s",
-                    self.kind.name,
-                    len(wanted),
-                    self.conn_id,
-                    err,
-                    "from now on" if refused else "this round",
-                )
+                if status is not None and 400 <= status < 500 and status not in (401, 429):
+                    # Refused (a flavour or a key that cannot list): each waiter gets its own GET, now and later.
+                    self._listing = False
+                    log.warning(
+                        "Listing %s for connection %r was refused (%s); polling each object from now on",
+                        self.kind.name,
+                        self.conn_id,
+                        err,
+                    )
+                elif after is None:
+                    # What failed the list (the key, TLS, the network, retries used up) would fail each GET too.
+                    raise _ListFailed(err) from err
+                else:
+                    log.warning("Listing %s failed after %d page(s) (%s); polling the rest", self.kind.name, read, err)
                 break
             self.pages += 1
             data = page.get("data") or []

@@ -30,12 +30,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_openai_files.exceptions import OpenAIFilesError
 from airflow_openai_files.hooks.asynchronous import DeadlineReached, OpenAIFilesAsyncHook
+from airflow_openai_files.hooks.poller import PollKind, SharedPoller, shared_poller
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 
 _PACKAGE = __name__.rsplit(".", 1)[0]  # airflow_openai_files.triggers
@@ -61,6 +63,9 @@ class OpenAIPollingTrigger(BaseTrigger):
         deadline: float | None = None,
     ) -> None:
         super().__init__()
+        self._poller: SharedPoller | None = None
+        self._due: float | None = None
+        self._end: float | None = None
         self.openai_conn_id = openai_conn_id
         self.poll_interval = float(poll_interval)
         self.timeout = float(timeout)
@@ -72,9 +77,21 @@ class OpenAIPollingTrigger(BaseTrigger):
         """The subclass's own constructor arguments, to serialize (JSON-safe values, never a secret)."""
         raise NotImplementedError
 
-    async def fetch(self, hook: OpenAIFilesAsyncHook) -> dict[str, Any]:
-        """One poll: the object as the API returns it now."""
+    #: The kind of object, for the triggerer's shared poller of the connection (``hooks/poller.py``): triggers
+    #: of one connection waiting for objects of one kind are answered together, from list pages where the API
+    #: lists that kind. ``None``: :meth:`fetch` polls on its own.
+    poll_kind: ClassVar[PollKind | None] = None
+
+    def object_id(self) -> str:
+        """The id of the object waited for (asked of the shared poller)."""
         raise NotImplementedError
+
+    async def fetch(self, hook: OpenAIFilesAsyncHook) -> dict[str, Any]:
+        """One poll: the object as the API returns it now (by default, the shared poller's answer for
+        :meth:`object_id`, at the latest one round after the poll is due)."""
+        if self._poller is None:
+            raise NotImplementedError(f"{type(self).__name__} sets no poll_kind: it must say how to fetch")
+        return await self._poller.fetch(self.object_id(), due=self._due, deadline=self._end)
 
     def judge(self, obj: dict[str, Any]) -> tuple[str, str]:
         """``("success" | "error" | "waiting", message)`` for the object as last fetched."""
@@ -120,13 +137,28 @@ class OpenAIPollingTrigger(BaseTrigger):
     def _timeout_message(self, started: float, last: str) -> str:
         return f"Timed out after {time.monotonic() - started:.0f}s waiting for {self.describe_wait()} ({last})"
 
+    @asynccontextmanager
+    async def _polling(self, end: float) -> AsyncIterator[OpenAIFilesAsyncHook]:
+        """The hook :meth:`fetch` gets: the shared poller's (already open) when the class has a ``poll_kind``."""
+        if self.poll_kind is None:
+            async with OpenAIFilesAsyncHook(self.openai_conn_id, deadline=end) as hook:
+                yield hook
+            return
+        async with shared_poller(self.openai_conn_id, self.poll_kind) as poller:
+            self._poller = poller
+            try:
+                yield poller.hook
+            finally:
+                self._poller = None
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         started = time.monotonic()
-        end = started + max(0.0, min(self.timeout, self.deadline - time.time()))
+        end = self._end = started + max(0.0, min(self.timeout, self.deadline - time.time()))
+        self._due = started  # the first look: now
         last: dict[str, Any] | None = None
         message = "no answer yet"
         try:
-            async with OpenAIFilesAsyncHook(self.openai_conn_id, deadline=end) as hook:
+            async with self._polling(end) as hook:
                 while True:
                     try:
                         obj = await self.fetch(hook)
@@ -145,6 +177,10 @@ class OpenAIPollingTrigger(BaseTrigger):
                     if remaining <= 0:
                         yield self._event("timeout", self._timeout_message(started, message), obj)
                         return
-                    await asyncio.sleep(min(self.poll_interval, remaining))
+                    if self._poller is not None:
+                        # The next look one interval from this answer; the poller's rounds pace the trigger.
+                        self._due = min(time.monotonic() + self.poll_interval, end)
+                    else:
+                        await asyncio.sleep(min(self.poll_interval, remaining))
         except OpenAIFilesError as err:  # the connection, its TLS settings, or a poll that cannot heal
             yield self._event("error", self.failure_message(err), last)

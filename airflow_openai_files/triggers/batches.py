@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_openai_files.exceptions import OpenAIFilesError
-from airflow_openai_files.hooks.asynchronous import OpenAIFilesAsyncHook
+from airflow_openai_files.hooks.poller import BATCHES
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.resources.batches import TERMINAL_STATUSES, check_success_statuses, describe_batch
 from airflow_openai_files.triggers.base import OpenAIPollingTrigger
@@ -33,6 +33,8 @@ class OpenAIBatchTrigger(OpenAIPollingTrigger):
     :param deadline: unix time after which to stop even if ``timeout`` has not run out.
     """
 
+    poll_kind = BATCHES
+
     def __init__(
         self,
         batch_id: str,
@@ -50,8 +52,8 @@ class OpenAIBatchTrigger(OpenAIPollingTrigger):
     def fields(self) -> dict[str, Any]:
         return {"batch_id": self.batch_id, "success_statuses": list(self.success_statuses)}
 
-    async def fetch(self, hook: OpenAIFilesAsyncHook) -> dict[str, Any]:
-        return await hook.get_batch(self.batch_id)
+    def object_id(self) -> str:
+        return self.batch_id
 
     def judge(self, obj: dict[str, Any]) -> tuple[str, str]:
         status = obj.get("status")

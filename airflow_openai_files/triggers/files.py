@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_openai_files.exceptions import OpenAIFilesError
-from airflow_openai_files.hooks.asynchronous import OpenAIFilesAsyncHook
+from airflow_openai_files.hooks.poller import FILES
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.resources.files import check_target_status, evaluate, not_found_message
 from airflow_openai_files.triggers.base import OpenAIPollingTrigger
@@ -30,6 +30,8 @@ class OpenAIFileTrigger(OpenAIPollingTrigger):
         sensor's overall limit when a triggerer restart re-creates the trigger.
     """
 
+    poll_kind = FILES
+
     def __init__(
         self,
         file_id: str,
@@ -47,8 +49,8 @@ class OpenAIFileTrigger(OpenAIPollingTrigger):
     def fields(self) -> dict[str, Any]:
         return {"file_id": self.file_id, "target_status": self.target_status}
 
-    async def fetch(self, hook: OpenAIFilesAsyncHook) -> dict[str, Any]:
-        return await hook.get_file(self.file_id)
+    def object_id(self) -> str:
+        return self.file_id
 
     def judge(self, obj: dict[str, Any]) -> tuple[str, str]:
         return evaluate(obj, self.target_status)

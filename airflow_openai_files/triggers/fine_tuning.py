@@ -11,6 +11,7 @@ from typing import Any
 
 from airflow_openai_files.exceptions import OpenAIFilesError
 from airflow_openai_files.hooks.asynchronous import OpenAIFilesAsyncHook
+from airflow_openai_files.hooks.poller import FINE_TUNING_JOBS
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.resources.fine_tuning import format_event, judge_job, unseen_events
 from airflow_openai_files.triggers.base import OpenAIPollingTrigger
@@ -40,6 +41,8 @@ class OpenAIFineTuningJobTrigger(OpenAIPollingTrigger):
     :param deadline: unix time after which to stop (survives a triggerer restart).
     """
 
+    poll_kind = FINE_TUNING_JOBS
+
     def __init__(
         self,
         job_id: str,
@@ -59,8 +62,11 @@ class OpenAIFineTuningJobTrigger(OpenAIPollingTrigger):
     def fields(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "last_event_id": self.last_event_id, "cancel_on_kill": self.cancel_on_kill}
 
+    def object_id(self) -> str:
+        return self.job_id
+
     async def fetch(self, hook: OpenAIFilesAsyncHook) -> dict[str, Any]:
-        job = await hook.get_fine_tuning_job(self.job_id)
+        job = await super().fetch(hook)  # the shared poller's answer
         await self._log_new_events(hook)
         return job
 

@@ -99,21 +99,25 @@ def test_deadline_caps_a_recreated_trigger(slow_emulator: Any) -> None:
     assert [e["status"] for e in events] == ["timeout"]
 
 
+# The trigger's polls go through the connection's shared poller, which asks GET /files (a page of the newest
+# files) first: the faults below are scripted on that request.
+
+
 def test_retries_like_the_hook(slow_emulator: Any) -> None:
     created = put()
     slow_emulator.advance_clock(PROCESSING_DELAY + 1)
-    slow_emulator.add_fault(method="GET", path="/v1/files/*", status=503, headers={"retry-after-ms": "20"}, times=2)
-    slow_emulator.add_fault(method="GET", path="/v1/files/*", status=429, headers={"retry-after": "0"}, times=1)
+    slow_emulator.add_fault(method="GET", path="/v1/files", status=503, headers={"retry-after-ms": "20"}, times=2)
+    slow_emulator.add_fault(method="GET", path="/v1/files", status=429, headers={"retry-after": "0"}, times=1)
     events = run(OpenAIFileTrigger(created["id"], timeout=30))
     assert [e["status"] for e in events] == ["success"]
-    statuses = [s for m, p, s in slow_emulator.request_log() if m == "GET" and p.endswith(created["id"])]
+    statuses = [s for m, p, s in slow_emulator.request_log() if m == "GET" and p.startswith("/v1/files")]
     assert statuses == [503, 503, 429, 200]
 
 
 def test_gives_up_after_max_retries(slow_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     use_emulator(monkeypatch, slow_emulator, max_retries=1)
     created = put()
-    slow_emulator.add_fault(method="GET", path="/v1/files/*", status=500, headers={"retry-after-ms": "1"}, times=5)
+    slow_emulator.add_fault(method="GET", path="/v1/files", status=500, headers={"retry-after-ms": "1"}, times=5)
     events = run(OpenAIFileTrigger(created["id"], timeout=30))
     assert [e["status"] for e in events] == ["error"]
     assert "gave up after 2 attempt(s)" in events[0]["message"] and "status=500" in events[0]["message"]
@@ -123,7 +127,7 @@ def test_never_retries_quota_errors(slow_emulator: Any) -> None:
     created = put()
     slow_emulator.add_fault(
         method="GET",
-        path="/v1/files/*",
+        path="/v1/files",
         status=429,
         error={
             "message": "You exceeded your current quota",
