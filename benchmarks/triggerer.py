@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import asyncio.events
 import json
 import os
 import statistics
@@ -76,6 +77,8 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 async def _probe(base_url: str, ids: list[str], poll_interval: float, flip_after: float) -> dict[str, Any]:
+    import gc
+
     from airflow.jobs.triggerer_job_runner import TriggerRunner
 
     from airflow_openai_files.triggers import OpenAIFileTrigger
@@ -84,7 +87,7 @@ async def _probe(base_url: str, ids: list[str], poll_interval: float, flip_after
     runner = TriggerRunner()
     event_times: list[float] = []
 
-    class TimedEvents(list):  # type: ignore[type-arg]
+    class TimedEvents(list[Any]):
         """``runner.events``: the triggerer's outbound queue, stamped as each event is queued."""
 
         def append(self, item: Any) -> None:
@@ -105,13 +108,23 @@ async def _probe(base_url: str, ids: list[str], poll_interval: float, flip_after
             stamps.append(now)
 
     # What a triggerer restart does: the trigger comes back from its serialized classpath and kwargs.
-    classpath, kwargs = OpenAIFileTrigger(ids[0], poll_interval=poll_interval, timeout=900).serialize()
+    classpath, kwargs = OpenAIFileTrigger("file-control", poll_interval=poll_interval, timeout=900).serialize()
     trigger_class = runner.get_trigger_by_classpath(classpath)
 
     requests_before = (await asyncio.to_thread(_admin, f"{admin}/requests/count"))["count"]
     with open("/proc/self/clear_refs", "w") as refs:
         refs.write("5")  # reset the peak-RSS mark: growth counts from here
     rss_before = _rss()
+    collections: list[tuple[float, float, int]] = []  # (start, end, generation) of each garbage collection
+    gc_began = [0.0]
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            gc_began[0] = time.monotonic()
+        else:
+            collections.append((gc_began[0], time.monotonic(), info["generation"]))
+
+    gc.callbacks.append(on_gc)
     tick_task = asyncio.create_task(ticker())
     started = time.monotonic()
     for index, file_id in enumerate(ids):
@@ -134,9 +147,18 @@ async def _probe(base_url: str, ids: list[str], poll_interval: float, flip_after
     await asyncio.to_thread(_admin, f"{admin}/clock", "POST", {"advance": 2 * PROCESSING_DELAY})
     tasks = [details["task"] for details in runner.triggers.values()]
     await asyncio.wait_for(asyncio.gather(*tasks), timeout=poll_interval * 3 + 300)
+    if not tasks:  # the control run: wait as long as the triggers would have
+        await asyncio.sleep(poll_interval)
     ended = time.monotonic()
     stop.set()
     await tick_task
+    gc.callbacks.remove(on_gc)
+
+    def during_gc(at: float, lag: float) -> bool:
+        began = at - lag - TICK
+        return any(start < at and end > began for start, end, _ in collections)
+
+    outside_gc = [lag for lag, at in zip(lags, stamps, strict=True) if not during_gc(at, lag)]
     requests_after = (await asyncio.to_thread(_admin, f"{admin}/requests/count"))["count"]
     statuses = sorted({entry.event.payload["status"] for entry in runner.events})
     per_minute = (window_end[1] - window_start[1]) / max(1e-9, window_end[0] - window_start[0]) * 60
@@ -148,8 +170,12 @@ async def _probe(base_url: str, ids: list[str], poll_interval: float, flip_after
         "lag_p99_ms": _percentile(lags, 0.99) * 1000,
         "lag_max_ms": max(lags, default=0.0) * 1000,
         "ticks": len(lags),
+        "lag_max_outside_gc_ms": max(outside_gc, default=0.0) * 1000,
+        "gc_full_collections": sum(1 for start, _, gen in collections if gen == 2 and start >= started),
+        "gc_max_pause_ms": max((end - start for start, end, _ in collections if start >= started), default=0.0) * 1000,
+        "gc_objects": len(gc.get_objects()),
         "worst": sorted(
-            ((round(lag * 1000, 1), round(at - started, 2)) for lag, at in zip(lags, stamps)), reverse=True
+            ((round(lag * 1000, 1), round(at - started, 2)) for lag, at in zip(lags, stamps, strict=True)), reverse=True
         )[:8],
         "requests": requests_after - requests_before,
         "requests_per_minute": per_minute,
@@ -169,7 +195,39 @@ def probe_main(base_url: str, ids_file: str, poll_interval: float, flip_after: f
     logging.getLogger("airflow_openai_files").setLevel(logging.INFO)
     ids = json.loads(Path(ids_file).read_text())
     gc.collect()
+    # BENCH_SLOW_MS=<ms>: name each loop callback that held the loop longer than that (in the JSON), to find stalls.
+    slow_ms = float(os.environ.get("BENCH_SLOW_MS") or 0)
+    slow: list[tuple[float, str]] = []
+    if slow_ms:
+        run_handle = asyncio.events.Handle._run
+
+        def where(task: Any) -> str:
+            """The innermost frame a (pure-Python) task's coroutine chain is suspended at."""
+            coro, place = getattr(task, "_coro", None), "?"
+            while coro is not None:
+                frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+                if frame is not None:
+                    place = f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno} {frame.f_code.co_name}"
+                coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+            return place
+
+        def timed(handle: asyncio.events.Handle) -> None:
+            task = getattr(getattr(handle, "_callback", None), "__self__", None)
+            before = where(task) if isinstance(task, asyncio.tasks._PyTask) else ""  # type: ignore[attr-defined]
+            began = time.perf_counter()
+            run_handle(handle)
+            took = time.perf_counter() - began
+            if took * 1000 > slow_ms:
+                after = where(task) if before else ""
+                label = f"{task.get_name()}: {before} -> {after}" if task and before else repr(handle)[:200]
+                slow.append((took, label))
+
+        asyncio.events.Handle._run = timed  # type: ignore[method-assign,assignment]
+        # Pure-Python tasks: their step callbacks name the task (the C ones do not).
+        asyncio.Task = asyncio.tasks.Task = asyncio.tasks._PyTask  # type: ignore[attr-defined,misc]
     result = asyncio.run(_probe(base_url, ids, poll_interval, flip_after))
+    if slow_ms:
+        result["slow_callbacks"] = [f"{took * 1000:.0f} ms {what}" for took, what in sorted(slow, reverse=True)[:40]]
     print(json.dumps(result), flush=True)
 
 
@@ -222,27 +280,43 @@ def one_run(count: int, poll_interval: float, flip_after: float) -> dict[str, An
         ids = _upload(emu.base_url, count)
         ids_file = Path(tmp) / "ids.json"
         ids_file.write_text(json.dumps(ids))
-        load = os.getloadavg()[0]
-        done = subprocess.run(
-            [sys.executable, __file__, "--probe", emu.base_url, str(ids_file), str(poll_interval), str(flip_after)],
-            cwd=REPO,
-            env=dict(os.environ, PYTHONPATH=str(REPO), AIRFLOW__CORE__LOAD_EXAMPLES="False"),
-            capture_output=True,
-            text=True,
-            timeout=flip_after + poll_interval * 3 + 600,
-        )
-        lines = done.stdout.strip().splitlines()
-        if done.returncode != 0 or not lines:
-            raise RuntimeError(f"probe failed ({done.returncode}):\n{done.stderr[-3000:]}\n{done.stdout[-2000:]}")
-        result: dict[str, Any] = json.loads(lines[-1])
-        result["load_1min"] = (load + os.getloadavg()[0]) / 2
+        result = _run_probe(emu.base_url, ids_file, poll_interval, flip_after)
+        # The control: the same probe with no trigger, right after, on the same machine: the lag an empty event
+        # loop sees from the machine's load alone (other processes taking the CPUs).
+        ids_file.write_text("[]")
+        control = _run_probe(emu.base_url, ids_file, poll_interval, flip_after)
+        for key in ("lag_p50_ms", "lag_p99_ms", "lag_max_ms"):
+            result[f"control_{key}"] = control[key]
         return result
+
+
+def _run_probe(base_url: str, ids_file: Path, poll_interval: float, flip_after: float) -> dict[str, Any]:
+    load = os.getloadavg()[0]
+    done = subprocess.run(
+        [sys.executable, __file__, "--probe", base_url, str(ids_file), str(poll_interval), str(flip_after)],
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO), AIRFLOW__CORE__LOAD_EXAMPLES="False"),
+        capture_output=True,
+        text=True,
+        timeout=flip_after + poll_interval * 3 + 600,
+    )
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"probe failed ({done.returncode}):\n{done.stderr[-3000:]}\n{done.stdout[-2000:]}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    result["load_1min"] = (load + os.getloadavg()[0]) / 2
+    return result
 
 
 FIGURES = (
     ("lag_p50_ms", "lag p50 (ms)", "{:.1f}"),
     ("lag_p99_ms", "lag p99 (ms)", "{:.1f}"),
     ("lag_max_ms", "lag max (ms)", "{:.0f}"),
+    ("lag_max_outside_gc_ms", "lag max outside garbage collections (ms)", "{:.0f}"),
+    ("gc_max_pause_ms", "longest garbage collection (ms)", "{:.0f}"),
+    ("gc_full_collections", "full collections", "{:.0f}"),
+    ("control_lag_p99_ms", "control, no trigger: lag p99 (ms)", "{:.1f}"),
+    ("control_lag_max_ms", "control, no trigger: lag max (ms)", "{:.0f}"),
     ("requests", "requests sent", "{:.0f}"),
     ("requests_per_minute", "requests / min while waiting", "{:.0f}"),
     ("rss_growth_mib", "RSS growth (MiB)", "{:.1f}"),

@@ -58,6 +58,9 @@ SINGLE_GETS_AT_ONCE = 10
 #: keeps triggers that started apart in step (one round serves them all the next time), while no trigger
 #: is woken more than twice per poll interval however many rounds others cause.
 EARLY_FRACTION = 0.5
+#: Waking answered waiters: how long one turn of the event loop may take, and the group sizes it adapts in.
+TURN_SECONDS = 0.004
+MIN_GROUP, MAX_GROUP = 5, 500
 #: Pages read per round at most: enough to find 2x the waiters' count of objects, never more than this.
 MAX_PAGES = 10
 
@@ -162,6 +165,7 @@ class SharedPoller:
         self._opening = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._seen_at: dict[str, int] = {}  # created_at of ids seen, to stop paging once past the oldest waiter
+        self._group = MIN_GROUP * 4  # waiters woken per turn of the loop (see _deliver)
         self._listing = kind.list_page is not None  # off for good once the list is refused (4xx)
 
     def __repr__(self) -> str:
@@ -251,9 +255,7 @@ class SharedPoller:
                     if waiter.due <= now and not waiter.answer.done():
                         waiter.answer.set_exception(failed.error)
             return
-        for object_id, obj in found.items():
-            for waiter in batch.pop(object_id):
-                self._answer(waiter, obj)
+        await self._deliver([(waiter, obj) for object_id, obj in found.items() for waiter in batch.pop(object_id)])
         # Not on a page: a GET of their own, for the waiters that are due (the others wait for their turn).
         now = time.monotonic()
         singles = [object_id for object_id, waiters in batch.items() if any(w.due <= now for w in waiters)]
@@ -332,13 +334,31 @@ class SharedPoller:
                 return
         if isinstance(obj.get("created_at"), int):
             self._seen_at[object_id] = obj["created_at"]
-        for waiter in waiters:
-            self._answer(waiter, obj)
+        await self._deliver([(waiter, obj) for waiter in waiters])
 
-    @staticmethod
-    def _answer(waiter: _Waiter, obj: dict[str, Any]) -> None:
-        if not waiter.answer.done():
-            waiter.answer.set_result(obj)
+    async def _deliver(self, answers: list[tuple[_Waiter, dict[str, Any]]]) -> None:
+        """
+        Wake the waiters a few at a time, so that the event loop turns between two groups.
+
+        Each answer wakes a trigger that judges the object, logs, maybe fires its event (and Airflow logs that):
+        a thousand of them in one turn of the loop would hold it for hundreds of milliseconds, and every other
+        trigger of the triggerer would wait that long. The group size adapts so a turn stays near
+        ``TURN_SECONDS``.
+        """
+        index = 0
+        while index < len(answers):
+            for waiter, obj in answers[index : index + self._group]:
+                if not waiter.answer.done():
+                    waiter.answer.set_result(obj)
+            index += self._group
+            if index < len(answers):
+                began = time.monotonic()
+                await asyncio.sleep(0)  # the woken triggers run now, before this resumes
+                took = time.monotonic() - began
+                if took > TURN_SECONDS:
+                    self._group = max(MIN_GROUP, self._group // 2)
+                elif took < TURN_SECONDS / 2:
+                    self._group = min(MAX_GROUP, self._group * 2)
 
     # -- lifetime ---------------------------------------------------------------------------------------------
 
