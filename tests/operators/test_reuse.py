@@ -256,7 +256,7 @@ def test_a_killed_upload_from_an_object_store_is_cancelled_by_the_next_try(
     with monkeypatch.context() as patch:
         crash_at_part(patch, 2)
         # SIGKILL: nothing of the try runs after the crash, so it cannot cancel its own Upload.
-        patch.setattr(_part_journal.JournaledUpload, "_failed", lambda self, err: None)
+        patch.setattr(_part_journal.RecordedRemoteUpload, "_failed", lambda self, err: None)
         with pytest.raises(Exception, match="worker lost"):
             run(source, context(1, store))  # type: ignore[arg-type]
     [left] = emu.uploads()
