@@ -198,7 +198,7 @@ def resume_or_create(
     what: str,
     fetch: Callable[[str], dict[str, Any]],
     create: Callable[[], dict[str, Any]],
-    find: Callable[[float], dict[str, Any] | None] | None = None,
+    find: Callable[[float | None], dict[str, Any] | None] | None = None,
     unusable: Callable[[dict[str, Any]], str | None] = _always_usable,
     identity: Mapping[str, Any] | None = None,
     logger: Any = None,
@@ -211,8 +211,9 @@ def resume_or_create(
        one ``unusable`` says no to (a failed job, a file in ``error``) or one recorded for other input
        (``identity`` differs, e.g. the content's sha256) is not reused.
     2. Nothing recorded, on a retry: ``find(since)`` looks on the service (by the task key in the
-       metadata, or by name and size) from :func:`retry_window` on - the way for Airflow without a task
-       state store, and for a try killed between creating and recording.
+       metadata, or by name and size) from :func:`retry_window` on (None when the run's start is
+       unknown: a lookup by task key then reads further, one by name and size gives up) - the way for
+       Airflow without a task state store, and for a try killed between creating and recording.
     3. Else ``create()``; what it returns is recorded (with ``identity``) for the next try.
 
     A first try always creates: nothing earlier can exist (a task run again on purpose is a new try).
@@ -242,27 +243,26 @@ def resume_or_create(
             else:
                 reason = unusable(obj)
                 if reason is None:
-                    out.info("Try %d: reusing %s %s %s (status %s)", attempt, what, object_id, by, obj.get("status"))
+                    same = f", same {', '.join(identity)}" if identity else ""
+                    out.info(
+                        "Try %d: reusing %s %s %s (status %s%s)", attempt, what, object_id, by, obj.get("status"), same
+                    )
                     return obj, True
         out.info("Try %d: %s %s %s %s; creating a new one", attempt, what, object_id, by, reason)
     elif attempt > 1 and find is not None:
-        since = retry_window(context)
-        if since is None:
-            out.info("Try %d: the DAG run's start is unknown, so no window to look for an earlier %s in", attempt, what)
-        else:
-            found = find(since)
-            if found is not None and unusable(found) is None:
-                out.info(
-                    "Try %d: reusing %s %s that an earlier try created at %s (status %s)",
-                    attempt,
-                    what,
-                    found.get("id"),
-                    found.get("created_at"),
-                    found.get("status"),
-                )
-                record.set(name, {**(identity or {}), "id": found.get("id"), "try": attempt})
-                return found, True
-            out.info("Try %d: no %s of an earlier try to reuse; creating one", attempt, what)
+        found = find(retry_window(context))
+        if found is not None and unusable(found) is None:
+            out.info(
+                "Try %d: reusing %s %s that an earlier try created at %s (status %s)",
+                attempt,
+                what,
+                found.get("id"),
+                found.get("created_at"),
+                found.get("status"),
+            )
+            record.set(name, {**(identity or {}), "id": found.get("id"), "try": attempt})
+            return found, True
+        out.info("Try %d: no %s of an earlier try to reuse; creating one", attempt, what)
     created = create()
     record.set(name, {**(identity or {}), "id": created.get("id"), "try": attempt})
     return created, False
@@ -317,7 +317,10 @@ def upload_once(
         )
         return file
 
-    def find(since: float) -> dict[str, Any] | None:
+    def find(since: float | None) -> dict[str, Any] | None:
+        if since is None:
+            out.info("The DAG run's start is unknown, so there is no window to look for an earlier try's upload in")
+            return None
         seen = fingerprint or content_fingerprint(source, filename)
         if seen is None:
             out.info("A file object that cannot seek cannot be compared with an earlier try's upload")

@@ -168,7 +168,7 @@ class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
         record = _resume.TaskRecord(context, "batch")
         key = _resume.task_key(context)
 
-        def find(since: float) -> dict[str, Any] | None:
+        def find(since: float | None) -> dict[str, Any] | None:
             return self.hook.find_batch(_resume.TASK_KEY_METADATA, key, since=since) if key else None
 
         def create() -> dict[str, Any]:

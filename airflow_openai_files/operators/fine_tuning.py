@@ -129,7 +129,7 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
         record = _resume.TaskRecord(context, "fine_tuning_job")
         key = _resume.task_key(context)
 
-        def find(since: float) -> dict[str, Any] | None:
+        def find(since: float | None) -> dict[str, Any] | None:
             return self.hook.find_fine_tuning_job({_resume.TASK_KEY_METADATA: key}, since=since) if key else None
 
         def create() -> dict[str, Any]:
