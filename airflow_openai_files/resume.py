@@ -239,7 +239,8 @@ def resume_or_create(
             try:
                 obj = fetch(object_id)
             except OpenAIFilesNotFoundError as err:
-                reason = f"no longer exists ({err.message})"
+                note = f", request id {err.request_id}" if err.request_id else ""
+                reason = f"no longer exists (HTTP 404{note})"
             else:
                 reason = unusable(obj)
                 if reason is None:
