@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_openai_files.exceptions import OpenAIFilesError
-from airflow_openai_files.hooks.asynchronous import OpenAIFilesAsyncHook
+from airflow_openai_files.hooks import OpenAIFilesAsyncHook
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.resources.batches import TERMINAL_STATUSES, check_success_statuses, describe_batch
 from airflow_openai_files.triggers.base import OpenAIPollingTrigger
-from airflow_openai_files.validation import validate_file_id
+from airflow_openai_files.validation import validate_id
 
 
 class OpenAIBatchTrigger(OpenAIPollingTrigger):
@@ -44,7 +43,7 @@ class OpenAIBatchTrigger(OpenAIPollingTrigger):
         deadline: float | None = None,
     ) -> None:
         super().__init__(openai_conn_id=openai_conn_id, poll_interval=poll_interval, timeout=timeout, deadline=deadline)
-        self.batch_id = validate_file_id(batch_id, kind="batch")
+        self.batch_id = validate_id(batch_id, "batch")
         self.success_statuses = check_success_statuses(success_statuses)
 
     def fields(self) -> dict[str, Any]:
@@ -65,9 +64,3 @@ class OpenAIBatchTrigger(OpenAIPollingTrigger):
 
     def describe_wait(self) -> str:
         return f"{self.batch_id} to finish"
-
-    def failure_message(self, err: OpenAIFilesError) -> str:
-        if err.http_status == 404:
-            note = f", request id {err.request_id}" if err.request_id else ""
-            return f"Batch {self.batch_id} does not exist (HTTP 404{note})"
-        return str(err)

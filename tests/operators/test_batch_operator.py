@@ -167,7 +167,7 @@ def test_retry_resumes_the_same_batch(openai_files_connection: Any, tmp_path: Pa
     inputs = [f for f in emu.files() if f["purpose"] == "batch"]
     assert len(inputs) == 1  # and the input was not uploaded twice
     if with_store:
-        assert store is not None and store.values["openai_files.batch.batch_id"] == result["batch_id"]
+        assert store is not None and store.values["openai_files.batch.batch"]["id"] == result["batch_id"]
 
 
 def test_retry_after_a_crash_before_create_reuses_the_upload(openai_files_connection: Any, tmp_path: Path) -> None:
