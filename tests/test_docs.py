@@ -108,6 +108,19 @@ def test_python_samples_parse_and_import(page: Path) -> None:
                 assert not missing, f"{page.name}: `from {node.module} import {', '.join(missing)}` fails"
 
 
+#: Samples that name the reader's own files (``/data/train.jsonl``) and so are only parsed and import-checked.
+ILLUSTRATIONS = {"hooks.md"}
+
+
+@pytest.mark.parametrize(
+    "page", [p for p in PAGES if p.name not in ILLUSTRATIONS], ids=lambda p: str(p.relative_to(REPO))
+)
+def test_python_samples_run(page: Path) -> None:
+    """Every other sample runs as printed: DAGs build, operators accept their arguments, the emulator answers."""
+    for number, block in enumerate(_python_blocks(page)):
+        exec(compile(block, f"{page.name}, python block {number + 1}", "exec"), {"__name__": "docs_sample"})
+
+
 def _first_dag() -> str:
     text = README.read_text(encoding="utf-8")
     section = text.split("## A first DAG", 1)[1]
