@@ -1,4 +1,4 @@
-# Quick start: `make demo` runs the example pipeline against the local emulator; `make test` runs
+# Quick start: `make demo` runs both example pipelines (fine-tune, then batch) against the local emulator; `make test` runs
 # lint, types and the whole test suite on the newest Airflow. Both build their own virtual
 # environment in .venv. `make test-compat` runs the suite (minus `slow` tests) on the lowest
 # declared Airflow with Python 3.10 and on the newest Airflow with Python 3.13, each in its own
