@@ -47,7 +47,7 @@ from airflow_openai_files.client.retry import (
     request_id_from,
     should_retry,
 )
-from airflow_openai_files.client.settings import ClientSettings, parse_settings
+from airflow_openai_files.client.settings import ClientSettings, explain, parse_settings
 from airflow_openai_files.exceptions import OpenAIFilesConfigError, OpenAIFilesError
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.validation import validate_file_id
@@ -198,6 +198,7 @@ class OpenAIFilesAsyncHook:
                 pending.add_done_callback(functools.partial(_forget_lookup, self.openai_conn_id))
             # shield: one trigger being cancelled must not cancel the lookup the others wait for.
             self._settings = await asyncio.shield(pending)
+            log.info("%s", self._settings.describe_routes())  # once per hook
         return self._settings
 
     async def __aenter__(self) -> OpenAIFilesAsyncHook:
@@ -297,7 +298,7 @@ class OpenAIFilesAsyncHook:
                     )
                 except httpx.HTTPError as exc:
                     if not should_retry(exc):
-                        raise OpenAIFilesError(f"{what} failed: {describe(exc)}") from exc
+                        raise explain(settings, OpenAIFilesError(f"{what} failed: {describe(exc)}"), exc) from exc
                     error: OpenAIFilesError = RetryableError(f"{what} failed: {describe(exc)}")
                 else:
                     if response.status_code < 400:
@@ -313,10 +314,13 @@ class OpenAIFilesAsyncHook:
                         tokens.invalidate()
                     error = classify(response.status_code, response.headers, response.content[:65536], what=what)
                 if not should_retry(error):
-                    raise error
+                    raise explain(settings, error)
                 if attempt > policy.max_retries:
-                    raise error.reworded(
-                        f"{error.message}; gave up after {attempt} attempt(s) in {time.monotonic() - started:.1f}s"
+                    raise explain(
+                        settings,
+                        error.reworded(
+                            f"{error.message}; gave up after {attempt} attempt(s) in {time.monotonic() - started:.1f}s"
+                        ),
                     )
                 wait = policy.wait_for(attempt, getattr(error, "retry_after", None))
                 if self.deadline is not None and time.monotonic() + wait >= self.deadline:

@@ -80,8 +80,10 @@ class OpenAIFilesHookBase(BaseHook):
 
     @functools.cached_property
     def settings(self) -> ClientSettings:
-        """The validated connection; read once, on first use, and nothing else."""
-        return load_settings(self.openai_conn_id)
+        """The validated connection; read once, on first use, and nothing else (which routes: logged once)."""
+        settings = load_settings(self.openai_conn_id)
+        self.log.info("%s", settings.describe_routes())
+        return settings
 
     @property
     def max_retries(self) -> int:
