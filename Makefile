@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: venv lint typecheck test test-compat demo bench clean
+.PHONY: venv lint typecheck test test-compat package-check demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ test: lint typecheck
 
 test-compat:
 	$(PYTHON) scripts/compat.py
+
+# Build the sdist and wheel, twine-check them, install the wheel into a clean cached venv outside the
+# checkout (newest Airflow and Python, pinned by constraints/), run a smoke DAG and `airflow providers list`
+# from that install (see scripts/package_check.py).
+package-check: venv
+	$(BIN)/python scripts/package_check.py
 
 demo: venv
 	$(BIN)/python scripts/demo.py

@@ -43,7 +43,7 @@ from airflow_openai_files.client.retry import (
     request_id_from,
     should_retry,
 )
-from airflow_openai_files.client.settings import ClientSettings
+from airflow_openai_files.client.settings import ClientSettings, explain
 from airflow_openai_files.exceptions import OpenAIFilesError
 from airflow_openai_files.limits import MiB
 from airflow_openai_files.transfer.progress import Progress
@@ -259,13 +259,16 @@ class Transport:
             return retrying(attempt)
         except OpenAIFilesError as err:
             if isinstance(err, RetryableError):
-                raise gave_up(err, retrying.statistics.get("attempt_number", 1), started) from None
-            raise
+                raise explain(
+                    self.settings, gave_up(err, retrying.statistics.get("attempt_number", 1), started)
+                ) from None
+            raise explain(self.settings, err) from err.__cause__
         except requests.exceptions.RequestException as err:
             attempts = retrying.statistics.get("attempt_number", 1)
-            raise OpenAIFilesError(
+            failed = OpenAIFilesError(
                 f"{what} failed after {attempts} attempt(s) in {time.monotonic() - started:.1f}s: {describe(err)}"
-            ) from err
+            )
+            raise explain(self.settings, failed, err) from err
 
     def request(self, method: str, path: str, *, what: str, **kwargs: Any) -> requests.Response:
         return self.call(what, lambda: self.send(method, path, what=what, **kwargs))

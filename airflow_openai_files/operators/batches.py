@@ -146,10 +146,19 @@ class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
         if status == "success" and batch:
             self.log.info("%s", describe_batch(batch))
             return self._finish(batch)
+        self._log_last_known(event)
         if status == "timeout":
             self._timed_out(str(event.get("message")))
         # A poll that failed for good (the trigger could not reach the batch): a retry resumes waiting on it.
         raise AirflowException(f"{self.task_id}: {event.get('message') or event!r}")
+
+    def _log_last_known(self, event: dict[str, Any]) -> None:
+        """The last state the triggerer saw, for the person reading a timeout or a failed wait."""
+        batch, counts = event.get("batch"), event.get("request_counts")
+        if batch:
+            self.log.info("Last known state: %s", describe_batch(batch))
+        elif counts:
+            self.log.info("Last known request counts of batch %s: %s", event.get("batch_id"), counts)
 
     def on_kill(self) -> None:
         hook = self.__dict__.get("hook")
