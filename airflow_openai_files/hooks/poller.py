@@ -21,7 +21,7 @@ a page whose waiter is due. A waiter that is not due and not on a page waits for
   starts at the earliest ``due``, so each waiter gets data at most one round's duration after its ``due``;
 - answers are fresh: a round only serves waiters that were registered before its first request was sent;
 - one event and the deadline stay the trigger's: :meth:`fetch` returns an object or raises (the single
-  ``GET``'s error, or :class:`DeadlineReached` at ``deadline``), and the trigger judges it as before.
+  ``GET``'s error, or :class:`OpenAIFilesTimeoutError` at ``deadline``), and the trigger judges it as before.
 
 Lifetime. Triggers hold the poller with ``async with shared_poller(...)``; the last one out cancels the round
 task and gives back the async hook's shared client. Nothing survives the event loop (a triggerer restart
@@ -41,8 +41,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_openai_files.exceptions import OpenAIFilesError
-from airflow_openai_files.hooks.asynchronous import DeadlineReached, OpenAIFilesAsyncHook
+from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesTimeoutError
+from airflow_openai_files.hooks import OpenAIFilesAsyncHook
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ class SharedPoller:
         The object as a request sent after this call started saw it, at the latest one round after ``due``.
 
         :param due: ``time.monotonic()`` by which the caller wants fresh data (default: now).
-        :param deadline: ``time.monotonic()`` after which the caller stops waiting: :class:`DeadlineReached`.
+        :param deadline: ``time.monotonic()`` after which the caller stops waiting: :class:`OpenAIFilesTimeoutError`.
         :raises OpenAIFilesError: the object's own ``GET`` failed for good (a 404 for a deleted object...).
         """
         now = time.monotonic()
@@ -198,7 +198,7 @@ class SharedPoller:
             # asyncio.wait, not wait_for: it never swallows a cancellation that arrives as the answer does.
             done, _ = await asyncio.wait({waiter.answer}, timeout=max(0.0, deadline - time.monotonic()))
             if not done:
-                raise DeadlineReached("time ran out waiting for the next poll")
+                raise OpenAIFilesTimeoutError("time ran out waiting for the next poll")
             return waiter.answer.result()
         finally:
             self._forget(waiter)
@@ -287,7 +287,7 @@ class SharedPoller:
         for read in range(budget):
             try:
                 page = await self.kind.list_page(self.hook, limit, after)
-            except (OpenAIFilesError, DeadlineReached) as err:
+            except OpenAIFilesError as err:
                 status = getattr(err, "http_status", None)
                 if status is not None and 400 <= status < 500 and status not in (401, 429):
                     # Refused (a flavour or a key that cannot list): each waiter gets its own GET, now and later.
@@ -327,7 +327,7 @@ class SharedPoller:
             self.single_gets += 1
             try:
                 obj = await self.kind.get_one(self.hook, object_id)
-            except (OpenAIFilesError, DeadlineReached) as err:
+            except OpenAIFilesError as err:
                 for waiter in waiters:
                     if not waiter.answer.done():
                         waiter.answer.set_exception(err)

@@ -6,13 +6,15 @@ A subclass says only how to fetch its object and how to judge it::
     class OpenAIBatchTrigger(OpenAIPollingTrigger):
         def __init__(self, batch_id, **kwargs):
             super().__init__(**kwargs)
-            self.batch_id = validate_file_id(batch_id, kind="batch")
+            self.batch_id = validate_id(batch_id, "batch")
 
         def fields(self):                      # serialized next to conn id, poll interval, timeout, deadline
             return {"batch_id": self.batch_id}
 
-        async def fetch(self, hook):           # one poll, through the shared async hook
-            return await hook.get_batch(self.batch_id)
+        poll_kind = BATCHES                    # one poll: the connection's shared poller of batches answers
+                                               # (hooks/poller.py), from a page of GET /batches when it can
+        def object_id(self):
+            return self.batch_id
 
         def judge(self, batch):                # ("success" | "error" | "waiting", message)
             ...
@@ -35,8 +37,8 @@ from typing import Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_openai_files.exceptions import OpenAIFilesError
-from airflow_openai_files.hooks.asynchronous import DeadlineReached, OpenAIFilesAsyncHook
+from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesTimeoutError
+from airflow_openai_files.hooks import OpenAIFilesAsyncHook
 from airflow_openai_files.hooks.poller import PollKind, SharedPoller, shared_poller
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 
@@ -106,7 +108,7 @@ class OpenAIPollingTrigger(BaseTrigger):
         return "the object"
 
     def failure_message(self, err: OpenAIFilesError) -> str:
-        """The message of the error event for a failed poll; subclasses word a 404 for their object."""
+        """The message of the error event for a failed poll (a 404 is already worded for its object)."""
         return str(err)
 
     # -- the plumbing -----------------------------------------------------------------------------------------
@@ -139,7 +141,10 @@ class OpenAIPollingTrigger(BaseTrigger):
 
     @asynccontextmanager
     async def _polling(self, end: float) -> AsyncIterator[OpenAIFilesAsyncHook]:
-        """The hook :meth:`fetch` gets: the shared poller's (already open) when the class has a ``poll_kind``."""
+        """The hook :meth:`fetch` gets, and the shared poller of the connection when the class has a ``poll_kind``.
+
+        With a poller, the hook is the poller's (open already: no connection lookup per trigger).
+        """
         if self.poll_kind is None:
             async with OpenAIFilesAsyncHook(self.openai_conn_id, deadline=end) as hook:
                 yield hook
@@ -162,7 +167,7 @@ class OpenAIPollingTrigger(BaseTrigger):
                 while True:
                     try:
                         obj = await self.fetch(hook)
-                    except DeadlineReached as why:
+                    except OpenAIFilesTimeoutError as why:
                         yield self._event("timeout", self._timeout_message(started, f"{message}; {why}"), last)
                         return
                     outcome, message = self.judge(obj)

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from airflow_openai_files.exceptions import OpenAIFilesError
+from airflow_openai_files.client.async_transport import shared_clients
+from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesTimeoutError
 from airflow_openai_files.hooks import OpenAIFilesHook
-from airflow_openai_files.hooks.asynchronous import DeadlineReached, shared_clients
 from airflow_openai_files.hooks.poller import FILES, PollKind, SharedPoller, shared_poller, shared_pollers
-from tests.conftest import PROCESSING_DELAY
+from tests.support.emulators import FILES_STAY_UPLOADED, PROCESSING_DELAY
 
 
 def upload(count: int) -> list[str]:
@@ -43,22 +43,24 @@ def small_pages(size: int) -> PollKind:
     return dataclasses.replace(FILES, page_limit=size)
 
 
-def test_many_waiters_are_answered_by_one_page(slow_emulator: Any) -> None:
+@FILES_STAY_UPLOADED
+def test_many_waiters_are_answered_by_one_page(openai_files_connection: Any) -> None:
     ids = upload(40)
 
     async def scenario() -> list[dict[str, Any]]:
         async with shared_poller("openai_files_default", FILES) as poller:
             return await asyncio.gather(*(poller.fetch(file_id) for file_id in ids))
 
-    before = gets(slow_emulator)
+    before = gets(openai_files_connection)
     answers = asyncio.run(scenario())
     assert [a["id"] for a in answers] == ids
     assert {a["status"] for a in answers} == {"uploaded"}
-    lists, singles = delta(slow_emulator, before)
+    lists, singles = delta(openai_files_connection, before)
     assert (lists, singles) == (1, 0)
 
 
-def test_ids_not_on_the_pages_get_their_own_get_and_a_deleted_one_its_404(slow_emulator: Any) -> None:
+@FILES_STAY_UPLOADED
+def test_ids_not_on_the_pages_get_their_own_get_and_a_deleted_one_its_404(openai_files_connection: Any) -> None:
     old = upload(3)  # the oldest files: beyond the pages read
     recent = upload(10)
     OpenAIFilesHook().delete_file(old[0])
@@ -69,16 +71,19 @@ def test_ids_not_on_the_pages_get_their_own_get_and_a_deleted_one_its_404(slow_e
             # the page budget here is what the ids allow: the list ends after 12 live files.
             return await asyncio.gather(*(poller.fetch(i) for i in old + recent), return_exceptions=True)
 
-    before = gets(slow_emulator)
+    before = gets(openai_files_connection)
     answers = asyncio.run(scenario())
     assert isinstance(answers[0], OpenAIFilesError) and answers[0].http_status == 404
     assert [a["id"] for a in answers[1:]] == old[1:] + recent
-    lists, singles = delta(slow_emulator, before)
+    lists, singles = delta(openai_files_connection, before)
     assert lists == 3  # 12 live files in pages of 5
     assert singles == 1  # only the deleted file, which no page shows
 
 
-def test_page_budget_spent_falls_back_to_single_gets(slow_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+@FILES_STAY_UPLOADED
+def test_page_budget_spent_falls_back_to_single_gets(
+    openai_files_connection: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("airflow_openai_files.hooks.poller.MAX_PAGES", 2)
     ids = upload(12)
 
@@ -86,14 +91,15 @@ def test_page_budget_spent_falls_back_to_single_gets(slow_emulator: Any, monkeyp
         async with shared_poller("openai_files_default", small_pages(4)) as poller:
             return await asyncio.gather(*(poller.fetch(i) for i in ids))
 
-    before = gets(slow_emulator)
+    before = gets(openai_files_connection)
     answers = asyncio.run(scenario())
     assert [a["id"] for a in answers] == ids
-    lists, singles = delta(slow_emulator, before)
+    lists, singles = delta(openai_files_connection, before)
     assert (lists, singles) == (2, 4)  # the 8 newest from two pages, the 4 oldest one by one
 
 
-def test_every_waiter_gets_fresh_data_every_interval(slow_emulator: Any) -> None:
+@FILES_STAY_UPLOADED
+def test_every_waiter_gets_fresh_data_every_interval(openai_files_connection: Any) -> None:
     """Many waiters, pages too small for them all: each still hears at least once per its interval, and never
     from a request sent before it asked (the flip is seen by every fetch that started after it)."""
     ids = upload(30)
@@ -113,7 +119,7 @@ def test_every_waiter_gets_fresh_data_every_interval(slow_emulator: Any) -> None
 
     async def flip() -> None:
         await asyncio.sleep(1.2)
-        await asyncio.to_thread(slow_emulator.advance_clock, PROCESSING_DELAY * 2)
+        await asyncio.to_thread(openai_files_connection.advance_clock, PROCESSING_DELAY * 2)
         flip_at.append(time.monotonic())
 
     async def scenario() -> list[list[tuple[float, float, str]]]:
@@ -133,7 +139,8 @@ def test_every_waiter_gets_fresh_data_every_interval(slow_emulator: Any) -> None
                 assert status == "processed"  # fresh: from a request sent after the ask
 
 
-def test_a_waiter_not_due_and_not_on_a_page_waits_its_turn(slow_emulator: Any) -> None:
+@FILES_STAY_UPLOADED
+def test_a_waiter_not_due_and_not_on_a_page_waits_its_turn(openai_files_connection: Any) -> None:
     ids = upload(6)
 
     async def scenario() -> tuple[float, float]:
@@ -150,7 +157,8 @@ def test_a_waiter_not_due_and_not_on_a_page_waits_its_turn(slow_emulator: Any) -
     assert first < 0.8 <= late
 
 
-def test_deadline_ends_one_waiter_only(slow_emulator: Any) -> None:
+@FILES_STAY_UPLOADED
+def test_deadline_ends_one_waiter_only(openai_files_connection: Any) -> None:
     ids = upload(2)
 
     async def scenario() -> tuple[Any, dict[str, Any]]:
@@ -161,11 +169,12 @@ def test_deadline_ends_one_waiter_only(slow_emulator: Any) -> None:
             return tuple(await asyncio.gather(stopped, served, return_exceptions=True))  # type: ignore[return-value]
 
     stopped, served = asyncio.run(scenario())
-    assert isinstance(stopped, DeadlineReached)
+    assert isinstance(stopped, OpenAIFilesTimeoutError)
     assert served["id"] == ids[1]
 
 
-def test_cancelled_waiters_leave_at_once_and_the_last_user_closes_everything(slow_emulator: Any) -> None:
+@FILES_STAY_UPLOADED
+def test_cancelled_waiters_leave_at_once_and_the_last_user_closes_everything(openai_files_connection: Any) -> None:
     ids = upload(10)
 
     async def scenario() -> tuple[int, int, list[dict[str, Any]], int, int]:
@@ -188,7 +197,8 @@ def test_cancelled_waiters_leave_at_once_and_the_last_user_closes_everything(slo
     assert (pollers, clients) == (0, 0)
 
 
-def test_a_refused_list_turns_to_single_gets_for_good(slow_emulator: Any) -> None:
+@FILES_STAY_UPLOADED
+def test_a_refused_list_turns_to_single_gets_for_good(openai_files_connection: Any) -> None:
     ids = upload(3)
 
     async def refused(hook: Any, limit: int, after: str | None) -> dict[str, Any]:
@@ -202,8 +212,8 @@ def test_a_refused_list_turns_to_single_gets_for_good(slow_emulator: Any) -> Non
             second = await asyncio.gather(*(poller.fetch(i) for i in ids))
             return first, second
 
-    before = gets(slow_emulator)
+    before = gets(openai_files_connection)
     first, second = asyncio.run(scenario())
     assert [a["id"] for a in first] == [a["id"] for a in second] == ids
-    lists, singles = delta(slow_emulator, before)
+    lists, singles = delta(openai_files_connection, before)
     assert (lists, singles) == (1, 6)
