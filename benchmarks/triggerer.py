@@ -350,9 +350,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--triggers", type=int, default=100, help="triggers in the loop (default 100; issue: 1000)")
     parser.add_argument("--runs", type=int, default=1, help="runs; medians are reported (default 1)")
     parser.add_argument("--poll-interval", type=float, default=5.0, help="trigger poll interval (default 5 s)")
-    parser.add_argument("--flip-after", type=float, default=20.0, help="files processed after (default 20 s)")
+    parser.add_argument(
+        "--flip-after", type=float, default=None, help="files processed after (default 4 poll intervals: 20 s)"
+    )
     parser.add_argument("--json", action="store_true", help="print each run's JSON too")
     args = parser.parse_args(argv)
+    if args.flip_after is None:
+        args.flip_after = 4 * args.poll_interval
     results = []
     for _ in range(args.runs):
         result = one_run(args.triggers, args.poll_interval, args.flip_after)
