@@ -132,7 +132,7 @@ class _ListFailed(Exception):
         self.error = error
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Waiter:
     object_id: str
     asked: float
@@ -192,16 +192,19 @@ class SharedPoller:
         self._wakeup.set()
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._run(), name=f"openai-files poller {self.conn_id}/{self.kind.name}")
+        # The deadline is a timer on the loop, not asyncio.wait: no set, future and callbacks per poll.
+        timer = loop.call_later(max(0.0, deadline - now), self._expire, waiter) if deadline is not None else None
         try:
-            if deadline is None:
-                return await waiter.answer
-            # asyncio.wait, not wait_for: it never swallows a cancellation that arrives as the answer does.
-            done, _ = await asyncio.wait({waiter.answer}, timeout=max(0.0, deadline - time.monotonic()))
-            if not done:
-                raise OpenAIFilesTimeoutError("time ran out waiting for the next poll")
-            return waiter.answer.result()
+            return await waiter.answer
         finally:
+            if timer is not None:
+                timer.cancel()
             self._forget(waiter)
+
+    @staticmethod
+    def _expire(waiter: _Waiter) -> None:
+        if not waiter.answer.done():
+            waiter.answer.set_exception(OpenAIFilesTimeoutError("time ran out waiting for the next poll"))
 
     def _forget(self, waiter: _Waiter) -> None:
         waiters = self._waiters.get(waiter.object_id)
