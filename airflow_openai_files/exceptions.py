@@ -120,6 +120,20 @@ class OpenAIFilesRequestError(OpenAIFilesError, AirflowFailException):
     """The service refused the request for good (400/401/403/404/422, quota spent); never retried."""
 
 
+class OpenAIFilesNotFoundError(OpenAIFilesRequestError):
+    """HTTP 404: the object the request named does not exist (deleted, expired, another project's, or a
+    wrong id); never retried. The message names the object, in the words of its resource module."""
+
+
+class OpenAIFilesTimeoutError(OpenAIFilesError):
+    """The caller's deadline ran out before an answer (or before the wait for the next attempt ended).
+
+    Raised by the async hook when its ``deadline`` passes; a trigger turns it into its ``timeout`` event.
+    A plain :class:`OpenAIFilesError`, not a final one: the remote work may still end, and a task retry
+    resumes waiting on it.
+    """
+
+
 class UploadCancelledError(OpenAIFilesError):
     """An Uploads API upload was cancelled while its parts were being sent (task killed)."""
 

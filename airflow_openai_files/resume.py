@@ -227,6 +227,7 @@ def reusable_upload(
 
 def _still_there(hook: Any, log: Any, file_id: str, by: str) -> dict[str, Any] | None:
     from airflow_openai_files.exceptions import OpenAIFilesError
+    from airflow_openai_files.resources import files
 
     try:
         found = hook.get_file(file_id)
@@ -235,7 +236,7 @@ def _still_there(hook: Any, log: Any, file_id: str, by: str) -> dict[str, Any] |
             raise
         log.info("No earlier upload to reuse: %s uploaded by %s no longer exists; uploading again", file_id, by)
         return None
-    if found.get("status") in ("error", "deleting", "deleted"):
+    if found.get("status") in files.FAILURE:
         log.info("No earlier upload to reuse: %s uploaded by %s is %s", file_id, by, found.get("status"))
         return None
     log.info("Reusing %s uploaded by %s", file_id, by)

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_openai_files import limits
 from airflow_openai_files.exceptions import OpenAIFilesValidationError
-from airflow_openai_files.resources.batches import TERMINAL_STATUSES, describe_batch, request_counts
 from airflow_openai_files.resume import REQUEST_KEY_METADATA
 from airflow_openai_files.transfer.progress import request_id_note
 from airflow_openai_files.validation import check_batch_endpoint, check_expiry, validate_file_id
@@ -174,4 +173,4 @@ class BatchesAPIMixin:
         return None
 
 
-__all__ = ["TERMINAL_STATUSES", "BatchesAPIMixin", "check_metadata", "describe_batch", "request_counts"]
+__all__ = ["BatchesAPIMixin", "check_metadata"]

@@ -1,9 +1,8 @@
 """Steps of :class:`~airflow_openai_files.operators.fine_tuning.OpenAIFineTuningJobOperator` that need
 no operator state (the hook and the task's logger are passed in): what an earlier try left to resume
 (its job, its uploads), the job's metadata, how far back a retried upload looks for an earlier try's
-file, where each results file lands, the landing itself, the summary the task returns and the reading
-of the trigger's event. Kept out of the operator so the class holds only the task's flow and each rule
-can be read (and tested) on its own."""
+file, where each results file lands, the landing itself and the summary the task returns. Kept out
+of the operator so the class holds only the task's flow and each rule can be read (and tested) on its own."""
 
 from __future__ import annotations
 
@@ -11,8 +10,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from airflow_openai_files import resume as _resume
-from airflow_openai_files._compat import AirflowException, AirflowFailException
 from airflow_openai_files.exceptions import OpenAIFilesError
+from airflow_openai_files.resources import fine_tuning
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -40,7 +39,7 @@ def resumable_job(
     if job is None:
         return None
     status = job.get("status")
-    if status in ("failed", "cancelled"):
+    if status in fine_tuning.FAILURE:
         log.warning("Fine-tuning job %s of an earlier try ended %s; creating a new one", job["id"], status)
         return None
     log.info("Resuming fine-tuning job %s of an earlier try (status %s)", job["id"], status)
@@ -121,22 +120,3 @@ def job_summary(
         "results_path": (paths[0] if len(paths) == 1 else paths) if paths else None,
         "metrics": metrics,
     }
-
-
-def event_outcome(task_id: str, event: dict[str, Any] | None) -> tuple[str, str, dict[str, Any]]:
-    """
-    The ``(outcome, message, job)`` of the trigger's event for a finished job.
-
-    A timeout raises :class:`AirflowException` (the job keeps running; a retry resumes it); a missing
-    or unreadable event raises too, the latter as :class:`AirflowFailException`.
-    """
-    if not event:
-        raise AirflowException(f"{task_id}: resumed without a trigger event")
-    status = event.get("status")
-    message = str(event.get("message") or "")
-    if status == "timeout":
-        raise AirflowException(f"{message}; the job keeps running and a retry of this task resumes it")
-    job = event.get("job")
-    if status in ("success", "error", "cancelled") and isinstance(job, dict):
-        return str(status), message, job
-    raise AirflowFailException(message or f"{task_id}: trigger reported {event!r}")

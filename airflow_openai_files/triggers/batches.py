@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_openai_files.exceptions import OpenAIFilesError
 from airflow_openai_files.hooks.asynchronous import OpenAIFilesAsyncHook
 from airflow_openai_files.limits import DEFAULT_CONN_ID
-from airflow_openai_files.resources.batches import TERMINAL_STATUSES, check_success_statuses, describe_batch
+from airflow_openai_files.resources import batches
 from airflow_openai_files.triggers.base import OpenAIPollingTrigger
 from airflow_openai_files.validation import validate_file_id
 
@@ -33,41 +32,30 @@ class OpenAIBatchTrigger(OpenAIPollingTrigger):
     :param deadline: unix time after which to stop even if ``timeout`` has not run out.
     """
 
+    resource = batches
+    id_field = "batch_id"
+    event_key = "batch"
+
     def __init__(
         self,
         batch_id: str,
         *,
-        success_statuses: Any = ("completed",),
+        success_statuses: Any = batches.SUCCESS,
         openai_conn_id: str = DEFAULT_CONN_ID,
         poll_interval: float = 60.0,
         timeout: float = 25 * 3600.0,
         deadline: float | None = None,
     ) -> None:
         super().__init__(openai_conn_id=openai_conn_id, poll_interval=poll_interval, timeout=timeout, deadline=deadline)
-        self.batch_id = validate_file_id(batch_id, kind="batch")
-        self.success_statuses = check_success_statuses(success_statuses)
+        self.batch_id = validate_file_id(batch_id, kind=batches.KIND)
+        self.target = batches.check_target(success_statuses)
+
+    @property
+    def success_statuses(self) -> tuple[str, ...]:
+        return self.target
 
     def fields(self) -> dict[str, Any]:
-        return {"batch_id": self.batch_id, "success_statuses": list(self.success_statuses)}
+        return {"batch_id": self.batch_id, "success_statuses": list(self.target)}
 
     async def fetch(self, hook: OpenAIFilesAsyncHook) -> dict[str, Any]:
         return await hook.get_batch(self.batch_id)
-
-    def judge(self, obj: dict[str, Any]) -> tuple[str, str]:
-        status = obj.get("status")
-        message = describe_batch(obj)
-        if status not in TERMINAL_STATUSES:
-            return "waiting", message
-        return ("success" if status in self.success_statuses else "error"), message
-
-    def payload(self, status: str, message: str, obj: dict[str, Any] | None) -> dict[str, Any]:
-        return {"status": status, "batch_id": self.batch_id, "batch": obj, "message": message}
-
-    def describe_wait(self) -> str:
-        return f"{self.batch_id} to finish"
-
-    def failure_message(self, err: OpenAIFilesError) -> str:
-        if err.http_status == 404:
-            note = f", request id {err.request_id}" if err.request_id else ""
-            return f"Batch {self.batch_id} does not exist (HTTP 404{note})"
-        return str(err)

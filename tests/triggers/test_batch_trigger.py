@@ -51,7 +51,7 @@ def test_serialize_round_trips_without_the_key(emulator: Any) -> None:
 def test_rejects_unsafe_ids_and_non_terminal_targets() -> None:
     with pytest.raises(OpenAIFilesValidationError):
         OpenAIBatchTrigger("../files")
-    with pytest.raises(ValueError, match="terminal statuses"):
+    with pytest.raises(ValueError, match="success_statuses must be one or more of completed"):
         OpenAIBatchTrigger("batch_abc", success_statuses=("in_progress",))
 
 
@@ -97,7 +97,7 @@ def test_timeout_event_carries_the_last_batch(tmp_path: Path, monkeypatch: pytes
         events = run(OpenAIBatchTrigger(batch["id"], poll_interval=0.05, timeout=0.4))
     assert [e["status"] for e in events] == ["timeout"]
     assert events[0]["batch"]["status"] == "in_progress"
-    assert f"waiting for {batch['id']} to finish" in events[0]["message"]
+    assert f"waiting for batch {batch['id']} to finish" in events[0]["message"]
 
 
 def test_retries_server_errors_like_the_hook(emulator: Any) -> None:
