@@ -17,6 +17,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_openai_files import resume as _resume
 from airflow_openai_files._compat import AirflowException, AirflowFailException, conf
+from airflow_openai_files.exceptions import OpenAIFilesTimeoutError
 from airflow_openai_files.limits import DEFAULT_CONN_ID, FILE_ID_RE
 from airflow_openai_files.operators._batch_steps import (
     batch_summary,
@@ -233,7 +234,6 @@ class OpenAIBatchOperator(OpenAIBaseOperatorMixin, BaseOperator):
         )
 
     def _wait_on_worker(self, batch: dict[str, Any], deadline: float) -> dict[str, Any]:
-        from airflow_openai_files.exceptions import OpenAIFilesTimeoutError
         from airflow_openai_files.hooks.waiting import wait_until
 
         try:
