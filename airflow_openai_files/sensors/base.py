@@ -22,7 +22,7 @@ owns the rest, the same for every resource:
 
 * ``poke`` (``mode="poke"`` and ``mode="reschedule"``): fetch, judge with the resource module, return
   the object as the XCom once it is done; fail at once (:class:`AirflowFailException`, no retries) when
-  the object ended in a failure status or does not exist (the resource's 404 wording).
+  the object ended in a failure status or does not exist (the hook's ``OpenAIFilesNotFoundError``).
 * ``deferrable=True``: one check on the worker, then the trigger with the sensor's overall deadline;
   ``execute_complete`` returns the object or fails with the trigger's message (a timeout is an
   :class:`AirflowSensorTimeout`).
@@ -84,7 +84,7 @@ class OpenAIBaseSensor(OpenAIBaseOperatorMixin, BaseSensorOperator):
     default_timeout: ClassVar[float] = 3600.0
 
     def fetch(self, object_id: str) -> dict[str, Any]:
-        """One look at the object through ``self.hook`` (its errors propagate; a 404 is reworded here)."""
+        """One look at the object through ``self.hook`` (its errors propagate)."""
         raise NotImplementedError
 
     def trigger_kwargs(self, object_id: str, target: tuple[str, ...]) -> dict[str, Any]:
@@ -182,16 +182,11 @@ class OpenAIBaseSensor(OpenAIBaseOperatorMixin, BaseSensorOperator):
         self.start_from_trigger_note = f"start_from_trigger not used: {reason}; deferring from the worker instead"
 
     def poke(self, context: Context) -> PokeReturnValue:
-        from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesNotFoundError
-
         object_id = self.object_id()
         target = self.target()
-        try:
-            obj = self.fetch(object_id)
-        except OpenAIFilesError as err:
-            if err.http_status == 404:
-                raise err.reworded(self.resource.not_found_message(object_id), cls=OpenAIFilesNotFoundError) from err
-            raise
+        # A missing object is an OpenAIFilesNotFoundError (final, worded by the transport with the resource
+        # module's not_found_message): it fails the task, or skips it under soft_fail.
+        obj = self.fetch(object_id)
         verdict = self.resource.judge(obj, target)
         self.log.info("%s", verdict.message)
         if verdict.state == "error":

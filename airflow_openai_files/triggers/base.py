@@ -10,7 +10,7 @@ A subclass says only which object, how to fetch it and which resource module jud
 
         def __init__(self, batch_id, *, success_statuses=("completed",), **kwargs):
             super().__init__(**kwargs)
-            self.batch_id = validate_file_id(batch_id, kind=batches.KIND)
+            self.batch_id = validate_id(batch_id, batches.KIND)
             self.target = batches.check_target(success_statuses)
 
         def fields(self):                      # serialized next to conn id, poll interval, timeout, deadline
@@ -22,7 +22,7 @@ A subclass says only which object, how to fetch it and which resource module jud
 The base class owns the rest: judging with ``resource.judge(obj, self.target)``, the monotonic deadline
 (capped by a wall-clock ``deadline`` that survives a triggerer restart), the poll interval, exactly one
 terminal event ``{"status": "success" | "error" | "timeout", <id_field>: ..., <event_key>: obj | None,
-"message": ...}``, turning every failure into an ``error`` event (a 404 in the resource's words), and the
+"message": ...}``, turning every failure into an ``error`` event (a 404 worded for the object by the transport), and the
 serialize plumbing. Its twin on the worker is :func:`airflow_openai_files.hooks.waiting.wait_until`.
 """
 
@@ -36,8 +36,8 @@ from typing import Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_openai_files.exceptions import OpenAIFilesError
-from airflow_openai_files.hooks.asynchronous import DeadlineReached, OpenAIFilesAsyncHook
+from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesTimeoutError
+from airflow_openai_files.hooks import OpenAIFilesAsyncHook
 from airflow_openai_files.hooks.waiting import timeout_message
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.resources import Verdict
@@ -118,9 +118,8 @@ class OpenAIPollingTrigger(BaseTrigger):
         return f"{self.resource.KIND} {self.object_id} to finish"
 
     def failure_message(self, err: OpenAIFilesError) -> str:
-        """The message of the error event for a failed poll; a 404 in the resource's words."""
-        if err.http_status == 404:
-            return str(err.reworded(self.resource.not_found_message(self.object_id)))
+        """The message of the error event for a failed poll (the transport words a 404 for its object,
+        with the resource module's ``not_found_message``)."""
         return str(err)
 
     # -- the plumbing -----------------------------------------------------------------------------------------
@@ -161,7 +160,7 @@ class OpenAIPollingTrigger(BaseTrigger):
                 while True:
                     try:
                         obj = await self.fetch(hook)
-                    except DeadlineReached as why:
+                    except OpenAIFilesTimeoutError as why:
                         yield self._event("timeout", self._timeout_message(started, f"{message}; {why}"), last)
                         return
                     outcome, message = self.judge(obj)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_openai_files.hooks.asynchronous import OpenAIFilesAsyncHook
+from airflow_openai_files.hooks import OpenAIFilesAsyncHook
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.resources import batches
 from airflow_openai_files.triggers.base import OpenAIPollingTrigger
-from airflow_openai_files.validation import validate_file_id
+from airflow_openai_files.validation import validate_id
 
 
 class OpenAIBatchTrigger(OpenAIPollingTrigger):
@@ -47,7 +47,7 @@ class OpenAIBatchTrigger(OpenAIPollingTrigger):
         deadline: float | None = None,
     ) -> None:
         super().__init__(openai_conn_id=openai_conn_id, poll_interval=poll_interval, timeout=timeout, deadline=deadline)
-        self.batch_id = validate_file_id(batch_id, kind=batches.KIND)
+        self.batch_id = validate_id(batch_id, batches.KIND)
         self.target = batches.check_target(success_statuses)
 
     @property

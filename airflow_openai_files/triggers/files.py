@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_openai_files.hooks.asynchronous import OpenAIFilesAsyncHook
+from airflow_openai_files.hooks import OpenAIFilesAsyncHook
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.resources import files
 from airflow_openai_files.triggers.base import OpenAIPollingTrigger
-from airflow_openai_files.validation import validate_file_id
+from airflow_openai_files.validation import validate_id
 
 
 class OpenAIFileTrigger(OpenAIPollingTrigger):
@@ -44,7 +44,7 @@ class OpenAIFileTrigger(OpenAIPollingTrigger):
         deadline: float | None = None,
     ) -> None:
         super().__init__(openai_conn_id=openai_conn_id, poll_interval=poll_interval, timeout=timeout, deadline=deadline)
-        self.file_id = validate_file_id(file_id, kind=files.KIND)
+        self.file_id = validate_id(file_id, files.KIND)
         self.target = files.check_target(target_status)
         self.target_status = self.target[0]
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_openai_files.exceptions import OpenAIFilesError
-from airflow_openai_files.hooks.asynchronous import OpenAIFilesAsyncHook
+from airflow_openai_files.hooks import OpenAIFilesAsyncHook
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.resources import fine_tuning
 from airflow_openai_files.resources.fine_tuning import format_event, unseen_events
 from airflow_openai_files.triggers.base import OpenAIPollingTrigger
-from airflow_openai_files.validation import validate_file_id
+from airflow_openai_files.validation import validate_id
 
 #: Events logged at most per poll (a first look at a long-running job shows its latest ones).
 EVENTS_PER_POLL = 200
@@ -57,7 +57,7 @@ class OpenAIFineTuningJobTrigger(OpenAIPollingTrigger):
         deadline: float | None = None,
     ) -> None:
         super().__init__(openai_conn_id=openai_conn_id, poll_interval=poll_interval, timeout=timeout, deadline=deadline)
-        self.job_id = validate_file_id(job_id, kind=fine_tuning.KIND)
+        self.job_id = validate_id(job_id, fine_tuning.KIND)
         self.last_event_id = last_event_id
         self.cancel_on_kill = bool(cancel_on_kill)
 

@@ -7,8 +7,6 @@ would pass time, so the test passes the emulator's time there and counts what th
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +16,6 @@ from airflow_openai_files.exceptions import OpenAIFilesTimeoutError
 from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.hooks.waiting import wait_until
 from airflow_openai_files.resources import batches
-from tests.support.connections import use_emulator
 from tests.support.task_helpers import batch_lines
 
 IN_PROGRESS = 600.0
@@ -34,13 +31,12 @@ class Lines:
         self.lines.append(msg % args)
 
 
-@pytest.fixture
-def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from airflow_openai_files.emulator import Emulator
+pytestmark = pytest.mark.openai_files_emulator(batch_in_progress_seconds=IN_PROGRESS)
 
-    with Emulator(data_dir=tmp_path / "emu", batch_in_progress_seconds=IN_PROGRESS) as emu:
-        use_emulator(monkeypatch, emu)
-        yield emu
+
+@pytest.fixture
+def emulator(openai_files_connection: Any) -> Any:
+    return openai_files_connection
 
 
 def create_batch() -> dict[str, Any]:

@@ -8,12 +8,8 @@ Success through the triggerer is tested with each operator (``test_batch_operato
 
 from __future__ import annotations
 
-import asyncio
-import importlib
 import io
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,35 +18,24 @@ from airflow_openai_files._compat import AirflowException, AirflowFailException,
 from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.operators import OpenAIBatchOperator, OpenAIFineTuningJobOperator
 from airflow_openai_files.operators.base import DEFER_TIMEOUT_MARGIN
-from tests.support.connections import use_emulator
 from tests.support.task_helpers import batch_lines, fine_tune_lines, make_context
+from tests.support.triggers import trigger_event
 
 MODEL = "gpt-4.1-mini-2025-04-14"
 HOUR = 3600.0
 
 
-@pytest.fixture
-def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from airflow_openai_files.emulator import Emulator
+pytestmark = pytest.mark.openai_files_emulator(batch_in_progress_seconds=HOUR, fine_tuning_train_seconds=HOUR)
 
-    with Emulator(
-        data_dir=tmp_path / "emulator", batch_in_progress_seconds=HOUR, fine_tuning_train_seconds=HOUR
-    ) as emu:
-        use_emulator(monkeypatch, emu)
-        yield emu
+
+@pytest.fixture
+def emulator(openai_files_connection: Any) -> Any:
+    return openai_files_connection
 
 
 def the_event(deferred: TaskDeferred) -> dict[str, Any]:
     """The one event of the deferred trigger, rebuilt from its serialized form as the triggerer does."""
-    classpath, kwargs = deferred.trigger.serialize()
-    module, _, name = classpath.rpartition(".")
-    trigger = getattr(importlib.import_module(module), name)(**kwargs)
-
-    async def collect() -> list[dict[str, Any]]:
-        return [event.payload async for event in trigger.run()]
-
-    [payload] = asyncio.run(asyncio.wait_for(collect(), 60))
-    return payload
+    return trigger_event(deferred)
 
 
 def batch_operator(**kwargs: Any) -> OpenAIBatchOperator:

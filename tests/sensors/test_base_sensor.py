@@ -9,14 +9,12 @@ modules (``test_sensor.py``, ``test_batch_sensor.py``, ``test_fine_tuning_sensor
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -35,18 +33,18 @@ from airflow_openai_files.operators.base import DEFER_TIMEOUT_MARGIN
 from airflow_openai_files.sensors import OpenAIBatchSensor, OpenAIFileSensor, OpenAIFineTuningJobSensor
 from airflow_openai_files.sensors.base import OpenAIBaseSensor
 from airflow_openai_files.triggers import OpenAIBatchTrigger, OpenAIFileTrigger, OpenAIFineTuningJobTrigger
-from tests.support.connections import use_emulator
 from tests.support.task_helpers import batch_lines, fine_tune_lines, make_context
+from tests.support.triggers import run_trigger
 
 MODEL = "gpt-4.1-mini-2025-04-14"
 #: Every object waits on the emulator's clock for an hour: a test moves the clock to end a wait.
 HOUR = 3600.0
-SETTINGS = {
-    "processing_delay": HOUR,  # files stay ``uploaded``
-    "file_validation": "status",  # a malformed fine-tune file ends ``error`` once processed
-    "batch_in_progress_seconds": HOUR,
-    "fine_tuning_train_seconds": HOUR,
-}
+pytestmark = pytest.mark.openai_files_emulator(
+    processing_delay=HOUR,  # files stay ``uploaded``
+    file_validation="status",  # a malformed fine-tune file ends ``error`` once processed
+    batch_in_progress_seconds=HOUR,
+    fine_tuning_train_seconds=HOUR,
+)
 
 
 def _upload(body: bytes, purpose: str, name: str) -> dict[str, Any]:
@@ -135,24 +133,9 @@ def case(request: pytest.FixtureRequest) -> Case:
 
 
 @pytest.fixture
-def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from airflow_openai_files.emulator import Emulator
-
-    with Emulator(data_dir=tmp_path / "emulator", **SETTINGS) as emu:
-        use_emulator(monkeypatch, emu)
-        yield emu
-
-
-def run_trigger(trigger: Any) -> list[dict[str, Any]]:
-    """The payloads of a trigger rebuilt from its serialized form, as the triggerer runs it."""
-    classpath, kwargs = trigger.serialize()
-    module, _, name = classpath.rpartition(".")
-    rebuilt = getattr(importlib.import_module(module), name)(**kwargs)
-
-    async def collect() -> list[dict[str, Any]]:
-        return [event.payload async for event in rebuilt.run()]
-
-    return asyncio.run(asyncio.wait_for(collect(), 60))
+def emulator(openai_files_connection: Any) -> Any:
+    """The session's emulator with this module's settings, emptied, the default connection on it."""
+    return openai_files_connection
 
 
 def resume(sensor: OpenAIBaseSensor, payload: dict[str, Any]) -> Any:
@@ -348,7 +331,7 @@ def test_start_from_trigger_starts_the_wait_in_the_triggerer(case: Case, emulato
     module, _, name = args.trigger_cls.rpartition(".")
     trigger = getattr(importlib.import_module(module), name)(**args.trigger_kwargs)
     case.finish(emulator, object_id)
-    [event] = run_trigger(trigger)
+    [event] = run_trigger(trigger, serialized=False)  # built by hand above, as the triggerer does
     assert sensor.execute_complete(make_context(), event)["id"] == object_id
     assert len(gets_of(emulator, object_id)) == 1  # the trigger's one poll; the worker never looked
     assert case.sensor.start_from_trigger is False  # set on the instance, never on the class

@@ -6,8 +6,6 @@ The plumbing every sensor shares is tested once, over every resource, in ``test_
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,14 +17,7 @@ from airflow_openai_files.triggers import OpenAIBatchTrigger
 from tests.support.files import batch_lines
 from tests.support.task_helpers import make_context
 
-
-@pytest.fixture
-def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from airflow_openai_files.emulator import Emulator
-
-    with Emulator(data_dir=tmp_path / "emu", batch_in_progress_seconds=1.5) as emu:
-        monkeypatch.setenv("AIRFLOW_CONN_OPENAI_FILES_DEFAULT", emu.airflow_connection())
-        yield emu
+pytestmark = pytest.mark.openai_files_emulator(batch_in_progress_seconds=1.5)
 
 
 def create(body: bytes | None = None) -> dict[str, Any]:
@@ -41,14 +32,14 @@ def sensor(batch_id: Any, **kwargs: Any) -> OpenAIBatchSensor:
     return OpenAIBatchSensor(task_id="wait", batch_id=batch_id, **kwargs)
 
 
-def test_poke_mode_returns_the_batch_with_its_output(emulator: Any) -> None:
+def test_poke_mode_returns_the_batch_with_its_output(openai_files_connection: Any) -> None:
     batch = create()
     result = sensor(batch["id"]).execute(make_context())
     assert result["id"] == batch["id"] and result["status"] == "completed"
-    assert result["output_file_id"] == emulator.batches()[0]["output_file_id"]
+    assert result["output_file_id"] == openai_files_connection.batches()[0]["output_file_id"]
 
 
-def test_failed_batch_fails_fast_with_the_services_errors(emulator: Any) -> None:
+def test_failed_batch_fails_fast_with_the_services_errors(openai_files_connection: Any) -> None:
     batch = create(batch_lines(2).replace(b'"req-1"', b'"req-0"'))
     with pytest.raises(AirflowFailException, match=r"is failed.*line 2: duplicate_custom_id"):
         sensor(batch["id"]).execute(make_context())
@@ -56,7 +47,7 @@ def test_failed_batch_fails_fast_with_the_services_errors(emulator: Any) -> None
         sensor(batch["id"], soft_fail=True, deferrable=True).execute(make_context())
 
 
-def test_other_terminal_statuses_can_count_as_success(emulator: Any) -> None:
+def test_other_terminal_statuses_can_count_as_success(openai_files_connection: Any) -> None:
     batch = create()
     OpenAIFilesHook().cancel_batch(batch["id"])
     with pytest.raises(AirflowFailException, match="cancel"):
@@ -64,7 +55,7 @@ def test_other_terminal_statuses_can_count_as_success(emulator: Any) -> None:
     assert sensor(batch["id"], success_statuses=("completed", "cancelled")).execute(make_context())["id"]
 
 
-def test_the_trigger_gets_the_success_statuses(emulator: Any) -> None:
+def test_the_trigger_gets_the_success_statuses(openai_files_connection: Any) -> None:
     batch = create()
     with pytest.raises(TaskDeferred) as info:
         sensor(batch["id"], deferrable=True, success_statuses=["completed", "expired"]).execute(make_context())

@@ -15,6 +15,7 @@ from airflow_openai_files._compat import AirflowFailException
 from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.sensors import OpenAIFileSensor
 from tests.support.connections import use_emulator
+from tests.support.emulators import FILES_STAY_UPLOADED
 from tests.support.task_helpers import fine_tune_lines, make_context
 
 
@@ -44,7 +45,8 @@ def test_poke_mode_waits_until_processed(tmp_path: Any, monkeypatch: pytest.Monk
         assert len(polls) >= 2
 
 
-def test_target_uploaded_is_reached_at_once(slow_emulator: Any) -> None:
+@FILES_STAY_UPLOADED
+def test_target_uploaded_is_reached_at_once(openai_files_connection: Any) -> None:
     created = put()
     assert sensor(created["id"], target_status="uploaded").execute(make_context())["status"] == "uploaded"
 
