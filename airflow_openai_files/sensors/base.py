@@ -17,8 +17,9 @@ A subclass (see ``sensors/files.py``, ``batches.py``, ``fine_tuning.py``) sets::
         def trigger_kwargs(self, object_id, target):   # the trigger's own arguments (JSON literals)
             return {"batch_id": object_id, "success_statuses": list(target)}
 
-and its ``__init__`` stores its arguments before calling ``super().__init__`` with the rest. The base
-owns the rest, the same for every resource:
+and its ``__init__`` stores its own arguments *before* calling ``super().__init__`` with the rest (the base
+checks them there: a literal target when the DAG is parsed, the literal arguments ``start_from_trigger``
+needs). Nothing else: the base owns the rest, the same for every resource:
 
 * ``poke`` (``mode="poke"`` and ``mode="reschedule"``): fetch, judge with the resource module, return
   the object as the XCom once it is done; fail at once (:class:`AirflowFailException`, no retries) when
