@@ -49,7 +49,7 @@ async def _polled_ids(client: Any, admin: str) -> set[str]:
 async def run(base_url: str, ids: list[str], poll_interval: float) -> dict[str, Any]:
     import httpx
 
-    from airflow_openai_files.hooks.asynchronous import shared_clients
+    from airflow_openai_files.client.async_transport import shared_clients
     from airflow_openai_files.triggers import OpenAIFileTrigger
 
     admin = base_url.rsplit("/v1", 1)[0] + "/_emulator"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import warnings
 from typing import Any
 
 import pytest
@@ -12,6 +11,7 @@ from airflow_openai_files._compat import AirflowException, AirflowFailException
 from airflow_openai_files.exceptions import (
     OpenAIFilesConfigError,
     OpenAIFilesError,
+    OpenAIFilesNotFoundError,
     OpenAIFilesRequestError,
     OpenAIFilesValidationError,
     settle,
@@ -21,17 +21,17 @@ from airflow_openai_files.transfer.progress import human_size, request_id_note
 from tests.conftest import BASE_URL
 
 
-def test_http_status_no_longer_shadows_airflow_status_code() -> None:
+def test_http_status_does_not_shadow_airflow_status_code() -> None:
     err = OpenAIFilesError("boom", http_status=503, request_id="req_1")
     assert err.http_status == 503
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        assert err.status_code == 503  # deprecated alias, kept for one release
-    assert any(issubclass(w.category, DeprecationWarning) for w in caught)
-    assert OpenAIFilesError("old keyword", status_code=404).http_status == 404
+    assert err.status_code == AirflowException.status_code  # Airflow's own attribute, left alone
+    with pytest.raises(TypeError):
+        OpenAIFilesError("old keyword", status_code=404)  # type: ignore[call-arg]
 
 
-@pytest.mark.parametrize("cls", [OpenAIFilesValidationError, OpenAIFilesConfigError, OpenAIFilesRequestError])
+@pytest.mark.parametrize(
+    "cls", [OpenAIFilesValidationError, OpenAIFilesConfigError, OpenAIFilesRequestError, OpenAIFilesNotFoundError]
+)
 def test_errors_that_cannot_heal_fail_the_task_at_once(cls: type[OpenAIFilesError]) -> None:
     err = cls("nope", http_status=400)
     assert isinstance(err, AirflowFailException) and isinstance(err, OpenAIFilesError)

@@ -21,8 +21,7 @@ import pytest
 
 from airflow_openai_files.emulator import Emulator
 from airflow_openai_files.exceptions import OpenAIFilesError
-from airflow_openai_files.hooks import OpenAIFilesHook
-from airflow_openai_files.hooks.asynchronous import OpenAIFilesAsyncHook
+from airflow_openai_files.hooks import OpenAIFilesAsyncHook, OpenAIFilesHook
 from tests.conftest import set_connection
 from tests.support.connections import free_port
 from tests.support.hooks import record_waits
@@ -69,7 +68,7 @@ def call_sync() -> tuple[bool, int | None, list[float], str]:
         hook.get_file(FILE_ID[0])
         return True, None, waits, ""
     except OpenAIFilesError as err:
-        return False, err.status_code, waits, str(err)
+        return False, err.http_status, waits, str(err)
     finally:
         hook.close()
 
@@ -87,7 +86,7 @@ def call_async() -> tuple[bool, int | None, list[float], str]:
             await hook.get_file(FILE_ID[0])
             return True, None, waits, ""
         except OpenAIFilesError as err:
-            return False, err.status_code, waits, str(err)
+            return False, err.http_status, waits, str(err)
 
     return asyncio.run(scenario())
 

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_openai_files.hooks import OpenAIFilesHook
-from airflow_openai_files.hooks.asynchronous import OpenAIFilesAsyncHook, shared_clients
+from airflow_openai_files.client.async_transport import shared_clients
+from airflow_openai_files.hooks import OpenAIFilesAsyncHook, OpenAIFilesHook
 from airflow_openai_files.triggers import OpenAIFileTrigger
 from tests.conftest import set_connection
 from tests.support.emulators import FILES_STAY_UPLOADED, PROCESSING_DELAY
@@ -119,8 +119,9 @@ def test_the_triggerer_does_not_import_the_sync_stack() -> None:
     code = (
         "import sys, airflow, airflow.sdk, airflow.triggers.base;"
         "before = set(sys.modules);"
-        "import airflow_openai_files.triggers, airflow_openai_files.hooks.asynchronous;"
-        "print(sorted(m for m in ('requests', 'requests_toolbelt', 'urllib3', 'airflow_openai_files.hooks')"
+        "import airflow_openai_files.triggers, airflow_openai_files.client.async_transport;"
+        "print(sorted(m for m in ('requests', 'requests_toolbelt', 'urllib3', 'tenacity',"
+        " 'airflow_openai_files.client.transport')"
         " if m in sys.modules and m not in before))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -143,7 +144,7 @@ def test_every_trigger_is_found_again_by_its_serialized_classpath() -> None:
 
 
 def test_triggers_starting_together_build_one_tls_context(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from airflow_openai_files.hooks import asynchronous as _async_hook
+    from airflow_openai_files.client import async_transport as _async_hook
 
     cert, _ = self_signed_certificate(tmp_path)
     builds: list[Any] = []

@@ -233,7 +233,7 @@ def test_cancellation_closes_cleanly(openai_files_connection: Any) -> None:
 
 
 def test_tls_context_is_built_once_and_shared() -> None:
-    from airflow_openai_files.hooks.asynchronous import _ssl_context
+    from airflow_openai_files.client.async_transport import _ssl_context
 
     async def contexts() -> list[Any]:
         return [await _ssl_context(True), await _ssl_context(True), await _ssl_context(False)]
