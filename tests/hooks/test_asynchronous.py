@@ -19,10 +19,7 @@ from airflow_openai_files.triggers import OpenAIFileTrigger
 from tests.conftest import set_connection
 from tests.support.emulators import FILES_STAY_UPLOADED, PROCESSING_DELAY
 from tests.support.tls import ScriptedServer, json_reply, self_signed_certificate, tls_server_context
-
-
-async def collect(trigger: OpenAIFileTrigger) -> list[dict[str, Any]]:
-    return [event.payload async for event in trigger.run()]
+from tests.support.triggers import collect
 
 
 def count_clients(monkeypatch: pytest.MonkeyPatch) -> list[httpx.AsyncClient]:

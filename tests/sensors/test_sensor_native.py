@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
@@ -19,6 +18,7 @@ from airflow_openai_files.sensors import OpenAIFileSensor
 from tests.sensors.test_sensor import put, sensor
 from tests.support.emulators import FILES_STAY_UPLOADED
 from tests.support.task_helpers import make_context
+from tests.support.triggers import trigger_event
 
 
 @FILES_STAY_UPLOADED
@@ -68,12 +68,7 @@ def test_start_from_trigger_starts_the_wait_in_the_triggerer(openai_files_connec
     # What the triggerer does: build the trigger from its class path and kwargs, run it, resume the task.
     module, _, name = args.trigger_cls.rpartition(".")
     trigger = getattr(importlib.import_module(module), name)(**args.trigger_kwargs)
-
-    async def first_event() -> Any:
-        async for event in trigger.run():
-            return event.payload
-
-    payload = asyncio.run(first_event())
+    payload = trigger_event(trigger, serialized=False)  # built from start_trigger_args, as the triggerer does
     assert payload["status"] == "success"
     assert op.execute_complete(make_context(), payload)["id"] == created["id"]
     # Other tasks of the same class are left alone (start_trigger_args is set on the instance).
