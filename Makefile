@@ -20,8 +20,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 lint: venv
-	$(BIN)/ruff check airflow_openai_files dags_examples tests scripts
-	$(BIN)/ruff format --check airflow_openai_files dags_examples tests scripts
+	$(BIN)/ruff check airflow_openai_files dags_examples tests benchmarks scripts
+	$(BIN)/ruff format --check airflow_openai_files dags_examples tests benchmarks scripts
 	$(BIN)/python scripts/check_structure.py
 
 typecheck: venv
@@ -37,7 +37,7 @@ demo: venv
 	$(BIN)/python scripts/demo.py
 
 bench: venv
-	$(BIN)/python tests/benchmarks/run.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-compat-* .pytest_cache .mypy_cache .ruff_cache
