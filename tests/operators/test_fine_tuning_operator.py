@@ -141,7 +141,8 @@ def test_retry_resumes_the_job_of_the_first_try(
     if with_store:
         assert (
             store is not None
-            and store.values["openai_files.fine_tuning_job.job"]["id"] == emu.fine_tuning_jobs()[0]["id"]
+            and store.values["openai_files.fine_tuning_job.job"]["id"]
+            == openai_files_connection.fine_tuning_jobs()[0]["id"]
         )
     second = operator(training_file=str(files[0]), deferrable=False)
     result = second.execute(context(2, store))
