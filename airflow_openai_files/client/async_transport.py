@@ -37,7 +37,7 @@ from airflow_openai_files.client.retry import (
     request_id_from,
     should_retry,
 )
-from airflow_openai_files.client.settings import ClientSettings, parse_settings
+from airflow_openai_files.client.settings import ClientSettings, explain, parse_settings
 from airflow_openai_files.exceptions import OpenAIFilesConfigError, OpenAIFilesError, OpenAIFilesTimeoutError
 
 log = logging.getLogger(__name__)
@@ -256,7 +256,7 @@ class AsyncTransport:
                 )
             except httpx.HTTPError as exc:
                 if not should_retry(exc):
-                    raise OpenAIFilesError(f"{what} failed: {describe(exc)}") from exc
+                    raise explain(settings, OpenAIFilesError(f"{what} failed: {describe(exc)}"), exc) from exc
                 error: OpenAIFilesError = RetryableError(f"{what} failed: {describe(exc)}")
             else:
                 if response.status_code < 400:
@@ -274,9 +274,9 @@ class AsyncTransport:
                     response.status_code, response.headers, response.content[:65536], what=what, path=path
                 )
             if not should_retry(error):
-                raise error
+                raise explain(settings, error)
             if attempt > policy.max_retries:
-                raise gave_up(error, attempt, started)
+                raise explain(settings, gave_up(error, attempt, started))
             wait = policy.wait_for(attempt, getattr(error, "retry_after", None))
             if self.deadline is not None and time.monotonic() + wait >= self.deadline:
                 # also a request cut short by the deadline

@@ -29,6 +29,7 @@ __all__ = [
     "describe",
     "json_object",
     "parse_retry_after",
+    "plain_http_answer",
     "request_id_from",
     "should_retry",
 ]
@@ -251,6 +252,19 @@ def certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | No
         if isinstance(link, ssl.SSLCertVerificationError):
             return link
     return None
+
+
+def plain_http_answer(exc: BaseException) -> bool:
+    """
+    Whether a TLS handshake was answered in plain HTTP: OpenSSL's ``WRONG_VERSION_NUMBER`` (the first bytes
+    back were ``HTTP/1.1 400 ...``, not a TLS record). An ``https://`` URL pointing at a plain-HTTP server,
+    such as the local emulator: a configuration mistake, never retried, and worth saying in those words.
+    """
+    return any(
+        isinstance(link, ssl.SSLError)
+        and (getattr(link, "reason", None) == "WRONG_VERSION_NUMBER" or "WRONG_VERSION_NUMBER" in str(link))
+        for link in _chain(exc)
+    )
 
 
 def _tls_failure(exc: BaseException) -> bool:

@@ -38,12 +38,14 @@ from airflow_openai_files.client.retry import (
     RETRY_LOG,
     RetryableError,
     RetryPolicy,
+    certificate_failure,
     gave_up,
     json_object,
     request_id_from,
     should_retry,
 )
-from airflow_openai_files.client.settings import ClientSettings
+from airflow_openai_files.client.retry import describe as describe_failure
+from airflow_openai_files.client.settings import ClientSettings, explain
 from airflow_openai_files.exceptions import OpenAIFilesError
 from airflow_openai_files.limits import MiB
 from airflow_openai_files.transfer.progress import Progress
@@ -87,10 +89,11 @@ def is_read_timeout(exc: BaseException | None) -> bool:
 
 
 def describe(exc: BaseException | None) -> str:
+    """A requests/urllib3 failure in words; a certificate failure in the words the async transport uses too."""
     if exc is None:
         return "unknown error"
-    if isinstance(exc, OpenAIFilesError):
-        return str(exc)
+    if isinstance(exc, OpenAIFilesError) or certificate_failure(exc) is not None:
+        return describe_failure(exc)
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return "connect timeout"
     if isinstance(exc, requests.exceptions.ReadTimeout):
@@ -99,7 +102,7 @@ def describe(exc: BaseException | None) -> str:
         return f"connection dropped while reading the answer ({type(exc).__name__}: {exc})"
     if isinstance(exc, requests.exceptions.ConnectionError):
         return f"connection error ({exc})"
-    return f"{type(exc).__name__}: {exc}"
+    return describe_failure(exc)
 
 
 class Transport:
@@ -259,13 +262,16 @@ class Transport:
             return retrying(attempt)
         except OpenAIFilesError as err:
             if isinstance(err, RetryableError):
-                raise gave_up(err, retrying.statistics.get("attempt_number", 1), started) from None
-            raise
+                raise explain(
+                    self.settings, gave_up(err, retrying.statistics.get("attempt_number", 1), started)
+                ) from None
+            raise explain(self.settings, err) from err.__cause__
         except requests.exceptions.RequestException as err:
             attempts = retrying.statistics.get("attempt_number", 1)
-            raise OpenAIFilesError(
+            failed = OpenAIFilesError(
                 f"{what} failed after {attempts} attempt(s) in {time.monotonic() - started:.1f}s: {describe(err)}"
-            ) from err
+            )
+            raise explain(self.settings, failed, err) from err
 
     def request(self, method: str, path: str, *, what: str, **kwargs: Any) -> requests.Response:
         return self.call(what, lambda: self.send(method, path, what=what, **kwargs))

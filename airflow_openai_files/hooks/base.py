@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,8 @@ from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesRequest
 from airflow_openai_files.hooks.waiting import wait_until
 from airflow_openai_files.limits import CONN_TYPE, DEFAULT_CONN_ID, PART_MAX_BYTES
 from airflow_openai_files.validation import validate_file_id
+
+log = logging.getLogger(__name__)
 
 #: How long :meth:`OpenAIFilesHookBase.wait_until_processed` waits by default (the official SDK's default too).
 DEFAULT_PROCESSING_TIMEOUT = 1800.0
@@ -88,8 +91,10 @@ class OpenAIFilesHookBase(BaseHook):
 
     @functools.cached_property
     def settings(self) -> ClientSettings:
-        """The validated connection; read once, on first use, and nothing else."""
-        return load_settings(self.openai_conn_id)
+        """The validated connection; read once, on first use, and nothing else (which routes: logged once)."""
+        settings = load_settings(self.openai_conn_id)
+        self.log.info("%s", settings.describe_routes())
+        return settings
 
     @property
     def max_retries(self) -> int:
@@ -224,6 +229,7 @@ class OpenAIFilesAsyncHookBase:
             from airflow_openai_files.client.async_transport import load_settings as aload_settings
 
             self._settings = await aload_settings(self.openai_conn_id)
+            log.info("%s", self._settings.describe_routes())  # once per hook
         return self._settings
 
     async def __aenter__(self) -> OpenAIFilesAsyncHookBase:

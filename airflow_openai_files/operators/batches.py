@@ -144,10 +144,19 @@ class OpenAIBatchOperator(OpenAIBaseOperatorMixin, BaseOperator):
         if outcome.status == "success" and outcome.obj:
             self.log.info("%s", batches.describe(outcome.obj))
             return self._finish(outcome.obj)
+        self._log_last_known(event or {})
         if outcome.status == "timeout":
             self._timed_out(outcome.message)
         # A poll that failed for good (the trigger could not reach the batch): a retry resumes waiting on it.
         raise AirflowException(f"{self.task_id}: {outcome.message or event!r}")
+
+    def _log_last_known(self, event: dict[str, Any]) -> None:
+        """The last state the triggerer saw, for the person reading a timeout or a failed wait."""
+        batch, counts = event.get("batch"), event.get("request_counts")
+        if batch:
+            self.log.info("Last known state: %s", batches.describe(batch))
+        elif counts:
+            self.log.info("Last known request counts of batch %s: %s", event.get("batch_id"), counts)
 
     def on_kill(self) -> None:
         hook = self.__dict__.get("hook")

@@ -285,3 +285,25 @@ def test_creation_is_refused_after_the_cutoff_and_nothing_is_created() -> None:
         # Jobs created before the cutoff keep running, as on the service.
         assert all(j["status"] == "succeeded" for j in emu.fine_tuning_jobs())
     assert "ErrorResponse" in CHECKED and "FineTuningJob" in CHECKED
+
+
+def test_reported_accuracies_are_fractions_from_the_first_step(ft_emu: Emulator, client: openai.OpenAI) -> None:
+    """Every accuracy in the metric events and the results file is in [0, 1], step 1 included (it was negative)."""
+    training, validation = upload(client, chat(12)), upload(client, chat(6))
+    job = client.fine_tuning.jobs.create(training_file=training, validation_file=validation, model=BASE)
+    ft_emu.advance_clock(121)
+    done = client.fine_tuning.jobs.retrieve(job.id)
+    assert done.status == "succeeded"
+
+    events = [e for e in client.fine_tuning.jobs.list_events(job.id, limit=100) if e.type == "metrics"]
+    by_step = {int(e.data["step"]): e.data for e in events}  # type: ignore[index]
+    assert 1 in by_step and "valid_mean_token_accuracy" in by_step[1]
+    (results_id,) = done.result_files
+    rows = list(csv.DictReader(io.StringIO(client.files.content(results_id).text)))
+    assert [int(r["step"]) for r in rows] == list(range(1, 37))
+    accuracies = [float(m[key]) for m in by_step.values() for key in m if "accuracy" in key]
+    accuracies += [float(r[key]) for r in rows for key in ("train_accuracy", "valid_mean_token_accuracy")]
+    assert len(accuracies) == 2 * len(by_step) + 2 * 36
+    assert all(0.0 <= value <= 1.0 for value in accuracies), min(accuracies)
+    # Still a learning curve: validation accuracy rises from the first step to the last.
+    assert float(rows[0]["valid_mean_token_accuracy"]) < float(rows[-1]["valid_mean_token_accuracy"])

@@ -137,6 +137,23 @@ def test_deferrable_defers_then_trigger_and_resume(openai_files_connection: Any,
     assert (tmp_path / "o").read_bytes() == emu.content(result["output_file_id"])
 
 
+def test_a_deferred_timeout_logs_the_last_known_counts_on_resume(
+    start_emulator: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    start_emulator(batch_in_progress_seconds=3600)
+    op = operator(input_file=str(requests_file(tmp_path)), deferrable=True)
+    with pytest.raises(TaskDeferred) as info:
+        op.execute(task_context())
+    kwargs = {**info.value.trigger.serialize()[1], "timeout": 0.3, "poll_interval": 0.05}
+    events = run_trigger(OpenAIBatchTrigger(**kwargs))
+    assert [e["status"] for e in events] == ["timeout"]
+    assert events[0]["request_counts"] == {"total": 5, "completed": 0, "failed": 0}
+    with caplog.at_level("INFO"), pytest.raises(AirflowFailException, match="Timed out"):
+        op.resume_execution("execute_complete", {"event": events[0]}, task_context())
+    logged = caplog.text + capsys.readouterr().out
+    assert f"Last known state: Batch {events[0]['batch_id']} is in_progress: 0/5 requests done" in logged
+
+
 # -- retries and kills ------------------------------------------------------------------------------------
 
 

@@ -82,6 +82,9 @@ def test_timeout_event_carries_the_last_batch(tmp_path: Path, monkeypatch: pytes
         events = run_trigger(OpenAIBatchTrigger(batch["id"], poll_interval=0.05, timeout=0.4))
     assert [e["status"] for e in events] == ["timeout"]
     assert events[0]["batch"]["status"] == "in_progress"
+    # The last counts seen travel in the event: the task's log shows them when it resumes.
+    assert events[0]["request_counts"] == events[0]["batch"]["request_counts"]
+    assert events[0]["request_counts"]["total"] == 4
     assert f"waiting for batch {batch['id']} to finish" in events[0]["message"]
 
 
@@ -90,3 +93,51 @@ def test_retries_server_errors_like_the_hook(openai_files_connection: Any) -> No
     openai_files_connection.add_fault(method="GET", path=f"/v1/batches/{batch['id']}", status=503, times=1)
     events = run_trigger(OpenAIBatchTrigger(batch["id"], poll_interval=0.05, timeout=30))
     assert [e["status"] for e in events] == ["success"]
+
+
+class SteppedClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Lines:
+    """A logger that keeps what ``info`` was given (the trigger logs through structlog, not caplog)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, message: str, *args: Any) -> None:
+        self.lines.append(message % args)
+
+    debug = warning = info
+
+
+def test_progress_is_logged_when_counts_change_at_most_once_a_minute() -> None:
+    clock = SteppedClock()
+    trigger = OpenAIBatchTrigger("batch_abc", clock=clock)
+    log = trigger._log = Lines()
+
+    def poll(at: float, status: str, done: int) -> bool:
+        """One poll at ``at`` seconds; whether it logged a progress line."""
+        clock.now = 1000.0 + at
+        before = len(log.lines)
+        trigger.log_progress(
+            {"id": "batch_abc", "status": status, "request_counts": {"total": 10, "completed": done, "failed": 0}}
+        )
+        return len(log.lines) > before
+
+    assert not poll(0, "in_progress", 0)  # a new status: the base class logs that line
+    assert not poll(10, "in_progress", 2)  # changed, but within a minute of the last line
+    assert not poll(40, "in_progress", 4)
+    assert poll(61, "in_progress", 4)  # a minute on: the counts differ from what the log last showed
+    assert log.lines[-1] == "Batch batch_abc is in_progress: 4/10 requests done, 4 succeeded, 0 failed"
+    assert not poll(62, "in_progress", 5)
+    assert not poll(100, "in_progress", 5)
+    assert poll(125, "in_progress", 5)  # 5 was never logged
+    assert not poll(300, "in_progress", 5)  # nothing changed: nothing to say, however long it takes
+    assert not poll(400, "finalizing", 10)  # the base class logs a status change
+    assert len(log.lines) == 2
+    assert "clock" not in trigger.serialize()[1]

@@ -184,24 +184,13 @@ def test_wrong_key_fails_fast(flavor_target_factory: Any) -> None:
 # -- an example DAG, unchanged, on both flavors ---------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import subprocess
-    import sys
-
-    from tests.integration.dags.test_example_dags import airflow_env
-
-    home = tmp_path_factory.mktemp("airflow_home")
-    airflow = Path(sys.executable).with_name("airflow")
-    subprocess.run([str(airflow), "db", "migrate"], env=airflow_env(home), check=True, capture_output=True, timeout=180)
-    return home
-
-
+@pytest.mark.slow
 def test_example_dag_runs_unchanged(flavor_target_factory: Any, airflow_home: Path, tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from tests.integration.dags.test_example_dags import DAGS, RUNNER, airflow_env
+    from tests.integration.dags.test_example_dags import DAGS, RUNNER
+    from tests.support.airflow_db import airflow_env
 
     # A processing delay: the sensor's first check sees pending/uploaded and defers to the trigger.
     target: FlavorTarget = flavor_target_factory(processing_delay=1.0)
