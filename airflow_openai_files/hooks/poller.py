@@ -49,9 +49,10 @@ log = logging.getLogger(__name__)
 GetOne = Callable[[OpenAIFilesAsyncHook, str], Awaitable[dict[str, Any]]]
 ListPage = Callable[[OpenAIFilesAsyncHook, int, "str | None"], Awaitable[dict[str, Any]]]
 
-#: How long a round waits after the earliest ``due`` for more waiters to join: triggers that start together
-#: (a triggerer picking up hundreds at once) then share the first round instead of each starting one.
-GATHER_SECONDS = 0.1
+#: How long a round waits after the earliest ``due`` for more waiters to join. Short: a round in flight already
+#: gathers every trigger that asks meanwhile (a triggerer picking up hundreds at once fills the next round), and
+#: a trigger's first look should not wait.
+GATHER_SECONDS = 0.01
 #: Single ``GET`` s in flight at once per poller (the shared client's pool has 20 connections).
 SINGLE_GETS_AT_ONCE = 10
 #: A waiter is answered early by a round that comes within this fraction of its wait from its due time: it
