@@ -195,6 +195,8 @@ def probe_main(base_url: str, ids_file: str, poll_interval: float, flip_after: f
     logging.getLogger("airflow_openai_files").setLevel(logging.INFO)
     ids = json.loads(Path(ids_file).read_text())
     gc.collect()
+    if os.environ.get("BENCH_GC_FREEZE"):  # what a triggerer could do after start-up (Airflow's choice, not ours)
+        gc.freeze()
     # BENCH_SLOW_MS=<ms>: name each loop callback that held the loop longer than that (in the JSON), to find stalls.
     slow_ms = float(os.environ.get("BENCH_SLOW_MS") or 0)
     slow: list[tuple[float, str]] = []
