@@ -1,0 +1,104 @@
+"""What vector stores, their files and file batches report: statuses, counts, errors, and the attribute names
+the sync operator records. Shared by the hook, the operator, the sensor, the trigger and the emulator.
+
+Pure functions without Airflow or HTTP imports, so the worker and the triggerer judge identically.
+
+Statuses (openai-python ``types/vector_store.py``, ``types/vector_stores/vector_store_file*.py``):
+
+* a vector store is ``expired``, ``in_progress`` or ``completed``;
+* a vector store file and a file batch are ``in_progress``, ``completed``, ``cancelled`` or ``failed``;
+  a failed file carries ``last_error = {"code": "server_error" | "unsupported_file" | "invalid_file",
+  "message"}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+STORE_STATUSES = ("expired", "in_progress", "completed")
+FILE_STATUSES = ("in_progress", "completed", "cancelled", "failed")
+BATCH_STATUSES = FILE_STATUSES
+#: Statuses after which a vector store file or a file batch never changes.
+TERMINAL_STATUSES = ("completed", "cancelled", "failed")
+#: ``last_error.code`` of a failed vector store file.
+ERROR_CODES = ("server_error", "unsupported_file", "invalid_file")
+
+#: Attribute holding the SHA-256 of the file's content, set by the sync operator on every file it attaches.
+#: The store is the record: a later run compares these with the source and sends only what changed.
+HASH_ATTRIBUTE = "openai_files_sha256"
+#: Attribute holding the file's path relative to the synced source (POSIX separators, at most 512 characters).
+PATH_ATTRIBUTE = "openai_files_path"
+#: The attributes the sync reserves out of the service's 16.
+RESERVED_ATTRIBUTES = (HASH_ATTRIBUTE, PATH_ATTRIBUTE)
+
+Outcome = Literal["success", "error", "waiting"]
+
+
+def file_counts(obj: dict[str, Any]) -> dict[str, int]:
+    """``file_counts`` of a store or a batch, zeros where the service has not counted yet."""
+    counts = obj.get("file_counts") or {}
+    return {key: int(counts.get(key) or 0) for key in ("in_progress", "completed", "failed", "cancelled", "total")}
+
+
+def describe_store(store: dict[str, Any]) -> str:
+    """``"Vector store vs_abc (docs) is completed: 12 files (12 completed, 0 failed), 34567 bytes used"``."""
+    counts = file_counts(store)
+    return (
+        f"Vector store {store.get('id')} ({store.get('name')}) is {store.get('status')}: {counts['total']} files "
+        f"({counts['completed']} completed, {counts['in_progress']} in progress, {counts['failed']} failed, "
+        f"{counts['cancelled']} cancelled), {store.get('usage_bytes') or 0} bytes used"
+    )
+
+
+def describe_batch(batch: dict[str, Any]) -> str:
+    """``"File batch vsfb_abc of vs_abc is in_progress: 3/10 files done, 2 completed, 1 failed, 0 cancelled"``."""
+    counts = file_counts(batch)
+    done = counts["completed"] + counts["failed"] + counts["cancelled"]
+    return (
+        f"File batch {batch.get('id')} of {batch.get('vector_store_id')} is {batch.get('status')}: "
+        f"{done}/{counts['total']} files done, {counts['completed']} completed, {counts['failed']} failed, "
+        f"{counts['cancelled']} cancelled"
+    )
+
+
+def describe_file_error(file: dict[str, Any]) -> str:
+    """``"file-abc (docs/a.md): invalid_file (The file is empty.)"``: a failed file and its ``last_error``."""
+    error = file.get("last_error") or {}
+    path = (file.get("attributes") or {}).get(PATH_ATTRIBUTE)
+    where = f" ({path})" if path else ""
+    return f"{file.get('id')}{where}: {error.get('code') or file.get('status')} ({error.get('message') or 'no message'})"
+
+
+def judge_batch(batch: dict[str, Any]) -> tuple[Outcome, str]:
+    """
+    Whether a wait for a file batch is over.
+
+    ``success`` once it is ``completed`` (some files may still have failed: the counts say how many, and
+    the caller decides with ``max_failed_files``); ``error`` when ``failed`` or ``cancelled``; else ``waiting``.
+    """
+    status = batch.get("status")
+    message = describe_batch(batch)
+    if status == "completed":
+        return "success", message
+    if status in ("failed", "cancelled"):
+        return "error", message
+    return "waiting", message
+
+
+def judge_file(file: dict[str, Any]) -> tuple[Outcome, str]:
+    """The same for one vector store file; an ``error`` names its ``last_error``."""
+    status = file.get("status")
+    if status == "completed":
+        return "success", f"Vector store file {file.get('id')} is completed ({file.get('usage_bytes')} bytes used)"
+    if status in ("failed", "cancelled"):
+        return "error", f"Vector store file {describe_file_error(file)} is {status}"
+    return "waiting", f"Vector store file {file.get('id')} is {status}"
+
+
+def not_found_message(kind: str, object_id: str, request_id: str | None) -> str:
+    """404 of a vector store, a vector store file or a file batch, with what usually causes it."""
+    return (
+        f"{kind} {object_id} does not exist (HTTP 404, request id {request_id}): check the id; it may have been "
+        "deleted, detached, may have expired (a store expires after its expires_after days of inactivity), or "
+        "may belong to another project"
+    )
