@@ -66,7 +66,8 @@ def describe_file_error(file: dict[str, Any]) -> str:
     error = file.get("last_error") or {}
     path = (file.get("attributes") or {}).get(PATH_ATTRIBUTE)
     where = f" ({path})" if path else ""
-    return f"{file.get('id')}{where}: {error.get('code') or file.get('status')} ({error.get('message') or 'no message'})"
+    code = error.get("code") or file.get("status")
+    return f"{file.get('id')}{where}: {code} ({error.get('message') or 'no message'})"
 
 
 def judge_batch(batch: dict[str, Any]) -> tuple[Outcome, str]:
