@@ -66,7 +66,8 @@ def check_chunking_strategy(strategy: Any) -> dict[str, Any] | None:
     static = strategy.get("static")
     if set(strategy) != {"type", "static"} or not isinstance(static, dict):
         raise _invalid("chunking_strategy of type 'static' needs exactly a 'static' dict besides 'type'")
-    size, overlap = static.get("max_chunk_size_tokens"), static.get("chunk_overlap_tokens")
+    size: Any = static.get("max_chunk_size_tokens")
+    overlap: Any = static.get("chunk_overlap_tokens")
     if set(static) != {"max_chunk_size_tokens", "chunk_overlap_tokens"}:
         raise _invalid("chunking_strategy.static needs max_chunk_size_tokens and chunk_overlap_tokens, nothing else")
     for name, value in (("max_chunk_size_tokens", size), ("chunk_overlap_tokens", overlap)):

@@ -79,8 +79,8 @@ def check_chunking(value: Any, name: str = "chunking_strategy") -> dict[str, Any
     if not isinstance(static, dict):
         raise errors.missing_key_param(f"{name}.static")
     check_known(static, ("max_chunk_size_tokens", "chunk_overlap_tokens"))
-    size = static.get("max_chunk_size_tokens")
-    overlap = static.get("chunk_overlap_tokens")
+    size: Any = static.get("max_chunk_size_tokens")
+    overlap: Any = static.get("chunk_overlap_tokens")
     for field, item in (("max_chunk_size_tokens", size), ("chunk_overlap_tokens", overlap)):
         if item is None:
             raise errors.missing_key_param(f"{name}.static.{field}")
@@ -106,7 +106,7 @@ def check_store_expiry(value: Any) -> tuple[bool, int | None]:
     check_known(value, ("anchor", "days"))
     if value.get("anchor") != "last_active_at":
         raise errors.unsupported_value("expires_after.anchor", value.get("anchor"), ("last_active_at",))
-    days = value.get("days")
+    days: Any = value.get("days")
     if not _int(days):
         raise errors.invalid_type("expires_after.days")
     if not VECTOR_STORE_EXPIRY_DAYS_MIN <= days <= VECTOR_STORE_EXPIRY_DAYS_MAX:
@@ -232,7 +232,7 @@ def router(state: EmulatorState) -> APIRouter:
         filters = body.get("filters")
         if filters is not None:
             check_filter(filters)
-        max_results = body.get("max_num_results", SEARCH_MAX_RESULTS_DEFAULT)
+        max_results: Any = body.get("max_num_results", SEARCH_MAX_RESULTS_DEFAULT)
         if not _int(max_results):
             raise errors.invalid_type("max_num_results")
         if not SEARCH_MAX_RESULTS_MIN <= max_results <= SEARCH_MAX_RESULTS_MAX:

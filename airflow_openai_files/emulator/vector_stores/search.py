@@ -65,7 +65,7 @@ def rank(
     terms = {word.lower() for query in queries for word in _WORD.findall(query)}
     if not terms:
         return []
-    results = []
+    results: list[dict[str, Any]] = []
     for file_id, filename, attributes, text, size in candidates:
         scored = []
         for chunk in _chunks(text, size):
