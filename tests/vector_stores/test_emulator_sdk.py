@@ -151,15 +151,17 @@ def test_file_batches_create_cancel_list_and_upload_and_poll(client: openai.Open
 
 
 def test_upload_and_poll(tmp_path: Path) -> None:
-    with Emulator(data_dir=tmp_path / "emu", api_key=KEY, vector_store_file_seconds=0) as emulator:
-        with openai.OpenAI(base_url=emulator.base_url, api_key=KEY, max_retries=0) as client:
-            store = client.vector_stores.create(name="polled")
-            batch = client.vector_stores.file_batches.upload_and_poll(
-                store.id, files=[("a.txt", b"alpha text"), ("b.txt", b"")], poll_interval_ms=1
-            )
-            assert batch.status == "completed"
-            assert (batch.file_counts.completed, batch.file_counts.failed) == (1, 1)
-            assert len([f for f in emulator.files() if f["purpose"] == "assistants"]) == 2
+    with (
+        Emulator(data_dir=tmp_path / "emu", api_key=KEY, vector_store_file_seconds=0) as emulator,
+        openai.OpenAI(base_url=emulator.base_url, api_key=KEY, max_retries=0) as client,
+    ):
+        store = client.vector_stores.create(name="polled")
+        batch = client.vector_stores.file_batches.upload_and_poll(
+            store.id, files=[("a.txt", b"alpha text"), ("b.txt", b"")], poll_interval_ms=1
+        )
+        assert batch.status == "completed"
+        assert (batch.file_counts.completed, batch.file_counts.failed) == (1, 1)
+        assert len([f for f in emulator.files() if f["purpose"] == "assistants"]) == 2
 
 
 def test_search_filters_and_ranking(client: openai.OpenAI, emu: Emulator) -> None:
