@@ -13,13 +13,14 @@ from airflow_openai_files.hooks.base import OpenAIFilesHookBase
 from airflow_openai_files.hooks.batches import BatchesAPIMixin
 from airflow_openai_files.hooks.files import FilesAPIMixin
 from airflow_openai_files.hooks.fine_tuning import FineTuningAPIMixin
+from airflow_openai_files.hooks.vector_stores import VectorStoresAPIMixin
 from airflow_openai_files.validation import validate_file_id
 
 if TYPE_CHECKING:
     from airflow_openai_files.hooks.asynchronous import OpenAIFilesAsyncHook
 
 
-class OpenAIFilesHook(FilesAPIMixin, BatchesAPIMixin, FineTuningAPIMixin, OpenAIFilesHookBase):
+class OpenAIFilesHook(FilesAPIMixin, BatchesAPIMixin, FineTuningAPIMixin, VectorStoresAPIMixin, OpenAIFilesHookBase):
     """
     Talks to the OpenAI Files API with the key and settings of an ``openai_files`` connection.
 

@@ -49,6 +49,7 @@ from airflow_openai_files.client.retry import (
 )
 from airflow_openai_files.client.settings import ClientSettings, parse_settings
 from airflow_openai_files.exceptions import OpenAIFilesConfigError, OpenAIFilesError
+from airflow_openai_files.hooks.vector_stores import VectorStoresAsyncMixin
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.validation import validate_file_id
 
@@ -158,7 +159,7 @@ async def _load_settings(conn_id: str) -> ClientSettings:
     return settings
 
 
-class OpenAIFilesAsyncHook:
+class OpenAIFilesAsyncHook(VectorStoresAsyncMixin):
     """
     Async access to the API for triggers, with the sync hook's connection, headers and retry rules.
 
