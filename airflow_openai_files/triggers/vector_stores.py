@@ -24,8 +24,8 @@ class OpenAIVectorStoreFileBatchTrigger(OpenAIPollingTrigger):
     Poll ``GET /vector_stores/{id}/file_batches/{batch_id}`` for each batch until every one is terminal.
 
     With ``include_store``, also wait until the store has no file ``in_progress`` (the sync operator's retry
-    waits for files an earlier try attached). A finished batch is not asked again (a sync of 5,000 files makes three batches; each poll asks only the
-    unfinished ones). Yields exactly one event::
+    waits for files an earlier try attached). A finished batch is not asked again (a sync of 5,000 files
+    makes three batches; each poll asks only the unfinished ones). Yields exactly one event::
 
         {"status": "success" | "error" | "timeout", "vector_store_id", "batch_ids", "batches": [...] | None,
          "message"}
