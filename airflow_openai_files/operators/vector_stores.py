@@ -16,6 +16,7 @@ Files of the store without the path attribute (attached by someone else) are lef
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import threading
@@ -126,6 +127,9 @@ def _walk(root: Any) -> Iterator[tuple[str, Any]]:
                 yield path.relative_to(local).as_posix(), path
         return
     base = str(root.path).rstrip("/")
+    # fsspec caches listings (and s3fs the ETags it then reads by): a sync must see the store as it is now.
+    with contextlib.suppress(Exception):
+        root.fs.invalidate_cache()
     found = False
     for path in sorted(root.rglob("*"), key=str):
         if path.is_file():
