@@ -355,25 +355,20 @@ class OpenAIVectorStoreSyncOperator(OpenAIFilesMixin, BaseOperator):
                     poll_interval=self.poll_interval,
                     timeout=remaining,
                     deadline=time.time() + remaining,
+                    carry=kwargs,
                 ),
                 method_name="execute_complete",
-                kwargs=kwargs,
                 timeout=timedelta(seconds=remaining + DEFER_TIMEOUT_MARGIN),
             )
         if waiting:
             self._wait(store_id, batch_ids, started)
         return self._finish(context, **kwargs)
 
-    def execute_complete(
-        self,
-        context: Context,
-        event: dict[str, Any] | None = None,
-        summary: dict[str, Any] | None = None,
-        batch_ids: list[str] | None = None,
-        replaced_old: list[str] | None = None,
-    ) -> Any:
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        carry = (event or {}).get("carry") or {}
+        summary = carry.get("summary")
         if not event or summary is None:
-            raise AirflowException(f"{self.task_id}: resumed without a trigger event")
+            raise AirflowException(f"{self.task_id}: resumed without a trigger event carrying the plan")
         status = event.get("status")
         if status == "timeout":
             raise AirflowException(f"{self.task_id}: {event.get('message')}")  # a retry resumes the wait
@@ -381,7 +376,12 @@ class OpenAIVectorStoreSyncOperator(OpenAIFilesMixin, BaseOperator):
             raise AirflowException(f"{self.task_id}: {event.get('message')}")
         if status == "error":
             self.log.warning("%s", event.get("message"))
-        return self._finish(context, summary=summary, batch_ids=batch_ids or [], replaced_old=replaced_old or [])
+        return self._finish(
+            context,
+            summary=summary,
+            batch_ids=carry.get("batch_ids") or [],
+            replaced_old=carry.get("replaced_old") or [],
+        )
 
     # -- steps -------------------------------------------------------------------------------------------------
     def _store(self, record: Any) -> dict[str, Any]:

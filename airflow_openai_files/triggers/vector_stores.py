@@ -23,9 +23,11 @@ class OpenAIVectorStoreFileBatchTrigger(OpenAIPollingTrigger):
     """
     Poll ``GET /vector_stores/{id}/file_batches/{batch_id}`` for each batch until every one is terminal.
 
-    With ``include_store``, also wait until the store has no file ``in_progress`` (the sync operator's retry
-    waits for files an earlier try attached). A finished batch is not asked again (a sync of 5,000 files
-    makes three batches; each poll asks only the unfinished ones). Yields exactly one event::
+    ``carry`` (JSON) comes back unchanged in the event: what the task planned before deferring (the method
+    kwargs of ``defer`` do not survive ``dag.test()``, an event does). With ``include_store``, also wait
+    until the store has no file ``in_progress`` (the sync operator's retry waits for files an earlier try
+    attached). A finished batch is not asked again (a sync of 5,000 files makes three batches; each poll
+    asks only the unfinished ones). Yields exactly one event::
 
         {"status": "success" | "error" | "timeout", "vector_store_id", "batch_ids", "batches": [...] | None,
          "message"}
@@ -45,11 +47,13 @@ class OpenAIVectorStoreFileBatchTrigger(OpenAIPollingTrigger):
         timeout: float = 3600.0,
         deadline: float | None = None,
         include_store: bool = False,
+        carry: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(openai_conn_id=openai_conn_id, poll_interval=poll_interval, timeout=timeout, deadline=deadline)
         self.vector_store_id = validate_file_id(vector_store_id, kind="vector store")
         self.batch_ids = [validate_file_id(batch_id, kind="file batch") for batch_id in batch_ids]
         self.include_store = bool(include_store)
+        self.carry = carry
         if not self.batch_ids and not self.include_store:
             raise ValueError("batch_ids must name at least one file batch (or include_store be true)")
         self._done: dict[str, dict[str, Any]] = {}
@@ -59,6 +63,7 @@ class OpenAIVectorStoreFileBatchTrigger(OpenAIPollingTrigger):
             "vector_store_id": self.vector_store_id,
             "batch_ids": list(self.batch_ids),
             "include_store": self.include_store,
+            "carry": self.carry,
         }
 
     async def fetch(self, hook: OpenAIFilesAsyncHook) -> dict[str, Any]:
@@ -105,6 +110,7 @@ class OpenAIVectorStoreFileBatchTrigger(OpenAIPollingTrigger):
             "batch_ids": list(self.batch_ids),
             "batches": obj["batches"] if obj else None,
             "message": message,
+            "carry": self.carry,
         }
 
     def describe_wait(self) -> str:

@@ -253,7 +253,7 @@ def test_deferrable_path_through_the_trigger(
     assert classpath == "airflow_openai_files.triggers.OpenAIVectorStoreFileBatchTrigger"
     event = run_trigger(OpenAIVectorStoreFileBatchTrigger(**fields))
     assert event["status"] == "success" and event["batches"][0]["file_counts"]["completed"] == 3
-    result = operator.execute_complete(context, event, **info.value.kwargs)
+    result = operator.execute_complete(context, event)
     assert result["added"] == 4 and [f["path"] for f in result["failed"]] == ["blob.txt"]
     assert target.emulator.vector_stores()[0]["file_counts"]["in_progress"] == 0
 
