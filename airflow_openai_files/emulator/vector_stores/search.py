@@ -8,8 +8,12 @@ smoke test that what was synced is findable; not a relevance model (Fidelity tab
 
 from __future__ import annotations
 
+import json
 import re
+import sqlite3
 from typing import Any
+
+from airflow_openai_files.emulator.vector_stores.objects import STATUS_SQL
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 #: Chunks returned per file in ``content``.
@@ -87,3 +91,25 @@ def rank(
         )
     results.sort(key=lambda item: (-item["score"], item["filename"], item["file_id"]))
     return results[:max_results]
+
+
+def search(
+    db: sqlite3.Connection,
+    store_id: str,
+    queries: list[str],
+    filters: dict[str, Any] | None,
+    max_results: int,
+    now: float,
+) -> list[dict[str, Any]]:
+    """The store's ``completed`` files that pass ``filters``, ranked for ``queries``."""
+    rows = db.execute(
+        f"SELECT * FROM vector_store_files WHERE vector_store_id = :store AND {STATUS_SQL} = 'completed'",
+        {"store": store_id, "now": now},
+    )
+    candidates = []
+    for row in rows:
+        attributes = json.loads(row["attributes"]) if row["attributes"] else {}
+        if filters is not None and not matches(filters, attributes):
+            continue
+        candidates.append((row["file_id"], row["filename"], attributes, row["text"], row["chunk_size"]))
+    return rank(queries, candidates, max_results)
