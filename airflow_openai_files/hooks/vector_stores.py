@@ -25,12 +25,12 @@ from airflow_openai_files.transfer.progress import request_id_note
 from airflow_openai_files.validation import validate_file_id
 from airflow_openai_files.validation.vector_stores import (
     check_attributes,
+    check_batch_entries,
     check_batch_size,
     check_chunking_strategy,
     check_filters,
+    check_list_params,
     check_max_num_results,
-    check_page_size,
-    check_status_filter,
     check_store_expiry,
 )
 
@@ -46,49 +46,8 @@ def store_path(store_id: str, *rest: str) -> str:
     return "/".join(["vector_stores", validate_file_id(store_id, kind="vector store"), *rest])
 
 
-def list_params(page_size: int | None, order: str | None, status: str | None = None) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    if check_page_size(page_size) is not None:
-        params["limit"] = page_size
-    if order is not None:
-        if order not in ("asc", "desc"):
-            raise OpenAIFilesValidationError(f"order must be 'asc' or 'desc', got {order!r}")
-        params["order"] = order
-    if check_status_filter(status) is not None:
-        params["filter"] = status
-    return params
-
-
-def batch_entries(file_ids: list[str] | None, files: list[dict[str, Any]] | None) -> tuple[str, list[Any]]:
-    """``("file_ids", ids)`` or ``("files", entries)``: exactly one, 1..2,000 items, each checked."""
-    if (file_ids is None) == (files is None):
-        raise OpenAIFilesValidationError("Give exactly one of file_ids and files for a file batch")
-    if file_ids is not None:
-        check_batch_size(len(file_ids))
-        return "file_ids", [validate_file_id(file_id) for file_id in file_ids]
-    assert files is not None
-    check_batch_size(len(files))
-    entries = []
-    for entry in files:
-        if (
-            not isinstance(entry, dict)
-            or "file_id" not in entry
-            or set(entry) - {"file_id", "attributes", "chunking_strategy"}
-        ):
-            raise OpenAIFilesValidationError(
-                f"A file batch entry is a dict with file_id and optional attributes / chunking_strategy, got {entry!r}"
-            )
-        item: dict[str, Any] = {"file_id": validate_file_id(entry["file_id"])}
-        if entry.get("attributes") is not None:
-            item["attributes"] = check_attributes(entry["attributes"])
-        if entry.get("chunking_strategy") is not None:
-            item["chunking_strategy"] = check_chunking_strategy(entry["chunking_strategy"])
-        entries.append(item)
-    return "files", entries
-
-
-class VectorStoresAPIMixin:
-    """Vector stores, vector store files, file batches and search over the sync transport."""
+class VectorStoreFilesAPIMixin:
+    """A store's files and file batches over the sync transport, and the plumbing every vector store call shares."""
 
     if TYPE_CHECKING:
         _transport: Transport
@@ -107,6 +66,127 @@ class VectorStoresAPIMixin:
             if not page.get("has_more") or not data:
                 return
             query["after"] = page.get("last_id") or data[-1]["id"]
+
+    # -- files -----------------------------------------------------------------------------------------------
+    def attach_vector_store_file(
+        self,
+        vector_store_id: str,
+        file_id: str,
+        *,
+        attributes: dict[str, Any] | None = None,
+        chunking_strategy: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Attach an uploaded file to a store (idempotent on the service: the pair is the object's identity)."""
+        body: dict[str, Any] = {"file_id": validate_file_id(file_id)}
+        if check_attributes(attributes) is not None:
+            body["attributes"] = attributes
+        strategy = check_chunking_strategy(chunking_strategy)
+        if strategy is not None:
+            body["chunking_strategy"] = strategy
+        attached = self._vs_json(
+            "POST", store_path(vector_store_id, "files"), f"Attaching {file_id} to {vector_store_id}", json=body
+        )
+        self.log.info("Attached %s to vector store %s: %s", file_id, vector_store_id, attached.get("status"))
+        return attached
+
+    def get_vector_store_file(self, vector_store_id: str, file_id: str) -> dict[str, Any]:
+        path = store_path(vector_store_id, "files", validate_file_id(file_id))
+        return self._vs_json("GET", path, f"Retrieving {file_id} of {vector_store_id}")
+
+    def update_vector_store_file(
+        self, vector_store_id: str, file_id: str, attributes: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """Replace a vector store file's attributes (``None`` clears them)."""
+        path = store_path(vector_store_id, "files", validate_file_id(file_id))
+        body = {"attributes": check_attributes(attributes)}
+        return self._vs_json("POST", path, f"Updating attributes of {file_id} in {vector_store_id}", json=body)
+
+    def detach_vector_store_file(
+        self, vector_store_id: str, file_id: str, *, missing_ok: bool = False
+    ) -> dict[str, Any]:
+        """Remove a file from a store (the file itself stays: delete it with ``delete_file``)."""
+        path = store_path(vector_store_id, "files", validate_file_id(file_id))
+        try:
+            result = self._vs_json("DELETE", path, f"Detaching {file_id} from {vector_store_id}")
+        except OpenAIFilesError as err:
+            if missing_ok and err.http_status == 404:
+                return {"id": file_id, "object": "vector_store.file.deleted", "deleted": False}
+            raise
+        self.log.info("Detached %s from vector store %s", file_id, vector_store_id)
+        return result
+
+    def list_vector_store_files(
+        self,
+        vector_store_id: str,
+        *,
+        status: str | None = None,
+        page_size: int | None = None,
+        order: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every file of a store (all pages), optionally only those with ``status``."""
+        params = check_list_params(page_size, order, status)
+        return self._vs_pages(store_path(vector_store_id, "files"), params, f"Listing files of {vector_store_id}")
+
+    def get_vector_store_file_content(self, vector_store_id: str, file_id: str) -> str:
+        """The parsed text the service indexed for a file (its ``content`` parts joined)."""
+        path = store_path(vector_store_id, "files", validate_file_id(file_id), "content")
+        page = self._vs_json("GET", path, f"Reading the content of {file_id} in {vector_store_id}")
+        return "".join(str(part.get("text") or "") for part in page.get("data") or [])
+
+    # -- file batches ----------------------------------------------------------------------------------------
+    def create_vector_store_file_batch(
+        self,
+        vector_store_id: str,
+        *,
+        file_ids: list[str] | None = None,
+        files: list[dict[str, Any]] | None = None,
+        attributes: dict[str, Any] | None = None,
+        chunking_strategy: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """
+        Attach up to 2,000 files at once: ``file_ids`` (with shared ``attributes`` / ``chunking_strategy``) or
+        ``files``, entries ``{"file_id", "attributes", "chunking_strategy"}`` each (the shared ones are refused then).
+        """
+        key, entries = check_batch_entries(file_ids, files)
+        body: dict[str, Any] = {key: entries}
+        if key == "files" and (attributes is not None or chunking_strategy is not None):
+            raise OpenAIFilesValidationError("With files entries, give attributes and chunking_strategy per entry")
+        if check_attributes(attributes) is not None:
+            body["attributes"] = attributes
+        strategy = check_chunking_strategy(chunking_strategy)
+        if strategy is not None:
+            body["chunking_strategy"] = strategy
+        what = f"Creating a file batch of {len(entries)} files in {vector_store_id}"
+        batch = self._vs_json("POST", store_path(vector_store_id, "file_batches"), what, json=body)
+        self.log.info("%s", describe_batch(batch))
+        return batch
+
+    def get_vector_store_file_batch(self, vector_store_id: str, batch_id: str) -> dict[str, Any]:
+        path = store_path(vector_store_id, "file_batches", validate_file_id(batch_id, kind="file batch"))
+        return self._vs_json("GET", path, f"Retrieving {batch_id} of {vector_store_id}")
+
+    def cancel_vector_store_file_batch(self, vector_store_id: str, batch_id: str) -> dict[str, Any]:
+        path = store_path(vector_store_id, "file_batches", validate_file_id(batch_id, kind="file batch"), "cancel")
+        batch = self._vs_json("POST", path, f"Cancelling {batch_id} of {vector_store_id}")
+        self.log.info("Asked to cancel: %s", describe_batch(batch))
+        return batch
+
+    def list_vector_store_file_batch_files(
+        self,
+        vector_store_id: str,
+        batch_id: str,
+        *,
+        status: str | None = None,
+        page_size: int | None = None,
+        order: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every file of a file batch (all pages), optionally only those with ``status``."""
+        path = store_path(vector_store_id, "file_batches", validate_file_id(batch_id, kind="file batch"), "files")
+        return self._vs_pages(path, check_list_params(page_size, order, status), f"Listing files of {batch_id}")
+
+
+class VectorStoresAPIMixin(VectorStoreFilesAPIMixin):
+    """Vector stores and search over the sync transport (their files and file batches: the base class)."""
 
     # -- stores ----------------------------------------------------------------------------------------------
     def create_vector_store(
@@ -208,7 +288,7 @@ class VectorStoresAPIMixin:
 
     def list_vector_stores(self, *, page_size: int | None = None, order: str | None = None) -> Iterator[dict[str, Any]]:
         """Every vector store of the project (newest first unless ``order="asc"``), all pages."""
-        return self._vs_pages("vector_stores", list_params(page_size, order), "Listing vector stores")
+        return self._vs_pages("vector_stores", check_list_params(page_size, order), "Listing vector stores")
 
     def find_vector_store(
         self, key: str | None = None, value: str | None = None, *, name: str | None = None, since: float | None = None
@@ -226,123 +306,6 @@ class VectorStoresAPIMixin:
             if name is not None and store.get("name") == name:
                 return store
         return None
-
-    # -- files -----------------------------------------------------------------------------------------------
-    def attach_vector_store_file(
-        self,
-        vector_store_id: str,
-        file_id: str,
-        *,
-        attributes: dict[str, Any] | None = None,
-        chunking_strategy: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Attach an uploaded file to a store (idempotent on the service: the pair is the object's identity)."""
-        body: dict[str, Any] = {"file_id": validate_file_id(file_id)}
-        if check_attributes(attributes) is not None:
-            body["attributes"] = attributes
-        strategy = check_chunking_strategy(chunking_strategy)
-        if strategy is not None:
-            body["chunking_strategy"] = strategy
-        attached = self._vs_json(
-            "POST", store_path(vector_store_id, "files"), f"Attaching {file_id} to {vector_store_id}", json=body
-        )
-        self.log.info("Attached %s to vector store %s: %s", file_id, vector_store_id, attached.get("status"))
-        return attached
-
-    def get_vector_store_file(self, vector_store_id: str, file_id: str) -> dict[str, Any]:
-        path = store_path(vector_store_id, "files", validate_file_id(file_id))
-        return self._vs_json("GET", path, f"Retrieving {file_id} of {vector_store_id}")
-
-    def update_vector_store_file(
-        self, vector_store_id: str, file_id: str, attributes: dict[str, Any] | None
-    ) -> dict[str, Any]:
-        """Replace a vector store file's attributes (``None`` clears them)."""
-        path = store_path(vector_store_id, "files", validate_file_id(file_id))
-        body = {"attributes": check_attributes(attributes)}
-        return self._vs_json("POST", path, f"Updating attributes of {file_id} in {vector_store_id}", json=body)
-
-    def detach_vector_store_file(
-        self, vector_store_id: str, file_id: str, *, missing_ok: bool = False
-    ) -> dict[str, Any]:
-        """Remove a file from a store (the file itself stays: delete it with ``delete_file``)."""
-        path = store_path(vector_store_id, "files", validate_file_id(file_id))
-        try:
-            result = self._vs_json("DELETE", path, f"Detaching {file_id} from {vector_store_id}")
-        except OpenAIFilesError as err:
-            if missing_ok and err.http_status == 404:
-                return {"id": file_id, "object": "vector_store.file.deleted", "deleted": False}
-            raise
-        self.log.info("Detached %s from vector store %s", file_id, vector_store_id)
-        return result
-
-    def list_vector_store_files(
-        self,
-        vector_store_id: str,
-        *,
-        status: str | None = None,
-        page_size: int | None = None,
-        order: str | None = None,
-    ) -> Iterator[dict[str, Any]]:
-        """Every file of a store (all pages), optionally only those with ``status``."""
-        params = list_params(page_size, order, status)
-        return self._vs_pages(store_path(vector_store_id, "files"), params, f"Listing files of {vector_store_id}")
-
-    def get_vector_store_file_content(self, vector_store_id: str, file_id: str) -> str:
-        """The parsed text the service indexed for a file (its ``content`` parts joined)."""
-        path = store_path(vector_store_id, "files", validate_file_id(file_id), "content")
-        page = self._vs_json("GET", path, f"Reading the content of {file_id} in {vector_store_id}")
-        return "".join(str(part.get("text") or "") for part in page.get("data") or [])
-
-    # -- file batches ----------------------------------------------------------------------------------------
-    def create_vector_store_file_batch(
-        self,
-        vector_store_id: str,
-        *,
-        file_ids: list[str] | None = None,
-        files: list[dict[str, Any]] | None = None,
-        attributes: dict[str, Any] | None = None,
-        chunking_strategy: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """
-        Attach up to 2,000 files at once: ``file_ids`` (with shared ``attributes`` / ``chunking_strategy``) or
-        ``files``, entries ``{"file_id", "attributes", "chunking_strategy"}`` each (the shared ones are refused then).
-        """
-        key, entries = batch_entries(file_ids, files)
-        body: dict[str, Any] = {key: entries}
-        if key == "files" and (attributes is not None or chunking_strategy is not None):
-            raise OpenAIFilesValidationError("With files entries, give attributes and chunking_strategy per entry")
-        if check_attributes(attributes) is not None:
-            body["attributes"] = attributes
-        strategy = check_chunking_strategy(chunking_strategy)
-        if strategy is not None:
-            body["chunking_strategy"] = strategy
-        what = f"Creating a file batch of {len(entries)} files in {vector_store_id}"
-        batch = self._vs_json("POST", store_path(vector_store_id, "file_batches"), what, json=body)
-        self.log.info("%s", describe_batch(batch))
-        return batch
-
-    def get_vector_store_file_batch(self, vector_store_id: str, batch_id: str) -> dict[str, Any]:
-        path = store_path(vector_store_id, "file_batches", validate_file_id(batch_id, kind="file batch"))
-        return self._vs_json("GET", path, f"Retrieving {batch_id} of {vector_store_id}")
-
-    def cancel_vector_store_file_batch(self, vector_store_id: str, batch_id: str) -> dict[str, Any]:
-        path = store_path(vector_store_id, "file_batches", validate_file_id(batch_id, kind="file batch"), "cancel")
-        batch = self._vs_json("POST", path, f"Cancelling {batch_id} of {vector_store_id}")
-        self.log.info("Asked to cancel: %s", describe_batch(batch))
-        return batch
-
-    def list_vector_store_file_batch_files(
-        self,
-        vector_store_id: str,
-        batch_id: str,
-        *,
-        status: str | None = None,
-        page_size: int | None = None,
-        order: str | None = None,
-    ) -> Iterator[dict[str, Any]]:
-        """Every file of a file batch (all pages), optionally only those with ``status``."""
-        path = store_path(vector_store_id, "file_batches", validate_file_id(batch_id, kind="file batch"), "files")
-        return self._vs_pages(path, list_params(page_size, order, status), f"Listing files of {batch_id}")
 
     # -- search ----------------------------------------------------------------------------------------------
     def search_vector_store(
@@ -393,11 +356,17 @@ class VectorStoresAsyncMixin:
         self, vector_store_id: str, *, status: str | None = None, after: str | None = None, limit: int = 100
     ) -> dict[str, Any]:
         """One page of a store's files (``{"data", "has_more", "last_id"}``)."""
-        params = list_params(limit, None, status)
+        params = check_list_params(limit, None, status)
         if after is not None:
             params["after"] = validate_file_id(after)
         path = store_path(vector_store_id, "files")
         return await self.request_json("GET", path, what=f"Listing files of {vector_store_id}", params=params)
 
 
-__all__ = ["VectorStoresAPIMixin", "VectorStoresAsyncMixin", "describe_batch", "describe_store"]
+__all__ = [
+    "VectorStoreFilesAPIMixin",
+    "VectorStoresAPIMixin",
+    "VectorStoresAsyncMixin",
+    "describe_batch",
+    "describe_store",
+]

@@ -162,3 +162,50 @@ def check_max_num_results(value: Any) -> int | None:
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise _invalid(f"max_num_results must be an integer from {low} to {high}, got {value!r}")
     return value
+
+
+def _file_id(value: Any) -> str:
+    from airflow_openai_files.validation.core import validate_file_id
+
+    return validate_file_id(value)
+
+
+def check_list_params(page_size: int | None, order: str | None, status: str | None = None) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if check_page_size(page_size) is not None:
+        params["limit"] = page_size
+    if order is not None:
+        if order not in ("asc", "desc"):
+            raise _invalid(f"order must be 'asc' or 'desc', got {order!r}")
+        params["order"] = order
+    if check_status_filter(status) is not None:
+        params["filter"] = status
+    return params
+
+
+def check_batch_entries(file_ids: list[str] | None, files: list[dict[str, Any]] | None) -> tuple[str, list[Any]]:
+    """``("file_ids", ids)`` or ``("files", entries)``: exactly one, 1..2,000 items, each checked."""
+    if (file_ids is None) == (files is None):
+        raise _invalid("Give exactly one of file_ids and files for a file batch")
+    if file_ids is not None:
+        check_batch_size(len(file_ids))
+        return "file_ids", [_file_id(file_id) for file_id in file_ids]
+    assert files is not None
+    check_batch_size(len(files))
+    entries = []
+    for entry in files:
+        if (
+            not isinstance(entry, dict)
+            or "file_id" not in entry
+            or set(entry) - {"file_id", "attributes", "chunking_strategy"}
+        ):
+            raise _invalid(
+                f"A file batch entry is a dict with file_id and optional attributes / chunking_strategy, got {entry!r}"
+            )
+        item: dict[str, Any] = {"file_id": _file_id(entry["file_id"])}
+        if entry.get("attributes") is not None:
+            item["attributes"] = check_attributes(entry["attributes"])
+        if entry.get("chunking_strategy") is not None:
+            item["chunking_strategy"] = check_chunking_strategy(entry["chunking_strategy"])
+        entries.append(item)
+    return "files", entries
