@@ -22,7 +22,7 @@ from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesValidat
 from airflow_openai_files.resources.vector_stores import describe_batch, describe_store
 from airflow_openai_files.resume import REQUEST_KEY_METADATA
 from airflow_openai_files.transfer.progress import request_id_note
-from airflow_openai_files.validation import validate_file_id
+from airflow_openai_files.validation import validate_file_id, validate_id
 from airflow_openai_files.validation.vector_stores import (
     check_attributes,
     check_batch_entries,
@@ -43,7 +43,7 @@ BETA_HEADERS = {"OpenAI-Beta": "assistants=v2"}
 
 def store_path(store_id: str, *rest: str) -> str:
     """``vector_stores/<id>/...``; callers check the ids in ``rest`` (nothing may reach another endpoint)."""
-    return "/".join(["vector_stores", validate_file_id(store_id, kind="vector store"), *rest])
+    return "/".join(["vector_stores", validate_id(store_id, "vector store"), *rest])
 
 
 class VectorStoreFilesAPIMixin:
@@ -162,11 +162,11 @@ class VectorStoreFilesAPIMixin:
         return batch
 
     def get_vector_store_file_batch(self, vector_store_id: str, batch_id: str) -> dict[str, Any]:
-        path = store_path(vector_store_id, "file_batches", validate_file_id(batch_id, kind="file batch"))
+        path = store_path(vector_store_id, "file_batches", validate_id(batch_id, "file batch"))
         return self._vs_json("GET", path, f"Retrieving {batch_id} of {vector_store_id}")
 
     def cancel_vector_store_file_batch(self, vector_store_id: str, batch_id: str) -> dict[str, Any]:
-        path = store_path(vector_store_id, "file_batches", validate_file_id(batch_id, kind="file batch"), "cancel")
+        path = store_path(vector_store_id, "file_batches", validate_id(batch_id, "file batch"), "cancel")
         batch = self._vs_json("POST", path, f"Cancelling {batch_id} of {vector_store_id}")
         self.log.info("Asked to cancel: %s", describe_batch(batch))
         return batch
@@ -181,7 +181,7 @@ class VectorStoreFilesAPIMixin:
         order: str | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Every file of a file batch (all pages), optionally only those with ``status``."""
-        path = store_path(vector_store_id, "file_batches", validate_file_id(batch_id, kind="file batch"), "files")
+        path = store_path(vector_store_id, "file_batches", validate_id(batch_id, "file batch"), "files")
         return self._vs_pages(path, check_list_params(page_size, order, status), f"Listing files of {batch_id}")
 
 
@@ -349,7 +349,7 @@ class VectorStoresAsyncMixin:
         return await self.request_json("GET", store_path(vector_store_id), what=f"Retrieving {vector_store_id}")
 
     async def get_vector_store_file_batch(self, vector_store_id: str, batch_id: str) -> dict[str, Any]:
-        path = store_path(vector_store_id, "file_batches", validate_file_id(batch_id, kind="file batch"))
+        path = store_path(vector_store_id, "file_batches", validate_id(batch_id, "file batch"))
         return await self.request_json("GET", path, what=f"Retrieving {batch_id} of {vector_store_id}")
 
     async def list_vector_store_files_page(

@@ -28,6 +28,8 @@ from airflow_openai_files.validation.vector_stores import check_attributes, chec
 PURPOSE = "assistants"
 #: Files uploaded at once (each upload is one request; the hook's transport pools connections).
 UPLOAD_CONCURRENCY = 4
+#: Seconds of clock skew allowed between the worker and the service when looking back.
+CLOCK_SKEW = 600.0
 EMPTY_MESSAGE = "The file is empty: not uploaded (the Files API refuses empty files)"
 
 
@@ -84,14 +86,17 @@ def make_plan(files: list[SourceFile], by_path: Mapping[str, list[dict[str, Any]
     return plan
 
 
-def earlier_uploads(hook: Any, log: Any, try_number: int, run_started: Any) -> dict[tuple[str, int], dict[str, Any]]:
-    """Files a killed try of this run uploaded: ``(tagged name, size) -> File`` (the newest wins)."""
-    if try_number <= 1:
+def earlier_uploads(hook: Any, log: Any, since: float | None) -> dict[tuple[str, int], dict[str, Any]]:
+    """Files a killed try of this run uploaded: ``(tagged name, size) -> File`` (the newest wins).
+
+    :param since: ``resume.retry_window(context)``: None on a first try (nothing to find).
+    """
+    if since is None:
         return {}
-    horizon = run_started.timestamp() - 600 if run_started is not None else None
+    horizon = since - CLOCK_SKEW
     found: dict[tuple[str, int], dict[str, Any]] = {}
     for item in hook.list_files(purpose=PURPOSE):
-        if horizon is not None and int(item.get("created_at") or 0) < horizon:
+        if int(item.get("created_at") or 0) < horizon:
             break  # newest first: the rest is older still
         if TAGGED.match(str(item.get("filename") or "")):
             found.setdefault((item["filename"], int(item.get("bytes") or 0)), item)

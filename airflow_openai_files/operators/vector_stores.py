@@ -168,7 +168,7 @@ class OpenAIVectorStoreSyncOperator(OpenAIFilesMixin, BaseOperator):
             self.log.debug("%s %s (%d bytes)", "replace" if f.path in by_path else "add", f.path, f.size)
 
         batch_ids: list[str] = list(record.get("batches", []))
-        earlier = steps.earlier_uploads(self.hook, self.log, resume.try_number(context), resume.run_started(context))
+        earlier = steps.earlier_uploads(self.hook, self.log, resume.retry_window(context))
         uploaded, summary["bytes"] = steps.upload_files(self.hook, self.log, plan.to_send, earlier)
         entries = [
             steps.batch_entry(f, uploaded[f.path], self.attributes, self.chunking_strategy) for f in plan.to_send

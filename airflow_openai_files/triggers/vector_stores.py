@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_openai_files.exceptions import OpenAIFilesError
-from airflow_openai_files.hooks.asynchronous import OpenAIFilesAsyncHook
+from airflow_openai_files.hooks import OpenAIFilesAsyncHook
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.resources.vector_stores import (
     TERMINAL_STATUSES,
@@ -16,7 +16,7 @@ from airflow_openai_files.resources.vector_stores import (
     not_found_message,
 )
 from airflow_openai_files.triggers.base import OpenAIPollingTrigger
-from airflow_openai_files.validation import validate_file_id
+from airflow_openai_files.validation import validate_id
 
 
 class OpenAIVectorStoreFileBatchTrigger(OpenAIPollingTrigger):
@@ -50,8 +50,8 @@ class OpenAIVectorStoreFileBatchTrigger(OpenAIPollingTrigger):
         carry: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(openai_conn_id=openai_conn_id, poll_interval=poll_interval, timeout=timeout, deadline=deadline)
-        self.vector_store_id = validate_file_id(vector_store_id, kind="vector store")
-        self.batch_ids = [validate_file_id(batch_id, kind="file batch") for batch_id in batch_ids]
+        self.vector_store_id = validate_id(vector_store_id, "vector store")
+        self.batch_ids = [validate_id(batch_id, "file batch") for batch_id in batch_ids]
         self.include_store = bool(include_store)
         self.carry = carry
         if not self.batch_ids and not self.include_store:
