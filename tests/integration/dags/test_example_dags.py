@@ -188,9 +188,10 @@ def test_batch_input_files(airflow_home: Path, openai_files_emulator: Any, tmp_p
     assert sum(1 for method, path, _ in requests if method == "POST" and path == "/v1/files") == 1
 
 
-def test_vector_store_sync(airflow_home: Path, emulator: Any, tmp_path: Path) -> None:
+def test_vector_store_sync(airflow_home: Path, openai_files_emulator: Any, tmp_path: Path) -> None:
     """Two daily runs: the first uploads the knowledge base, the second finds nothing changed and uploads
     nothing; both smoke tests find the refund policy first."""
+    emulator = openai_files_emulator
     staging = tmp_path / "staging"
     documents = sorted(p for p in (DAGS / "data" / "knowledge_base").rglob("*") if p.is_file())
     first = run_dag(
