@@ -262,6 +262,7 @@ class OpenAIVectorStoreSyncOperator(OpenAIFilesMixin, BaseOperator):
         from airflow_openai_files import resume
 
         store_id = summary["vector_store_id"]
+        self._synced_store_id = store_id  # for the lineage, read once the task is done
         for file_id in replaced_old:
             steps.drop(self.hook, store_id, file_id)
         failed = list(summary.get("failed") or []) + steps.failed_files(self.hook, store_id)
@@ -284,12 +285,13 @@ class OpenAIVectorStoreSyncOperator(OpenAIFilesMixin, BaseOperator):
 
         from airflow_openai_files._lineage import location_dataset, operator_lineage, service_namespace
 
-        summary = task_instance.xcom_pull(task_ids=task_instance.task_id) or {}
+        store_id = getattr(self, "_synced_store_id", None)
         sources = self.source if isinstance(self.source, (list, tuple)) else [self.source]
         outputs = []
-        if summary.get("vector_store_id"):
-            namespace = service_namespace(self.hook.settings.base_url)
-            outputs.append(Dataset(namespace=namespace, name=f"vector_stores/{summary['vector_store_id']}"))
+        if store_id:
+            outputs.append(
+                Dataset(namespace=service_namespace(self.hook.settings.base_url), name=f"vector_stores/{store_id}")
+            )
         return operator_lineage(inputs=[location_dataset(item) for item in sources], outputs=outputs)
 
 
