@@ -284,3 +284,44 @@ def test_file_batch_sensor(target: FlavorTarget, tmp_path: Path) -> None:
     )
     with pytest.raises(AirflowFailException, match="does not exist"):
         missing.execute(make_context())
+
+
+def test_retry_after_a_kill_while_indexing_resumes_the_wait(
+    target: FlavorTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_openai_files.operators import _vector_store_steps
+
+    docs = tmp_path / "docs"
+    write(docs, DOCS)
+
+    class Killed(BaseException):
+        pass
+
+    def killed(*args: Any, **kwargs: Any) -> None:
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(_vector_store_steps, "wait_for_indexing", killed)
+        with pytest.raises(Killed):
+            sync(docs, context=make_context(try_number=1))
+    mark = len(target.emulator.request_log())
+    result = sync(docs, context=make_context(try_number=2))
+    assert uploads_in(target, mark) == 0 and result["unchanged"] == 3 and result["failed"] == []
+    assert len(assistants_files(target)) == 3
+    state = store_state(OpenAIFilesHook(), result["vector_store_id"])
+    assert {path: value for path, value in state.items()} == {p: (sha(d), "completed") for p, d in DOCS.items()}
+
+
+def test_waiting_on_the_worker_has_a_real_timeout(
+    flavor_target_factory: Callable[..., FlavorTarget], tmp_path: Path
+) -> None:
+    from airflow_openai_files._compat import AirflowException
+
+    flavor_target_factory(vector_store_file_seconds=3600)
+    write(tmp_path / "docs", DOCS)
+    with pytest.raises(AirflowException, match="Timed out after") as info:
+        OpenAIVectorStoreSyncOperator(
+            task_id="sync", source=tmp_path / "docs", vector_store_name="slow", poll_interval=0.05, timeout=0.5
+        ).execute(make_context())
+    assert not isinstance(info.value, AirflowFailException)  # Airflow retries it; the retry resumes the wait
+    assert "3 in progress" in str(info.value)
