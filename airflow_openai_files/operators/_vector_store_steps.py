@@ -179,13 +179,18 @@ def wait_for_indexing(
 
 
 def failed_files(hook: Any, store_id: str) -> list[dict[str, Any]]:
-    """``{"path", "file_id", "code", "message"}`` of every failed file of ours in the store."""
+    """``{"path", "file_id", "code", "message"}`` of every file of ours in the store that failed, or was cancelled
+    (someone cancelled a file batch: the file is not indexed either)."""
     failed = []
-    for item in hook.list_vector_store_files(store_id, status="failed", page_size=100):
+    items = [
+        *hook.list_vector_store_files(store_id, status="failed", page_size=100),
+        *hook.list_vector_store_files(store_id, status="cancelled", page_size=100),
+    ]
+    for item in items:
         attributes = item.get("attributes") or {}
         if PATH_ATTRIBUTE not in attributes:
             continue
-        error = item.get("last_error") or {}
+        error = item.get("last_error") or {"code": "cancelled", "message": "cancelled before it was indexed"}
         failed.append(
             {
                 "path": attributes[PATH_ATTRIBUTE],

@@ -137,7 +137,6 @@ class OpenAIVectorStoreSyncOperator(OpenAIFilesMixin, BaseOperator):
         from airflow_openai_files import resume
 
         self.check_at_run(self._check_arguments)
-        started = time.monotonic()
         record = resume.TaskRecord(context, "vector_store_sync")
         files = self.check_at_run(scan_source, self.source, self.include, self.exclude)
         self.log.info("Source %s: %d files, %d bytes", self.source, len(files), sum(f.size for f in files))
@@ -185,6 +184,7 @@ class OpenAIVectorStoreSyncOperator(OpenAIFilesMixin, BaseOperator):
         steps.delete_orphans(self.hook, self.log, earlier, set(uploaded.values()) | plan.attached, names)
 
         kwargs: dict[str, Any] = {"summary": summary, "batch_ids": batch_ids, "replaced_old": plan.replaced_old}
+        started = time.monotonic()  # ``timeout`` bounds the wait for indexing, not the uploads before it
         waiting = bool(batch_ids) or file_counts(self.hook.get_vector_store(store_id))["in_progress"] > 0
         if waiting and self.deferrable:
             from airflow_openai_files.triggers import OpenAIVectorStoreFileBatchTrigger

@@ -325,3 +325,20 @@ def test_waiting_on_the_worker_has_a_real_timeout(
         ).execute(make_context())
     assert not isinstance(info.value, AirflowFailException)  # Airflow retries it; the retry resumes the wait
     assert "3 in progress" in str(info.value)
+
+
+def test_a_cancelled_batch_counts_its_files_as_failed(
+    flavor_target_factory: Callable[..., FlavorTarget], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flavor_target_factory(vector_store_file_seconds=3600)
+    write(tmp_path / "docs", DOCS)
+    original = OpenAIFilesHook.create_vector_store_file_batch
+
+    def create_then_cancel(self: OpenAIFilesHook, store_id: str, **kwargs: Any) -> dict[str, Any]:
+        batch = original(self, store_id, **kwargs)
+        return self.cancel_vector_store_file_batch(store_id, batch["id"])  # someone cancels it at once
+
+    monkeypatch.setattr(OpenAIFilesHook, "create_vector_store_file_batch", create_then_cancel)
+    with pytest.raises(AirflowFailException, match="3 files failed") as info:
+        sync(tmp_path / "docs")
+    assert "cancelled" in str(info.value) and "guide.md" in str(info.value)
