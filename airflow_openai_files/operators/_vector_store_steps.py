@@ -44,6 +44,8 @@ class Plan:
     removed_old: list[str] = field(default_factory=list)
     #: Every vector store file id the store holds for a path of ours.
     attached: set[str] = field(default_factory=set)
+    #: Unchanged files whose indexing failed with ``server_error`` (the service's fault): attached again, same file.
+    reattach: list[tuple[SourceFile, str]] = field(default_factory=list)
     added: int = 0
     removed: int = 0
     unchanged: int = 0
@@ -67,6 +69,8 @@ def make_plan(files: list[SourceFile], by_path: Mapping[str, list[dict[str, Any]
         same = [item for item in have if (item.get("attributes") or {}).get(HASH_ATTRIBUTE) == f.sha256]
         if same:
             plan.unchanged += 1
+            if same[0].get("status") == "failed" and (same[0].get("last_error") or {}).get("code") == "server_error":
+                plan.reattach.append((f, same[0]["id"]))
             # Older versions next to the current one (a killed try's leftovers) go.
             plan.replaced_old += [item["id"] for item in have if item is not same[0]]
             continue

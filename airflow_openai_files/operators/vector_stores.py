@@ -169,9 +169,10 @@ class OpenAIVectorStoreSyncOperator(OpenAIFilesMixin, BaseOperator):
         batch_ids: list[str] = list(record.get("batches", []))
         earlier = steps.earlier_uploads(self.hook, self.log, resume.retry_window(context))
         uploaded, summary["bytes"] = steps.upload_files(self.hook, self.log, plan.to_send, earlier)
-        entries = [
-            steps.batch_entry(f, uploaded[f.path], self.attributes, self.chunking_strategy) for f in plan.to_send
-        ]
+        pairs = [(f, uploaded[f.path]) for f in plan.to_send] + plan.reattach
+        if plan.reattach:
+            self.log.info("Attaching again %d unchanged files that failed with server_error", len(plan.reattach))
+        entries = [steps.batch_entry(f, file_id, self.attributes, self.chunking_strategy) for f, file_id in pairs]
         for start in range(0, len(entries), FILE_BATCH_MAX_FILES):
             batch = self.hook.create_vector_store_file_batch(
                 store_id, files=entries[start : start + FILE_BATCH_MAX_FILES]
