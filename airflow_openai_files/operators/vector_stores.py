@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +28,7 @@ from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesValidat
 from airflow_openai_files.limits import DEFAULT_CONN_ID, FILE_BATCH_MAX_FILES
 from airflow_openai_files.operators import _vector_store_steps as steps
 from airflow_openai_files.operators._vector_store_source import check_globs, scan_source
-from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin
+from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIBaseOperatorMixin
 from airflow_openai_files.resources.vector_stores import (
     RESERVED_ATTRIBUTES,
     describe_store,
@@ -41,11 +40,8 @@ from airflow_openai_files.validation.vector_stores import check_attributes, chec
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-#: Slack given to Airflow's own defer timeout over the trigger's.
-DEFER_TIMEOUT_MARGIN = 60.0
 
-
-class OpenAIVectorStoreSyncOperator(OpenAIFilesMixin, BaseOperator):
+class OpenAIVectorStoreSyncOperator(OpenAIBaseOperatorMixin, BaseOperator):
     """
     Make a vector store hold exactly the files of ``source`` (one vector store file per source file).
 
@@ -192,20 +188,17 @@ class OpenAIVectorStoreSyncOperator(OpenAIFilesMixin, BaseOperator):
 
             remaining = max(1.0, self.timeout - (time.monotonic() - started))
             self.log.info("Deferring: the triggerer waits for %s to index (%d batches)", store_id, len(batch_ids))
-            self.defer(
-                trigger=OpenAIVectorStoreFileBatchTrigger(
-                    store_id,
-                    batch_ids,
-                    include_store=True,
-                    openai_conn_id=self.openai_conn_id,
-                    poll_interval=self.poll_interval,
-                    timeout=remaining,
-                    deadline=time.time() + remaining,
-                    carry=kwargs,
-                ),
-                method_name="execute_complete",
-                timeout=timedelta(seconds=remaining + DEFER_TIMEOUT_MARGIN),
+            trigger = OpenAIVectorStoreFileBatchTrigger(
+                store_id,
+                batch_ids,
+                include_store=True,
+                openai_conn_id=self.openai_conn_id,
+                poll_interval=self.poll_interval,
+                timeout=remaining,
+                deadline=time.time() + remaining,
+                carry=kwargs,
             )
+            self.defer_to_trigger(trigger, timeout=remaining)
         if waiting:
             steps.wait_for_indexing(
                 self.hook,
@@ -246,7 +239,7 @@ class OpenAIVectorStoreSyncOperator(OpenAIFilesMixin, BaseOperator):
                 store = self.hook.get_vector_store(store_id)
             except OpenAIFilesError as err:
                 if err.http_status == 404:
-                    raise AirflowFailException(not_found_message("Vector store", store_id, err.request_id)) from err
+                    raise AirflowFailException(f"{not_found_message(store_id)} (request id {err.request_id})") from err
                 raise
         else:
             found = self.hook.find_vector_store(name=self.vector_store_name)

@@ -13,13 +13,23 @@ Statuses (openai-python ``types/vector_store.py``, ``types/vector_stores/vector_
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
+
+from airflow_openai_files.limits import VECTOR_STORE_FILE_BATCH_ID_RE
+from airflow_openai_files.resources import Verdict, check_statuses
+
+#: What the sensor and trigger wait for (the module shape of :mod:`airflow_openai_files.resources`).
+KIND = "vector store file batch"
+ID_PATTERN = VECTOR_STORE_FILE_BATCH_ID_RE
 
 STORE_STATUSES = ("expired", "in_progress", "completed")
 FILE_STATUSES = ("in_progress", "completed", "cancelled", "failed")
 BATCH_STATUSES = FILE_STATUSES
 #: Statuses after which a vector store file or a file batch never changes.
 TERMINAL_STATUSES = ("completed", "cancelled", "failed")
+TERMINAL = TERMINAL_STATUSES
+SUCCESS = ("completed",)
+FAILURE = ("failed", "cancelled")
 #: ``last_error.code`` of a failed vector store file.
 ERROR_CODES = ("server_error", "unsupported_file", "invalid_file")
 
@@ -31,7 +41,10 @@ PATH_ATTRIBUTE = "openai_files_path"
 #: The attributes the sync reserves out of the service's 16.
 RESERVED_ATTRIBUTES = (HASH_ATTRIBUTE, PATH_ATTRIBUTE)
 
-Outcome = Literal["success", "error", "waiting"]
+
+def check_target(statuses: Any) -> tuple[str, ...]:
+    """A file batch wait ends on ``completed`` only (``failed`` / ``cancelled`` are failures)."""
+    return check_statuses(statuses, SUCCESS, "the target status of a file batch")
 
 
 def file_counts(obj: dict[str, Any]) -> dict[str, int]:
@@ -70,7 +83,7 @@ def describe_file_error(file: dict[str, Any]) -> str:
     return f"{file.get('id')}{where}: {code} ({error.get('message') or 'no message'})"
 
 
-def judge_batch(batch: dict[str, Any]) -> tuple[Outcome, str]:
+def judge(batch: dict[str, Any], target: tuple[str, ...] = SUCCESS) -> Verdict:
     """
     Whether a wait for a file batch is over.
 
@@ -79,27 +92,30 @@ def judge_batch(batch: dict[str, Any]) -> tuple[Outcome, str]:
     """
     status = batch.get("status")
     message = describe_batch(batch)
-    if status == "completed":
-        return "success", message
-    if status in ("failed", "cancelled"):
-        return "error", message
-    return "waiting", message
+    if status in target:
+        return Verdict("success", message)
+    if status in TERMINAL:
+        return Verdict("error", message)
+    return Verdict("waiting", message)
 
 
-def judge_file(file: dict[str, Any]) -> tuple[Outcome, str]:
+describe = describe_batch
+
+
+def judge_file(file: dict[str, Any]) -> Verdict:
     """The same for one vector store file; an ``error`` names its ``last_error``."""
     status = file.get("status")
     if status == "completed":
-        return "success", f"Vector store file {file.get('id')} is completed ({file.get('usage_bytes')} bytes used)"
-    if status in ("failed", "cancelled"):
-        return "error", f"Vector store file {describe_file_error(file)} is {status}"
-    return "waiting", f"Vector store file {file.get('id')} is {status}"
+        return Verdict("success", f"Vector store file {file.get('id')} is completed ({file.get('usage_bytes')} bytes)")
+    if status in FAILURE:
+        return Verdict("error", f"Vector store file {describe_file_error(file)} is {status}")
+    return Verdict("waiting", f"Vector store file {file.get('id')} is {status}")
 
 
-def not_found_message(kind: str, object_id: str, request_id: str | None) -> str:
-    """404 of a vector store, a vector store file or a file batch, with what usually causes it."""
+def not_found_message(object_id: str) -> str:
+    """404 of a vector store (or of an object in it), with what usually causes it."""
     return (
-        f"{kind} {object_id} does not exist (HTTP 404, request id {request_id}): check the id; it may have been "
-        "deleted, detached, may have expired (a store expires after its expires_after days of inactivity), or "
-        "may belong to another project"
+        f"Vector store {object_id} (or the file or file batch asked for in it) does not exist (HTTP 404): check the"
+        " id; it may have been deleted or detached, may have expired (a store expires after its expires_after"
+        " days of inactivity), or may belong to another project"
     )

@@ -1,142 +1,76 @@
-"""Wait for a vector store file batch to finish indexing (for DAGs that attach files themselves).
-
-Modelled on :mod:`.batches` (the shared ``sensors/base.py`` of this round had not landed when it was written).
-"""
+"""Wait for a vector store file batch to finish indexing (for DAGs that attach files themselves)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk import PokeReturnValue
 
-from airflow_openai_files._compat import AirflowException, AirflowFailException, AirflowSkipException, conf
-from airflow_openai_files.limits import DEFAULT_CONN_ID
-from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin
-from airflow_openai_files.resources.vector_stores import describe_batch, file_counts, judge_batch, not_found_message
+from airflow_openai_files._compat import AirflowFailException
+from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS
+from airflow_openai_files.resources import vector_stores
+from airflow_openai_files.sensors.base import OpenAIBaseSensor
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-DEFER_TIMEOUT_MARGIN = 60.0
 
-
-def _batch_id(value: Any) -> str:
-    """A ``vsfb_...`` id, or the id of a file batch dict (an upstream task's XCom)."""
-    if isinstance(value, dict):
-        value = value.get("batch_id") or value.get("id")
-    return str(value)
-
-
-class OpenAIVectorStoreFileBatchSensor(OpenAIFilesMixin, BaseSensorOperator):
+class OpenAIVectorStoreFileBatchSensor(OpenAIBaseSensor):
     """
     Wait until a vector store file batch is ``completed`` and return it.
 
-    Fails at once, without retries, when the batch ends ``failed`` or ``cancelled``, when it does not exist,
-    or when more than ``max_failed_files`` of its files failed (the message names each with its
-    ``last_error``). Works in ``poke`` / ``reschedule`` mode and with ``deferrable=True``
-    (:class:`~airflow_openai_files.triggers.OpenAIVectorStoreFileBatchTrigger`).
+    Fails at once, without retries, when the batch ends ``failed`` or ``cancelled``, does not exist, or more
+    than ``max_failed_files`` of its files failed (the message names each with its ``last_error``). Works in
+    ``poke`` / ``reschedule`` mode and with ``deferrable=True``
+    (:class:`~airflow_openai_files.triggers.OpenAIVectorStoreFileBatchTrigger`); see
+    :class:`~airflow_openai_files.sensors.base.OpenAIBaseSensor` for the rest.
 
     :param vector_store_id: the ``vs_...`` id (templated).
-    :param batch_id: the ``vsfb_...`` id (templated), or a dict carrying ``id``.
+    :param batch_id: the ``vsfb_...`` id (templated), or a file batch dict carrying ``id``.
     :param max_failed_files: files of the batch allowed to fail (``None``: any number).
     """
+
+    resource = vector_stores
+    trigger_class = "airflow_openai_files.triggers.OpenAIVectorStoreFileBatchTrigger"
+    id_field = "batch_id"
+    event_key = "batch"
+    default_poke_interval = 10.0
+    default_timeout = 3600.0
 
     template_fields: Sequence[str] = ("vector_store_id", "batch_id", *CONN_TEMPLATE_FIELDS)
     ui_color = "#c9e4de"
 
-    def __init__(
-        self,
-        vector_store_id: str,
-        batch_id: Any,
-        *,
-        max_failed_files: int | None = 0,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poke_interval: float = 10.0,
-        timeout: float = 3600.0,
-        openai_conn_id: str = DEFAULT_CONN_ID,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(openai_conn_id=openai_conn_id, poke_interval=poke_interval, timeout=timeout, **kwargs)
+    def __init__(self, vector_store_id: str, batch_id: Any, *, max_failed_files: int | None = 0, **kwargs: Any) -> None:
         self.vector_store_id = vector_store_id
         self.batch_id = batch_id
         self.max_failed_files = max_failed_files
-        self.deferrable = deferrable
+        super().__init__(**kwargs)
 
-    def _check(self, batch: dict[str, Any]) -> None:
-        outcome, message = judge_batch(batch)
-        if outcome == "error":
-            raise AirflowFailException(message)
-        failed = file_counts(batch)["failed"]
-        if outcome == "success" and self.max_failed_files is not None and failed > self.max_failed_files:
-            from airflow_openai_files.resources.vector_stores import describe_file_error
+    def fetch(self, object_id: str) -> dict[str, Any]:
+        return self.hook.get_vector_store_file_batch(self.vector_store_id, object_id)
 
-            files = self.hook.list_vector_store_file_batch_files(
-                self.vector_store_id, _batch_id(self.batch_id), status="failed"
-            )
-            listed = "; ".join(describe_file_error(item) for item in files)
-            raise AirflowFailException(f"{message}; more than {self.max_failed_files} failed: {listed}")
+    def trigger_kwargs(self, object_id: str, target: tuple[str, ...]) -> dict[str, Any]:
+        return {"vector_store_id": self.vector_store_id, "batch_ids": [object_id]}
 
     def poke(self, context: Context) -> PokeReturnValue:
-        from airflow_openai_files.exceptions import OpenAIFilesError
-
-        batch_id = _batch_id(self.batch_id)
-        try:
-            batch = self.hook.get_vector_store_file_batch(self.vector_store_id, batch_id)
-        except OpenAIFilesError as err:
-            if err.http_status == 404:
-                raise AirflowFailException(not_found_message("File batch", batch_id, err.request_id)) from err
-            raise
-        self.log.info("%s", describe_batch(batch))
-        self._check(batch)
-        done = batch.get("status") == "completed"
-        return PokeReturnValue(is_done=done, xcom_value=batch if done else None)
-
-    def execute(self, context: Context) -> Any:
-        if not self.deferrable:
-            return super().execute(context)
-        started = time.time()
-        try:
-            first = self.poke(context)
-        except AirflowFailException as err:
-            self._fail(err)
-        if first.is_done:
-            return first.xcom_value
-        from airflow_openai_files.triggers import OpenAIVectorStoreFileBatchTrigger
-
-        self.defer(
-            trigger=OpenAIVectorStoreFileBatchTrigger(
-                self.vector_store_id,
-                [_batch_id(self.batch_id)],
-                openai_conn_id=self.openai_conn_id,
-                poll_interval=self.poke_interval,
-                timeout=self.timeout,
-                deadline=started + self.timeout,
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout + DEFER_TIMEOUT_MARGIN),
-        )
+        result = super().poke(context)
+        if result.is_done and isinstance(result.xcom_value, dict):
+            self._check_failed_files(result.xcom_value)
+        return result
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        from airflow_openai_files._compat import AirflowSensorTimeout
+        batch = super().execute_complete(context, event)
+        self._check_failed_files(batch)
+        return batch
 
-        if not event:
-            raise AirflowException(f"{self.task_id}: resumed without a trigger event")
-        status = event.get("status")
-        batches = event.get("batches") or []
-        if status == "timeout":
-            raise AirflowSensorTimeout(str(event.get("message")))
-        if not batches:
-            raise AirflowFailException(str(event.get("message") or f"{self.task_id}: trigger reported {event!r}"))
-        try:
-            self._check(batches[0])
-        except AirflowFailException as err:
-            self._fail(err)
-        return batches[0]
-
-    def _fail(self, err: AirflowFailException) -> NoReturn:
-        if self.soft_fail:
-            raise AirflowSkipException(f"Skipping due to soft_fail: {err}") from err
-        raise err
+    def _check_failed_files(self, batch: dict[str, Any]) -> None:
+        """A completed batch may still hold failed files: more than ``max_failed_files`` fails the task."""
+        failed = vector_stores.file_counts(batch)["failed"]
+        if self.max_failed_files is None or failed <= self.max_failed_files:
+            return
+        files = self.hook.list_vector_store_file_batch_files(self.vector_store_id, batch["id"], status="failed")
+        listed = "; ".join(vector_stores.describe_file_error(item) for item in files)
+        raise AirflowFailException(
+            f"{vector_stores.describe_batch(batch)}; more than {self.max_failed_files} failed: {listed}"
+        )

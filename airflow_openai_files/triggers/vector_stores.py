@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_openai_files.exceptions import OpenAIFilesError
 from airflow_openai_files.hooks import OpenAIFilesAsyncHook
 from airflow_openai_files.limits import DEFAULT_CONN_ID
+from airflow_openai_files.resources import Verdict, vector_stores
 from airflow_openai_files.resources.vector_stores import (
     TERMINAL_STATUSES,
     describe_batch,
     describe_store,
     file_counts,
-    not_found_message,
 )
 from airflow_openai_files.triggers.base import OpenAIPollingTrigger
 from airflow_openai_files.validation import validate_id
@@ -30,12 +29,16 @@ class OpenAIVectorStoreFileBatchTrigger(OpenAIPollingTrigger):
     asks only the unfinished ones). Yields exactly one event::
 
         {"status": "success" | "error" | "timeout", "vector_store_id", "batch_ids", "batches": [...] | None,
-         "message"}
+         "batch": the first batch | None, "message", "carry"}
 
     ``success`` when every batch is ``completed`` (files inside may have failed: the caller counts them),
     ``error`` when one ended ``failed`` or ``cancelled``, or a poll failed for good, ``timeout`` when
     ``timeout`` or ``deadline`` ran out first.
     """
+
+    resource = vector_stores
+    id_field = "vector_store_id"
+    event_key = "batch"
 
     def __init__(
         self,
@@ -83,7 +86,7 @@ class OpenAIVectorStoreFileBatchTrigger(OpenAIPollingTrigger):
             finished = file_counts(store)["in_progress"] == 0
         return {"status": "completed" if finished else "in_progress", "batches": batches, "store": store}
 
-    def judge(self, obj: dict[str, Any]) -> tuple[str, str]:
+    def judge(self, obj: dict[str, Any]) -> Verdict:
         batches = obj["batches"]
         if not batches:
             message = describe_store(obj["store"]) if obj.get("store") else f"{self.vector_store_id} is indexing"
@@ -97,11 +100,11 @@ class OpenAIVectorStoreFileBatchTrigger(OpenAIPollingTrigger):
                 f" files done, {sum(c['failed'] for c in totals)} failed"
             )
         if obj["status"] != "completed":
-            return "waiting", message
+            return Verdict("waiting", message)
         ended = [batch for batch in batches if batch.get("status") != "completed"]
         if ended:
-            return "error", "; ".join(describe_batch(batch) for batch in ended)
-        return "success", message
+            return Verdict("error", "; ".join(describe_batch(batch) for batch in ended))
+        return Verdict("success", message)
 
     def payload(self, status: str, message: str, obj: dict[str, Any] | None) -> dict[str, Any]:
         return {
@@ -109,14 +112,10 @@ class OpenAIVectorStoreFileBatchTrigger(OpenAIPollingTrigger):
             "vector_store_id": self.vector_store_id,
             "batch_ids": list(self.batch_ids),
             "batches": obj["batches"] if obj else None,
+            "batch": obj["batches"][0] if obj and obj["batches"] else None,
             "message": message,
             "carry": self.carry,
         }
 
     def describe_wait(self) -> str:
         return f"file batches {', '.join(self.batch_ids)} of {self.vector_store_id} to finish"
-
-    def failure_message(self, err: OpenAIFilesError) -> str:
-        if err.http_status == 404:
-            return not_found_message("Vector store or file batch", self.vector_store_id, err.request_id)
-        return str(err)
