@@ -9,7 +9,6 @@ metadata and is resumed, never created twice, by a retried try; a failed job fai
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -34,8 +33,6 @@ from airflow_openai_files.validation import check_fine_tuning_method
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-#: A string that is a file id rather than a path: ``file-`` then id characters, no dot or slash.
-FILE_ID_LIKE = re.compile(r"^file-[A-Za-z0-9_-]+$")
 DEFER_TIMEOUT_MARGIN = 60.0
 EVENTS_PER_POLL = 200
 #: Seconds between two checks of an uploaded file's status (Azure: until ``processed``).
@@ -171,10 +168,10 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
 
     def _file_input(self, value: Any, role: str, method: str, context: Context, record: _resume.TaskRecord) -> str:
         """A file id as given, or the id of the validated, uploaded (and ``processed``) JSONL."""
-        from airflow_openai_files.resources.files import extract_file_id
+        from airflow_openai_files.resources.files import extract_file_id, looks_like_file_id
 
         value = extract_file_id(value)
-        if isinstance(value, str) and FILE_ID_LIKE.match(value.strip()):
+        if looks_like_file_id(value):
             return str(self._wait_processed(self.hook.get_file(value.strip()))["id"])
         file = _resume.upload_once(
             self.hook,

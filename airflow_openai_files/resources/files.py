@@ -57,3 +57,10 @@ def not_found_message(file_id: str) -> str:
         f"File {file_id} does not exist (HTTP 404): check the id; the file may have been deleted, may have "
         "expired, or may belong to another organization or project"
     )
+
+
+def looks_like_file_id(value: Any) -> bool:
+    """True for an operator argument that names a file on the service rather than a file to upload."""
+    from airflow_openai_files.limits import FILE_ID_ARGUMENT_RE
+
+    return isinstance(value, str) and FILE_ID_ARGUMENT_RE.match(value.strip()) is not None
