@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_openai_files import limits
 from airflow_openai_files.exceptions import OpenAIFilesValidationError
-from airflow_openai_files.resources.batches import TERMINAL_STATUSES, describe_batch, request_counts
 from airflow_openai_files.resume import REQUEST_KEY_METADATA
 from airflow_openai_files.transfer.progress import request_id_note
 from airflow_openai_files.validation import (
@@ -179,10 +178,4 @@ class AsyncBatchesAPIMixin:
         return await self.request_json("GET", batch_path(batch_id), what=f"Retrieving {batch_id}")
 
 
-__all__ = [
-    "TERMINAL_STATUSES",
-    "AsyncBatchesAPIMixin",
-    "BatchesAPIMixin",
-    "describe_batch",
-    "request_counts",
-]
+__all__ = ["AsyncBatchesAPIMixin", "BatchesAPIMixin"]

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_openai_files import limits
 from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesRequestError, OpenAIFilesValidationError
-from airflow_openai_files.resources.fine_tuning import TERMINAL_STATUSES
+from airflow_openai_files.resources import fine_tuning
 from airflow_openai_files.resume import REQUEST_KEY_METADATA
 from airflow_openai_files.validation import check_fine_tuning_method, check_metadata, validate_file_id, validate_id
 
@@ -212,7 +212,7 @@ class FineTuningAPIMixin:
             if err.http_status != 400:
                 raise
             job = self.get_fine_tuning_job(job_id)
-            if job.get("status") not in TERMINAL_STATUSES:
+            if job.get("status") not in fine_tuning.TERMINAL:
                 raise
             self.log.info("Fine-tuning job %s had already ended (%s); nothing to cancel", job_id, job.get("status"))
             return job
