@@ -9,7 +9,6 @@ metadata and is resumed, never created twice, by a retried try; a failed job fai
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -28,8 +27,6 @@ from airflow_openai_files.validation import check_fine_tuning_method
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-#: A string that is a file id rather than a path: ``file-`` then id characters, no dot or slash.
-FILE_ID_LIKE = re.compile(r"^file-[A-Za-z0-9_-]+$")
 EVENTS_PER_POLL = 200
 #: Seconds between two checks of an uploaded file's status (Azure: until ``processed``).
 FILE_POLL_SECONDS = 2.0
@@ -164,10 +161,10 @@ class OpenAIFineTuningJobOperator(OpenAIBaseOperatorMixin, BaseOperator):
 
     def _file_input(self, value: Any, role: str, method: str, context: Context, record: _resume.TaskRecord) -> str:
         """A file id as given, or the id of the validated, uploaded (and ``processed``) JSONL."""
-        from airflow_openai_files.resources.files import extract_file_id
+        from airflow_openai_files.resources.files import extract_file_id, looks_like_file_id
 
         value = extract_file_id(value)
-        if isinstance(value, str) and FILE_ID_LIKE.match(value.strip()):
+        if looks_like_file_id(value):
             return str(self._wait_processed(self.hook.get_file(value.strip()))["id"])
         file = _resume.upload_once(
             self.hook,
