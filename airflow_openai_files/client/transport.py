@@ -31,6 +31,7 @@ from requests.adapters import HTTPAdapter
 from requests_toolbelt import MultipartEncoder
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
+from airflow_openai_files.client.errors import explain
 from airflow_openai_files.client.retry import (
     RetryableError,
     RetryPolicy,
@@ -39,7 +40,7 @@ from airflow_openai_files.client.retry import (
     request_id_from,
     should_retry,
 )
-from airflow_openai_files.client.settings import ClientSettings, explain
+from airflow_openai_files.client.settings import ClientSettings
 from airflow_openai_files.exceptions import OpenAIFilesError, settle
 from airflow_openai_files.limits import MiB
 from airflow_openai_files.transfer.progress import Progress

@@ -38,6 +38,7 @@ from typing import Any
 import httpx
 
 from airflow_openai_files.client.azure import provider_for
+from airflow_openai_files.client.errors import explain
 from airflow_openai_files.client.retry import (
     RetryableError,
     RetryPolicy,
@@ -47,7 +48,7 @@ from airflow_openai_files.client.retry import (
     request_id_from,
     should_retry,
 )
-from airflow_openai_files.client.settings import ClientSettings, explain, parse_settings
+from airflow_openai_files.client.settings import ClientSettings, parse_settings
 from airflow_openai_files.exceptions import OpenAIFilesConfigError, OpenAIFilesError
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.validation import validate_file_id

@@ -145,22 +145,13 @@ class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
             raise AirflowException(f"{self.task_id}: resumed without a trigger event")
         self._batch_id = event.get("batch_id")
         status, batch = event.get("status"), event.get("batch")
+        log_event_state(self.log, event)
         if status == "success" and batch:
-            self.log.info("%s", describe_batch(batch))
             return self._finish(batch)
-        self._log_last_known(event)
         if status == "timeout":
             self._timed_out(str(event.get("message")))
         # A poll that failed for good (the trigger could not reach the batch): a retry resumes waiting on it.
         raise AirflowException(f"{self.task_id}: {event.get('message') or event!r}")
-
-    def _log_last_known(self, event: dict[str, Any]) -> None:
-        """The last state the triggerer saw, for the person reading a timeout or a failed wait."""
-        batch, counts = event.get("batch"), event.get("request_counts")
-        if batch:
-            self.log.info("Last known state: %s", describe_batch(batch))
-        elif counts:
-            self.log.info("Last known request counts of batch %s: %s", event.get("batch_id"), counts)
 
     def on_kill(self) -> None:
         hook = self.__dict__.get("hook")
@@ -289,13 +280,22 @@ class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
         """Refuse a destination that cannot be written before the batch is paid for, not a day later."""
         from airflow_openai_files.transfer.destinations import Destination
 
-        for destination in (self.output_destination, self.error_destination):
-            if destination is not None and destination != "":
-                Destination(destination, overwrite=self.overwrite).check()
+        for name in ("output_destination", "error_destination"):
+            if getattr(self, name) not in (None, ""):
+                Destination(getattr(self, name), overwrite=self.overwrite, name=name).check()
 
     def _land(self, file_id: str | None, destination: Any, kind: str) -> str | None:
         if not file_id or destination is None or destination == "":
             if file_id:
                 self.log.info("The %s file %s stays on the service (no %s_destination)", kind, file_id, kind)
             return None
-        return self.hook.download_file(file_id, destination, overwrite=self.overwrite)
+        return self.hook.download_file(file_id, destination, overwrite=self.overwrite, name=f"{kind}_destination")
+
+
+def log_event_state(log: Any, event: dict[str, Any]) -> None:
+    """The batch as the trigger last saw it; after a timeout or a failed wait, as its last known state."""
+    batch, counts = event.get("batch"), event.get("request_counts")
+    if batch:
+        log.info("%s%s", "" if event.get("status") == "success" else "Last known state: ", describe_batch(batch))
+    elif counts:
+        log.info("Last known request counts of batch %s: %s", event.get("batch_id"), counts)

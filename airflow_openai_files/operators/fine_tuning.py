@@ -30,7 +30,7 @@ from airflow_openai_files.operators._fine_tuning_steps import (
     resumable_job,
 )
 from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin
-from airflow_openai_files.resources.fine_tuning import format_event, judge_job, unseen_events
+from airflow_openai_files.resources.fine_tuning import TERMINAL_STATUSES, EventLog, judge_job, unseen_events
 from airflow_openai_files.validation import check_fine_tuning_method
 
 if TYPE_CHECKING:
@@ -123,6 +123,7 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
         self.timeout = float(timeout)
         self.cancel_on_kill = cancel_on_kill
         self._job_id: str | None = None
+        self._event_log: EventLog | None = None
 
     # -- the run ------------------------------------------------------------------------------------
 
@@ -202,11 +203,12 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
 
     # -- waiting -------------------------------------------------------------------------------------
 
-    def _log_events(self, job_id: str, last_seen: str | None) -> str | None:
-        """Log the job's events after ``last_seen``, oldest first; return the newest event id."""
+    def _log_events(self, job_id: str, last_seen: str | None, *, done: bool = False) -> str | None:
+        """Log the job's events after ``last_seen`` (step metrics summarised); return the newest event id."""
         fresh = unseen_events(self.hook.list_fine_tuning_events(job_id, page_size=100), last_seen, EVENTS_PER_POLL)
-        for event in fresh:
-            self.log.info("%s: %s", job_id, format_event(event))
+        if self._event_log is None or self._event_log.job_id != job_id:
+            self._event_log = EventLog(self.log, job_id)
+        self._event_log.record(fresh, done=done)
         return fresh[-1].get("id") if fresh else last_seen
 
     def _wait_in_worker(self, job: dict[str, Any], started: float) -> dict[str, Any]:
@@ -214,7 +216,7 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
         last_event: str | None = None
         last_status: str | None = None
         while True:
-            last_event = self._log_events(job["id"], last_event)
+            last_event = self._log_events(job["id"], last_event, done=job.get("status") in TERMINAL_STATUSES)
             outcome, message = judge_job(job)
             if job.get("status") != last_status:
                 self.log.info("%s", message)

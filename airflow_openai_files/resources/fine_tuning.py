@@ -12,8 +12,12 @@ waited through rather than treated as failures: a new status must not fail a run
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import re
+import time
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
+
+from airflow_openai_files.transfer.progress import Throttle
 
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 WAITING_STATUSES = ("validating_files", "queued", "running", "pausing", "paused", "pending", "cancelling")
@@ -80,3 +84,63 @@ def unseen_events(newest_first: Iterable[dict[str, Any]], last_seen_id: str | No
             break
     fresh.reverse()
     return fresh
+
+
+#: Seconds between two step-metrics summaries in the log while a job trains.
+METRICS_LOG_INTERVAL = 60.0
+#: The metrics of a step event, in the order a summary shows them, with their words.
+_SUMMARY_FIELDS = (
+    ("train_loss", "training loss"),
+    ("valid_loss", "validation loss"),
+    ("full_valid_loss", "full validation loss"),
+    ("train_mean_token_accuracy", "training accuracy"),
+    ("valid_mean_token_accuracy", "validation accuracy"),
+    ("full_valid_mean_token_accuracy", "full validation accuracy"),
+)
+_STEP_OF = re.compile(r"Step (\d+)/(\d+)")
+
+
+def metrics_summary(event: dict[str, Any]) -> str:
+    """``step 12/30: training loss 1.2300, validation loss 1.4000, training accuracy 0.5500`` (what is there)."""
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    assert isinstance(data, dict)
+    of = _STEP_OF.search(str(event.get("message") or ""))
+    step = f"step {data.get('step', of.group(1) if of else '?')}" + (f"/{of.group(2)}" if of else "")
+    values = [f"{words} {data[key]:.4f}" for key, words in _SUMMARY_FIELDS if isinstance(data.get(key), (int, float))]
+    return f"{step}: {', '.join(values) or 'no metrics'}"
+
+
+class EventLog:
+    """
+    How a wait logs a job's events (the operator and sensor on the worker, the trigger in the triggerer).
+
+    A long job sends one ``metrics`` event per step: hundreds of lines if each were logged. Every event
+    other than metrics (status changes, messages) is logged at info; every metrics event at debug only; at
+    info, a summary of the newest step (:func:`metrics_summary`) at most once per ``interval`` seconds, and
+    the newest one not yet summarised when the job is over (``done``). ``clock`` is injectable for tests.
+    """
+
+    def __init__(
+        self,
+        log: Any,
+        job_id: str,
+        *,
+        interval: float = METRICS_LOG_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.log = log
+        self.job_id = job_id
+        self._throttle = Throttle(interval, clock)
+        self._pending: dict[str, Any] | None = None
+
+    def record(self, events: Iterable[dict[str, Any]], *, done: bool = False) -> None:
+        """Log ``events`` (oldest first) as the class says; ``done``: the job is over, summarise what is left."""
+        for event in events:
+            if event.get("type") == "metrics":
+                self.log.debug("%s: %s", self.job_id, format_event(event))
+                self._pending = event
+            else:
+                self.log.info("%s: %s", self.job_id, format_event(event))
+        if self._pending is not None and (done or self._throttle.ready()):
+            self.log.info("%s: %s", self.job_id, metrics_summary(self._pending))
+            self._pending = None

@@ -12,7 +12,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow_openai_files._compat import AirflowException, AirflowFailException, AirflowSkipException, conf
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin
-from airflow_openai_files.resources.fine_tuning import format_event, judge_job, unseen_events
+from airflow_openai_files.resources.fine_tuning import TERMINAL_STATUSES, EventLog, judge_job, unseen_events
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -56,6 +56,7 @@ class OpenAIFineTuningJobSensor(OpenAIFilesMixin, BaseSensorOperator):
         self.job_id = job_id
         self.deferrable = deferrable
         self._last_event_id: str | None = None
+        self._event_log: EventLog | None = None
 
     def _job_id(self) -> str:
         value = self.job_id.get("id") if isinstance(self.job_id, dict) else self.job_id
@@ -76,8 +77,9 @@ class OpenAIFineTuningJobSensor(OpenAIFilesMixin, BaseSensorOperator):
         fresh = unseen_events(
             self.hook.list_fine_tuning_events(job_id, page_size=100), self._last_event_id, EVENTS_PER_POKE
         )
-        for event in fresh:
-            self.log.info("%s: %s", job_id, format_event(event))
+        if self._event_log is None or self._event_log.job_id != job_id:
+            self._event_log = EventLog(self.log, job_id)
+        self._event_log.record(fresh, done=job.get("status") in TERMINAL_STATUSES)
         if fresh:
             self._last_event_id = fresh[-1].get("id")
         outcome, message = judge_job(job)
