@@ -159,6 +159,7 @@ def test_one_version_and_the_project_links() -> None:
     assert all(url.startswith("https://") for url in urls.values())
 
 
+@pytest.mark.slow  # the Airflow CLI in a subprocess
 def test_airflow_providers_list_shows_the_version(tmp_path: Path) -> None:
     """The version users see (``airflow providers list``) is ``__version__``, as installed (issue 22)."""
     from importlib.metadata import version

@@ -152,7 +152,7 @@ def classify(status: int, headers: Mapping[str, str], body: bytes | str | None, 
     err = error_fields(body)
     message = str(err.get("message") or (body[:200] if isinstance(body, str) else "") or "no error message")
     kwargs: dict[str, Any] = {
-        "status_code": status,
+        "http_status": status,
         "error_type": err.get("type"),
         "code": err.get("code"),
         "param": err.get("param"),
@@ -168,6 +168,22 @@ def classify(status: int, headers: Mapping[str, str], body: bytes | str | None, 
     if should_retry == "true" or status in RETRYABLE_STATUSES:
         return RetryableError(text, retry_after=parse_retry_after(lowered), **kwargs)
     return OpenAIFilesError(text, **kwargs)
+
+
+def gave_up(err: OpenAIFilesError, attempts: int, started: float) -> OpenAIFilesError:
+    """The error a transport raises once its retries are spent: the last one, saying how long it tried.
+
+    Re-typed as a plain :class:`OpenAIFilesError` (never :class:`RetryableError`, which means "this
+    loop may try again"), so both transports raise the same class for the same failure.
+    """
+    return err.reworded(
+        f"{err.message}; gave up after {attempts} attempt(s) in {time.monotonic() - started:.1f}s",
+        cls=OpenAIFilesError if isinstance(err, RetryableError) else None,
+    )
+
+
+#: The log line of a retry, the same on the worker and the triggerer.
+RETRY_LOG = "Attempt %d of %d failed (%s); retrying in %.2fs"
 
 
 # -- which exceptions a retry can heal ------------------------------------------------------------------

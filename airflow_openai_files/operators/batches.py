@@ -2,8 +2,9 @@
 
 A batch is paid work: a task retry must resume the batch an earlier try created, never submit a second
 one. The operator records the batch id in the task state store (Airflow 3.3+) and puts a task key in the
-batch's metadata (every version); a retry resumes the recorded batch, else the one it finds by that key.
-The input upload is reconciled the same way (``upload_file(reconcile_since=...)``).
+batch's metadata (every version); a retry resumes the recorded batch, else the one it finds by that key
+(:func:`~airflow_openai_files.resume.resume_or_create`). The input upload is reused the same way
+(:func:`~airflow_openai_files.resume.upload_once`), and checked to still exist before a batch is made of it.
 """
 
 from __future__ import annotations
@@ -18,18 +19,15 @@ from airflow.sdk import BaseOperator
 from airflow_openai_files import resume as _resume
 from airflow_openai_files._compat import AirflowException, AirflowFailException, conf
 from airflow_openai_files.limits import DEFAULT_CONN_ID, FILE_ID_RE
-from airflow_openai_files.operators._batch_steps import (
-    allowed_failures,  # noqa: F401  (public here before the split)
-    batch_summary,
+from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin
+from airflow_openai_files.resources.batches import TERMINAL_STATUSES, batch_summary, describe_batch, judge_batch
+from airflow_openai_files.validation import (
+    check_batch_endpoint,
+    check_completion_window,
     check_max_failed,
-    check_window,
-    judge_batch,
-    run_started,
+    parse_duration,
     timeout_seconds,
 )
-from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin
-from airflow_openai_files.resources.batches import TERMINAL_STATUSES, describe_batch
-from airflow_openai_files.validation import check_batch_endpoint, parse_duration
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -103,7 +101,7 @@ class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(openai_conn_id=openai_conn_id, **kwargs)
         self.check_at_parse(self.task_id, check_batch_endpoint, endpoint)
-        self.check_at_parse(self.task_id, check_window, completion_window)
+        self.check_at_parse(self.task_id, check_completion_window, completion_window)
         self.check_at_parse(self.task_id, check_max_failed, max_failed_requests)
         self.input_file = input_file
         self.endpoint = endpoint
@@ -169,30 +167,28 @@ class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
     def _resume_or_create(self, context: Context, endpoint: str) -> dict[str, Any]:
         record = _resume.TaskRecord(context, "batch")
         key = _resume.task_key(context)
-        tries = _resume.try_number(context)
-        recorded = record.get("batch_id")
-        if recorded:
-            batch = self.hook.get_batch(recorded)
-            self.log.info("Try %d: resuming batch %s recorded by an earlier try (%s)", tries, recorded, batch["status"])
-            return batch
-        if key and tries > 1:
-            found = self.hook.find_batch(_resume.TASK_KEY_METADATA, key, since=run_started(context))
-            if found is not None:
-                self.log.info(
-                    "Try %d: resuming batch %s created by an earlier try (%s)", tries, found["id"], found["status"]
-                )
-                record.set("batch_id", found["id"])
-                return found
-            self.log.info("Try %d: no batch of an earlier try found; creating one", tries)
-        input_file_id = self._input_file_id(context, record, endpoint)
-        metadata = dict(self.metadata or {})
-        if key:
-            metadata[_resume.TASK_KEY_METADATA] = key
-        self.hook.wait_for_input_file(input_file_id)  # Azure OpenAI takes only `processed` files; no-op on OpenAI
-        batch = self.hook.create_batch(
-            input_file_id, endpoint, completion_window=self.completion_window, metadata=metadata or None
+
+        def find(since: float | None) -> dict[str, Any] | None:
+            return self.hook.find_batch(_resume.TASK_KEY_METADATA, key, since=since) if key else None
+
+        def create() -> dict[str, Any]:
+            input_file_id = self._input_file_id(context, record, endpoint)
+            self.hook.wait_for_input_file(input_file_id)  # Azure OpenAI takes only `processed` files; no-op on OpenAI
+            metadata = _resume.with_task_key(self.metadata, context)
+            return self.hook.create_batch(
+                input_file_id, endpoint, completion_window=self.completion_window, metadata=metadata or None
+            )
+
+        batch, _ = _resume.resume_or_create(
+            record,
+            "batch",
+            context=context,
+            what="batch",
+            fetch=self.hook.get_batch,
+            create=create,
+            find=find,
+            logger=self.log,
         )
-        record.set("batch_id", batch["id"])
         return batch
 
     def _input_file_id(self, context: Context, record: _resume.TaskRecord, endpoint: str) -> str:
@@ -204,20 +200,30 @@ class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
         given = extract_file_id(self.input_file)
         if isinstance(given, str) and FILE_ID_RE.match(given):
             return given
-        uploaded = record.get("input_file_id")
-        if uploaded:
-            self.log.info("Reusing input file %s uploaded by an earlier try", uploaded)
-            return str(uploaded)
-        source = resolve_source(self.input_file)
-        try:
-            with source.open() as stream:
-                count = self.check_at_run(lambda: check_batch_file(stream, endpoint, name=source.description))
-        finally:
-            source.close()
-        self.log.info("Checked %s: %d requests for %s", source.description, count, endpoint)
-        since = run_started(context) if _resume.try_number(context) > 1 else None
-        created = self.hook.upload_file(self.input_file, "batch", validate=False, reconcile_since=since)
-        record.set("input_file_id", created["id"])
+
+        def upload() -> dict[str, Any]:
+            source = resolve_source(self.input_file)
+            try:
+                with source.open() as stream:
+                    count = self.check_at_run(lambda: check_batch_file(stream, endpoint, name=source.description))
+            finally:
+                source.close()
+            self.log.info("Checked %s: %d requests for %s", source.description, count, endpoint)
+            return self.hook.upload_file(
+                self.input_file, "batch", validate=False, resume=record if record.available else None
+            )
+
+        created = _resume.upload_once(
+            self.hook,
+            context,
+            record,
+            "input_file",
+            source=self.input_file,
+            purpose="batch",
+            upload=upload,
+            what="input file",
+            logger=self.log,
+        )
         return str(created["id"])
 
     def _defer(self, batch: dict[str, Any], deadline: float) -> None:
@@ -263,7 +269,11 @@ class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
         error_path = self._land(batch.get("error_file_id"), self.error_destination, "error")
         output_path = self._land(batch.get("output_file_id"), self.output_destination, "output")
         summary = batch_summary(batch, output_path, error_path)
-        unanswered, allowed = judge_batch(self.task_id, batch, self.max_failed_requests, error_path)
+        verdict, message, unanswered, allowed = judge_batch(batch, self.max_failed_requests, error_path)
+        if verdict == "failed":  # the same input cannot heal by a retry
+            raise AirflowFailException(f"{self.task_id}: {message}")
+        if verdict == "unfinished":
+            raise AirflowException(f"{self.task_id}: {message}")
         counts = summary["request_counts"]
         self.log.info(
             "Batch %s ended %s: %d of %d requests answered, %d without an answer (at most %d allowed)",

@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, Literal
-
-from airflow_openai_files.transfer.progress import Throttle
 
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 WAITING_STATUSES = ("validating_files", "queued", "running", "pausing", "paused", "pending", "cancelling")
@@ -86,8 +83,6 @@ def unseen_events(newest_first: Iterable[dict[str, Any]], last_seen_id: str | No
     return fresh
 
 
-#: Seconds between two step-metrics summaries in the log while a job trains.
-METRICS_LOG_INTERVAL = 60.0
 #: The metrics of a step event, in the order a summary shows them, with their words.
 _SUMMARY_FIELDS = (
     ("train_loss", "training loss"),
@@ -110,37 +105,36 @@ def metrics_summary(event: dict[str, Any]) -> str:
     return f"{step}: {', '.join(values) or 'no metrics'}"
 
 
-class EventLog:
-    """
-    How a wait logs a job's events (the operator and sensor on the worker, the trigger in the triggerer).
+def not_found_message(job_id: str) -> str:
+    """How a 404 for a fine-tuning job reads (the transports add the status and the request id)."""
+    return (
+        f"Fine-tuning job {job_id} does not exist (HTTP 404): check the id and that the connection points at "
+        "the organization and project that created it"
+    )
 
-    A long job sends one ``metrics`` event per step: hundreds of lines if each were logged. Every event
-    other than metrics (status changes, messages) is logged at info; every metrics event at debug only; at
-    info, a summary of the newest step (:func:`metrics_summary`) at most once per ``interval`` seconds, and
-    the newest one not yet summarised when the job is over (``done``). ``clock`` is injectable for tests.
-    """
 
-    def __init__(
-        self,
-        log: Any,
-        job_id: str,
-        *,
-        interval: float = METRICS_LOG_INTERVAL,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.log = log
-        self.job_id = job_id
-        self._throttle = Throttle(interval, clock)
-        self._pending: dict[str, Any] | None = None
+def result_destination(destination: Any, index: int, count: int) -> Any:
+    """Where result file ``index`` of ``count`` lands: ``destination`` itself for the first, then
+    ``results.1.csv``, ``results.2.csv`` ... (``destination.1`` ... without an extension)."""
+    if not destination:
+        return None
+    if count == 1 or index == 0:
+        return destination
+    text = str(destination)
+    stem, dot, ext = text.rpartition(".")
+    return f"{stem}.{index}.{ext}" if dot and "/" not in ext else f"{text}.{index}"
 
-    def record(self, events: Iterable[dict[str, Any]], *, done: bool = False) -> None:
-        """Log ``events`` (oldest first) as the class says; ``done``: the job is over, summarise what is left."""
-        for event in events:
-            if event.get("type") == "metrics":
-                self.log.debug("%s: %s", self.job_id, format_event(event))
-                self._pending = event
-            else:
-                self.log.info("%s: %s", self.job_id, format_event(event))
-        if self._pending is not None and (done or self._throttle.ready()):
-            self.log.info("%s: %s", self.job_id, metrics_summary(self._pending))
-            self._pending = None
+
+def job_summary(
+    job: dict[str, Any], result_files: list[str], paths: list[str], metrics: dict[str, Any]
+) -> dict[str, Any]:
+    """What the fine-tuning operator returns (``multiple_outputs``) for a succeeded job."""
+    return {
+        "job_id": job["id"],
+        "status": job.get("status"),
+        "fine_tuned_model": job.get("fine_tuned_model"),
+        "trained_tokens": job.get("trained_tokens"),
+        "result_files": result_files,
+        "results_path": (paths[0] if len(paths) == 1 else paths) if paths else None,
+        "metrics": metrics,
+    }

@@ -6,13 +6,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from airflow_openai_files.exceptions import OpenAIFilesError
-from airflow_openai_files.hooks.asynchronous import OpenAIFilesAsyncHook
+from airflow_openai_files.hooks import OpenAIFilesAsyncHook
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.resources.batches import TERMINAL_STATUSES, check_success_statuses, describe_batch
 from airflow_openai_files.transfer.progress import Throttle
 from airflow_openai_files.triggers.base import OpenAIPollingTrigger
-from airflow_openai_files.validation import validate_file_id
+from airflow_openai_files.validation import validate_id
 
 
 class OpenAIBatchTrigger(OpenAIPollingTrigger):
@@ -58,7 +57,7 @@ class OpenAIBatchTrigger(OpenAIPollingTrigger):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(openai_conn_id=openai_conn_id, poll_interval=poll_interval, timeout=timeout, deadline=deadline)
-        self.batch_id = validate_file_id(batch_id, kind="batch")
+        self.batch_id = validate_id(batch_id, "batch")
         self.success_statuses = check_success_statuses(success_statuses)
         self._progress = Throttle(self.PROGRESS_INTERVAL, clock)
         self._seen: tuple[Any, Any] | None = None  # (status, request_counts) last logged
@@ -102,9 +101,3 @@ class OpenAIBatchTrigger(OpenAIPollingTrigger):
 
     def describe_wait(self) -> str:
         return f"{self.batch_id} to finish"
-
-    def failure_message(self, err: OpenAIFilesError) -> str:
-        if err.http_status == 404:
-            note = f", request id {err.request_id}" if err.request_id else ""
-            return f"Batch {self.batch_id} does not exist (HTTP 404{note})"
-        return str(err)

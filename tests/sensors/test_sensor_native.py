@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
@@ -17,10 +16,13 @@ from airflow_openai_files._compat import (
 )
 from airflow_openai_files.sensors import OpenAIFileSensor
 from tests.sensors.test_sensor import put, sensor
+from tests.support.emulators import FILES_STAY_UPLOADED
 from tests.support.task_helpers import make_context
+from tests.support.triggers import trigger_event
 
 
-def test_poke_timeout_names_the_file_and_its_last_status(slow_emulator: Any) -> None:
+@FILES_STAY_UPLOADED
+def test_poke_timeout_names_the_file_and_its_last_status(openai_files_connection: Any) -> None:
     created = put()
     with pytest.raises(AirflowSensorTimeout, match=rf"{created['id']} is uploaded; waiting for processed"):
         sensor(created["id"], timeout=0.2).execute(make_context())
@@ -28,7 +30,8 @@ def test_poke_timeout_names_the_file_and_its_last_status(slow_emulator: Any) -> 
         sensor(created["id"], timeout=0.2, soft_fail=True).execute(make_context())
 
 
-def test_reschedule_timeout_names_the_file_and_its_last_status(slow_emulator: Any) -> None:
+@FILES_STAY_UPLOADED
+def test_reschedule_timeout_names_the_file_and_its_last_status(openai_files_connection: Any) -> None:
     created = put()
     op = sensor(created["id"], mode="reschedule", poke_interval=5, timeout=60)
     context = make_context()
@@ -65,12 +68,7 @@ def test_start_from_trigger_starts_the_wait_in_the_triggerer(openai_files_connec
     # What the triggerer does: build the trigger from its class path and kwargs, run it, resume the task.
     module, _, name = args.trigger_cls.rpartition(".")
     trigger = getattr(importlib.import_module(module), name)(**args.trigger_kwargs)
-
-    async def first_event() -> Any:
-        async for event in trigger.run():
-            return event.payload
-
-    payload = asyncio.run(first_event())
+    payload = trigger_event(trigger, serialized=False)  # built from start_trigger_args, as the triggerer does
     assert payload["status"] == "success"
     assert op.execute_complete(make_context(), payload)["id"] == created["id"]
     # Other tasks of the same class are left alone (start_trigger_args is set on the instance).
