@@ -184,8 +184,12 @@ def print_summary(dag_id: str, report: dict[str, Any], output: str, logical: dat
         value = xcom.get(ti["task_id"])
         if isinstance(value, dict):
             # One level of nesting (an audit record per uploaded file) is shown as its own group.
+            # (A dict already shown on a line of its own, such as request_counts, is not shown twice.)
+            shown_keys = {key for key, _ in HIGHLIGHTS}
             groups = [(ti["task_id"], value)] + [
-                (f"{ti['task_id']}.{name}", inner) for name, inner in value.items() if isinstance(inner, dict)
+                (f"{ti['task_id']}.{name}", inner)
+                for name, inner in value.items()
+                if isinstance(inner, dict) and name not in shown_keys
             ]
             for title, group in groups:
                 shown = [
@@ -198,7 +202,7 @@ def print_summary(dag_id: str, report: dict[str, Any], output: str, logical: dat
                     for item in shown:
                         print(f"      {item}")
         elif isinstance(value, list):
-            print(f"  {ti['task_id']}: {len(value)} item(s) {_full(value) if value else ''}")
+            print(f"  {ti['task_id']}: {len(value)} item(s)" + (f" {_full(value)}" if value else ""))
         elif value not in (None, ""):
             print(f"  {ti['task_id']}: {_full(value)}")
     return report["state"] == "success" and bool(tasks) and all(ti["state"] == "success" for ti in tasks)

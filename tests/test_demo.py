@@ -55,6 +55,8 @@ def test_paths_are_printed_in_full_and_landed_only_where_a_file_landed(
     # The batch task: the output landed (with its size); no error file, and no "errors landed at".
     assert f"output landed at {output} (20 bytes)" in score
     assert "no errors file" in score and "errors landed" not in score
+    assert 'requests {"total": 1, "completed": 1, "failed": 0}' in score
+    assert "score.request_counts" not in out  # shown once, on its line
 
 
 def test_a_missing_landing_is_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
