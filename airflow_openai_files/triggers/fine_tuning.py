@@ -13,7 +13,8 @@ from typing import Any
 from airflow_openai_files.exceptions import OpenAIFilesError
 from airflow_openai_files.hooks import OpenAIFilesAsyncHook
 from airflow_openai_files.limits import DEFAULT_CONN_ID
-from airflow_openai_files.resources.fine_tuning import TERMINAL_STATUSES, judge_job, unseen_events
+from airflow_openai_files.resources import fine_tuning
+from airflow_openai_files.resources.fine_tuning import unseen_events
 from airflow_openai_files.transfer.progress import EventLog
 from airflow_openai_files.triggers.base import OpenAIPollingTrigger
 from airflow_openai_files.validation import validate_id
@@ -26,9 +27,9 @@ class OpenAIFineTuningJobTrigger(OpenAIPollingTrigger):
     """
     Poll a fine-tuning job until it ``succeeded``, ``failed`` or was ``cancelled``, or time runs out.
 
-    Yields exactly one event::
+    Yields exactly one event (``error`` for a failed or cancelled job, with its message)::
 
-        {"status": "success" | "error" | "cancelled" | "timeout", "job_id": ..., "job": {...} | None,
+        {"status": "success" | "error" | "timeout", "job_id": ..., "job": {...} | None,
          "message": ..., "last_event_id": ...}
 
     :param job_id: the ``ftjob-...`` id.
@@ -42,6 +43,10 @@ class OpenAIFineTuningJobTrigger(OpenAIPollingTrigger):
     :param deadline: unix time after which to stop (survives a triggerer restart).
     """
 
+    resource = fine_tuning
+    id_field = "job_id"
+    event_key = "job"
+
     def __init__(
         self,
         job_id: str,
@@ -54,7 +59,7 @@ class OpenAIFineTuningJobTrigger(OpenAIPollingTrigger):
         deadline: float | None = None,
     ) -> None:
         super().__init__(openai_conn_id=openai_conn_id, poll_interval=poll_interval, timeout=timeout, deadline=deadline)
-        self.job_id = validate_id(job_id, "fine-tuning job")
+        self.job_id = validate_id(job_id, fine_tuning.KIND)
         self.last_event_id = last_event_id
         self.cancel_on_kill = bool(cancel_on_kill)
         #: Status messages at info, step metrics summarised at most once a minute (every step at debug).
@@ -65,7 +70,7 @@ class OpenAIFineTuningJobTrigger(OpenAIPollingTrigger):
 
     async def fetch(self, hook: OpenAIFilesAsyncHook) -> dict[str, Any]:
         job = await hook.get_fine_tuning_job(self.job_id)
-        await self._log_new_events(hook, done=job.get("status") in TERMINAL_STATUSES)
+        await self._log_new_events(hook, done=job.get("status") in fine_tuning.TERMINAL)
         return job
 
     async def _log_new_events(self, hook: OpenAIFilesAsyncHook, *, done: bool = False) -> None:
@@ -89,21 +94,8 @@ class OpenAIFineTuningJobTrigger(OpenAIPollingTrigger):
         if fresh:
             self.last_event_id = fresh[-1].get("id")
 
-    def judge(self, obj: dict[str, Any]) -> tuple[str, str]:
-        outcome, message = judge_job(obj)
-        return outcome, message
-
-    def payload(self, status: str, message: str, obj: dict[str, Any] | None) -> dict[str, Any]:
-        return {
-            "status": status,
-            "job_id": self.job_id,
-            "job": obj,
-            "message": message,
-            "last_event_id": self.last_event_id,
-        }
-
-    def describe_wait(self) -> str:
-        return f"fine-tuning job {self.job_id} to finish"
+    def extra_payload(self) -> dict[str, Any]:
+        return {"last_event_id": self.last_event_id}
 
     async def on_kill(self) -> None:
         """A user killed the deferred task: cancel the job when asked to (Airflow 3.2+ calls this)."""

@@ -125,6 +125,19 @@ def test_the_triggerer_does_not_import_the_sync_stack() -> None:
     assert out.strip().splitlines()[-1] == "[]"
 
 
+def test_the_worker_does_not_import_the_async_transport() -> None:
+    """Both hooks come from ``airflow_openai_files.hooks``; httpx's side is loaded only when a trigger polls."""
+    code = (
+        "import sys;"
+        "from airflow_openai_files.hooks import OpenAIFilesAsyncHook, OpenAIFilesHook;"
+        "import airflow_openai_files.operators, airflow_openai_files.sensors;"
+        "OpenAIFilesAsyncHook('x');"
+        "print('airflow_openai_files.client.async_transport' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False"
+
+
 def test_every_trigger_is_found_again_by_its_serialized_classpath() -> None:
     import importlib
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from airflow_openai_files._compat import AIRFLOW_V_3_2_PLUS, AirflowFailException, TaskDeferred
-from airflow_openai_files.exceptions import OpenAIFilesRequestError
+from airflow_openai_files.exceptions import OpenAIFilesRequestError, OpenAIFilesTimeoutError
 from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.operators import (
     OpenAIDeleteFileOperator,
@@ -225,10 +225,11 @@ def test_wait_until_processed_times_out_and_sees_deletion(flavor_target_factory:
     target: FlavorTarget = flavor_target_factory(processing_delay=600)
     hook = OpenAIFilesHook()
     created = hook.upload_file(io.BytesIO(batch_lines(2)), "batch", filename="in.jsonl")
-    with pytest.raises(Exception) as info:
+    with pytest.raises(OpenAIFilesTimeoutError) as info:
         hook.wait_until_processed(created["id"], timeout=0.3, poll_interval=0.05)
     assert not isinstance(info.value, OpenAIFilesRequestError)  # a timeout may heal: Airflow may retry the task
-    assert "gave up after" in str(info.value) and target.new_file_status in str(info.value)
+    assert f"waiting for {created['id']} to be processed" in str(info.value)
+    assert target.new_file_status in str(info.value)
     target.emulator.advance_clock(601)
     assert hook.wait_until_processed(created["id"], timeout=5, poll_interval=0.05)["status"] == "processed"
     hook.delete_file(created["id"])
