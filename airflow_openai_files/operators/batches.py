@@ -301,13 +301,13 @@ class OpenAIBatchOperator(OpenAIBaseOperatorMixin, BaseOperator):
         """Refuse a destination that cannot be written before the batch is paid for, not a day later."""
         from airflow_openai_files.transfer.destinations import Destination
 
-        for destination in (self.output_destination, self.error_destination):
-            if destination is not None and destination != "":
-                Destination(destination, overwrite=self.overwrite).check()
+        for name in ("output_destination", "error_destination"):
+            if getattr(self, name) not in (None, ""):
+                Destination(getattr(self, name), overwrite=self.overwrite, name=name).check()
 
     def _land(self, file_id: str | None, destination: Any, kind: str) -> str | None:
         if not file_id or destination is None or destination == "":
             if file_id:
                 self.log.info("The %s file %s stays on the service (no %s_destination)", kind, file_id, kind)
             return None
-        return self.hook.download_file(file_id, destination, overwrite=self.overwrite)
+        return self.hook.download_file(file_id, destination, overwrite=self.overwrite, name=f"{kind}_destination")

@@ -21,7 +21,8 @@ from airflow_openai_files.exceptions import OpenAIFilesError
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIBaseOperatorMixin
 from airflow_openai_files.resources import fine_tuning
-from airflow_openai_files.resources.fine_tuning import format_event, job_summary, result_destination, unseen_events
+from airflow_openai_files.resources.fine_tuning import job_summary, result_destination, unseen_events
+from airflow_openai_files.transfer.progress import EventLog
 from airflow_openai_files.validation import check_fine_tuning_method
 
 if TYPE_CHECKING:
@@ -111,6 +112,7 @@ class OpenAIFineTuningJobOperator(OpenAIBaseOperatorMixin, BaseOperator):
         self.timeout = float(timeout)
         self.cancel_on_kill = cancel_on_kill
         self._job_id: str | None = None
+        self._event_log: EventLog | None = None
 
     # -- the run ------------------------------------------------------------------------------------
 
@@ -215,11 +217,12 @@ class OpenAIFineTuningJobOperator(OpenAIBaseOperatorMixin, BaseOperator):
 
     # -- waiting -------------------------------------------------------------------------------------
 
-    def _log_events(self, job_id: str, last_seen: str | None) -> str | None:
-        """Log the job's events after ``last_seen``, oldest first; return the newest event id."""
+    def _log_events(self, job_id: str, last_seen: str | None, *, done: bool = False) -> str | None:
+        """Log the job's events after ``last_seen`` (step metrics summarised); return the newest event id."""
         fresh = unseen_events(self.hook.list_fine_tuning_events(job_id, page_size=100), last_seen, EVENTS_PER_POLL)
-        for event in fresh:
-            self.log.info("%s: %s", job_id, format_event(event))
+        if self._event_log is None or self._event_log.job_id != job_id:
+            self._event_log = EventLog(self.log, job_id)
+        self._event_log.record(fresh, done=done)
         return fresh[-1].get("id") if fresh else last_seen
 
     def _wait_in_worker(self, job: dict[str, Any], started: float) -> dict[str, Any]:
@@ -231,7 +234,7 @@ class OpenAIFineTuningJobOperator(OpenAIBaseOperatorMixin, BaseOperator):
         def fetch() -> dict[str, Any]:
             nonlocal last_event
             fetched = self.hook.get_fine_tuning_job(job["id"])
-            last_event = self._log_events(job["id"], last_event)
+            last_event = self._log_events(job["id"], last_event, done=fetched.get("status") in fine_tuning.TERMINAL)
             return fetched
 
         try:
