@@ -57,6 +57,8 @@ def test_many_waiters_are_answered_by_one_page(openai_files_connection: Any) -> 
     assert {a["status"] for a in answers} == {"uploaded"}
     lists, singles = delta(openai_files_connection, before)
     assert (lists, singles) == (1, 0)
+    # the counter the triggerer benchmark reads agrees with the log
+    assert openai_files_connection.request_count() == len(openai_files_connection.request_log())
 
 
 @FILES_STAY_UPLOADED
