@@ -224,7 +224,8 @@ class SharedPoller:
             delay = earliest - time.monotonic()
             if delay > 0:
                 self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):  # a new waiter may be due sooner: wake up, look again
+                # asyncio.TimeoutError: not yet the builtin TimeoutError on Python 3.10.
+                with contextlib.suppress(asyncio.TimeoutError):  # a new waiter may be due sooner: look again
                     await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
                 continue
             await asyncio.sleep(GATHER_SECONDS)
