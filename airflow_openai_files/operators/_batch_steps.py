@@ -28,6 +28,38 @@ def check_max_failed(value: Any) -> int | float:
     return value
 
 
+def check_shard_arguments(
+    max_enqueued_tokens: Any,
+    max_concurrent_batches: Any,
+    max_line_attempts: Any,
+    max_batch_lines: Any,
+    max_batch_bytes: Any,
+    expires_after: Any,
+    output_expires_after: Any,
+) -> None:
+    """The sharded job's arguments: positive whole numbers within the service's limits (expiries 3,600..2,592,000 s)."""
+    from airflow_openai_files.limits import BATCH_FILE_MAX_BYTES, BATCH_MAX_LINES
+    from airflow_openai_files.validation import check_expiry
+
+    def whole(name: str, value: Any, low: int, high: int | None, optional: bool) -> None:
+        if value is None and optional:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+            bound = f"from {low:,} to {high:,}" if high is not None else f"at least {low:,}"
+            raise OpenAIFilesValidationError(f"{name} must be a whole number {bound}, got {value!r}")
+
+    whole("max_enqueued_tokens", max_enqueued_tokens, 1, None, True)
+    whole("max_concurrent_batches", max_concurrent_batches, 1, None, True)
+    whole("max_line_attempts", max_line_attempts, 1, 100, False)
+    whole("max_batch_lines", max_batch_lines, 1, BATCH_MAX_LINES, False)
+    whole("max_batch_bytes", max_batch_bytes, 1, BATCH_FILE_MAX_BYTES, False)
+    for name, value in (("expires_after", expires_after), ("output_expires_after", output_expires_after)):
+        try:
+            check_expiry(value)
+        except OpenAIFilesValidationError as err:
+            raise OpenAIFilesValidationError(f"{name}: {err.message}") from None
+
+
 def allowed_failures(max_failed: int | float, total: int) -> int:
     """How many of ``total`` requests may end without an answer."""
     return int(max_failed * total) if isinstance(max_failed, float) else int(max_failed)

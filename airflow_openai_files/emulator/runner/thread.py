@@ -122,6 +122,8 @@ class Emulator(EmulatorBase):
             "pending_faults": state.faults.pending,
             "reset": state.reset,
             "fine_tuning_jobs": state.backend("fine_tuning").all_jobs,
+            "add_line_fault": lambda kwargs: state.backend("batches").line_faults.add(**kwargs),
+            "expire_batch": state.backend("batches").expire_batch,
         }
         try:
             return actions[name](*args)
