@@ -22,7 +22,6 @@ change that costs money (an upload, a batch created) and carried through each de
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -40,6 +39,7 @@ from airflow_openai_files.resources.batches import (
     is_token_refusal,
     request_counts,
 )
+from airflow_openai_files.transfer import merge as _merge
 from airflow_openai_files.transfer import shards as _shards
 
 #: Metadata key naming a batch's shard (``"3"``, ``"3r2"``): with the task key it finds a shard's batch again.
@@ -48,6 +48,28 @@ SHARD_METADATA = "openai_files_shard"
 #: Microsoft documents 14 to 30 days for ``expires_after`` / ``output_expires_after``).
 AZURE_DEFAULT_EXPIRY_SECONDS = 14 * 24 * 3600
 STATE_VERSION = 1
+
+
+def new_shard(key: str, attempt: int, lines: int, size: int, tokens: int, sha256: str, **extra: Any) -> dict[str, Any]:
+    """A shard's record in the job's state (JSON): what it holds, and where it stands."""
+    return {
+        "key": key,
+        "attempt": attempt,
+        "lines": lines,
+        "bytes": size,
+        "tokens": tokens,
+        "sha256": sha256,
+        "file_id": None,
+        "batch_id": None,
+        "batch_ids": [],
+        "status": "new",
+        "refusals": 0,
+        "failures": 0,
+        "not_before": 0.0,
+        "counts": [0, 0, 0],
+        "retried": 0,
+        **extra,
+    }
 
 
 def work_root() -> Path:
@@ -89,24 +111,15 @@ class ShardedJob:
                 "tokens": split.tokens,
                 "model": split.model,
                 "shards": [
-                    {
-                        "key": str(shard.index),
-                        "attempt": 1,
-                        "first_line": shard.first_line,
-                        "lines": shard.lines,
-                        "bytes": shard.bytes,
-                        "tokens": shard.tokens,
-                        "sha256": shard.sha256,
-                        "file_id": None,
-                        "batch_id": None,
-                        "batch_ids": [],
-                        "status": "new",
-                        "refusals": 0,
-                        "failures": 0,
-                        "not_before": 0.0,
-                        "counts": [0, 0, 0],
-                        "retried": 0,
-                    }
+                    new_shard(
+                        str(shard.index),
+                        1,
+                        shard.lines,
+                        shard.bytes,
+                        shard.tokens,
+                        shard.sha256,
+                        first_line=shard.first_line,
+                    )
                     for shard in split.shards
                 ],
             }
@@ -114,7 +127,7 @@ class ShardedJob:
             self.state = earlier
             self.log.info("Try %d: resuming %d shards recorded by an earlier try", self.try_number, len(self.shards))
         if self.try_number > 1:
-            self._adopt_lost_batches()
+            adopt_lost_batches(self)
         for shard in self.shards:
             if shard["file_id"] is None:
                 path = work_dir / f"shard-{shard['key']}.jsonl"
@@ -146,45 +159,8 @@ class ShardedJob:
         shard["file_id"] = created["id"]
         shard["status"] = "queued"
         self.save()
-        self.log.info(
-            "Shard %s: %d requests, %d bytes, ~%d tokens uploaded as %s",
-            shard["key"],
-            shard["lines"],
-            shard["bytes"],
-            shard["tokens"],
-            created["id"],
-        )
-
-    def _adopt_lost_batches(self) -> None:
-        """Batches an earlier try created but did not record (killed in between): found by their metadata."""
-        if not self.task_key:
-            return
-        since = self.op._run_started(self.context)
-        horizon = None if since is None else since - 600
-        found: dict[str, dict[str, Any]] = {}
-        for batch in self.hook.list_batches(page_size=100):
-            if horizon is not None and int(batch.get("created_at") or 0) < horizon:
-                break
-            metadata = batch.get("metadata") or {}
-            if metadata.get(_resume.TASK_KEY_METADATA) != self.task_key or SHARD_METADATA not in metadata:
-                continue
-            found.setdefault(str(metadata[SHARD_METADATA]), batch)  # newest first: keep the newest per shard
-        for shard in self.shards:
-            batch = found.get(shard["key"])
-            if batch is None or batch["id"] in shard["batch_ids"]:
-                continue
-            self.log.warning(
-                "Shard %s: adopting batch %s (%s) created by an earlier try that did not record it",
-                shard["key"],
-                batch["id"],
-                batch.get("status"),
-            )
-            shard["batch_ids"].append(batch["id"])
-            shard["batch_id"] = batch["id"]
-            shard["status"] = "running"
-            if shard["file_id"] is None:
-                shard["file_id"] = batch.get("input_file_id")
-        self.save()
+        message = "Shard %s: %d requests, %d bytes, ~%d tokens uploaded as %s"
+        self.log.info(message, shard["key"], shard["lines"], shard["bytes"], shard["tokens"], created["id"])
 
     # -- moving on --------------------------------------------------------------------------------------------
 
@@ -263,15 +239,8 @@ class ShardedJob:
                 output_file_id=batch.get("output_file_id"),
                 error_file_id=batch.get("error_file_id"),
             )
-            self.log.info(
-                "Shard %s: batch %s ended %s: %d of %d requests answered, %d failed",
-                key,
-                batch["id"],
-                status,
-                completed,
-                total,
-                failed,
-            )
+            message = "Shard %s: batch %s ended %s: %d of %d requests answered, %d failed"
+            self.log.info(message, key, batch["id"], status, completed, total, failed)
         self.save()
 
     def _collect(self, shard: dict[str, Any], work_dir: Path) -> None:
@@ -280,7 +249,7 @@ class ShardedJob:
         if shard.get("error_file_id") and shard["attempt"] < self.op.max_line_attempts:
             errors = work_dir / f"errors-{shard['key']}.jsonl"
             self.hook.download_file(shard["error_file_id"], str(errors), overwrite=True)
-            for _, line in _shards.iter_result_lines(errors):
+            for _, line in _merge.iter_result_lines(errors):
                 if is_retryable_line(line):
                     retry.add(str(line.get("custom_id")))
             errors.unlink(missing_ok=True)
@@ -291,26 +260,9 @@ class ShardedJob:
             root = shard["key"].split("r")[0]
             key = f"{root}r{shard['attempt'] + 1}"
             target = work_dir / f"shard-{key}.jsonl"
-            lines, size, tokens = _shards.write_subset(source, retry, target)
-            child = {
-                "key": key,
-                "attempt": shard["attempt"] + 1,
-                "parent": shard["key"],
-                "first_line": None,
-                "lines": lines,
-                "bytes": size,
-                "tokens": tokens,
-                "sha256": _shards.file_sha256(target),
-                "file_id": None,
-                "batch_id": None,
-                "batch_ids": [],
-                "status": "new",
-                "refusals": 0,
-                "failures": 0,
-                "not_before": 0.0,
-                "counts": [0, 0, 0],
-                "retried": 0,
-            }
+            lines, size, tokens = _merge.write_subset(source, retry, target)
+            sha256 = _shards.file_sha256(target)
+            child = new_shard(key, shard["attempt"] + 1, lines, size, tokens, sha256, parent=shard["key"])
             self.log.warning(
                 "Shard %s: %d lines failed with a retryable error (429, 5xx, timeout, expired); sending them "
                 "again as shard %s (attempt %d of %d)",
@@ -355,115 +307,58 @@ class ShardedJob:
             shard["batch_ids"].append(batch["id"])
             shard["status"] = "running"
             self.save()
-            self.log.info(
-                "Shard %s: batch %s submitted (%d requests, ~%d tokens)",
-                key,
-                batch["id"],
-                shard["lines"],
-                shard["tokens"],
-            )
-
-    def cancel_running(self) -> list[str]:
-        cancelled = []
-        for shard in self.running():
-            try:
-                self.hook.cancel_batch(shard["batch_id"])
-                cancelled.append(shard["batch_id"])
-            except Exception as err:  # the kill or timeout goes on; say what is left running
-                self.log.warning("Could not cancel batch %s (%s); it keeps running", shard["batch_id"], err)
-        return cancelled
-
-    # -- the end ----------------------------------------------------------------------------------------------
+            message = "Shard %s: batch %s submitted (%d requests, ~%d tokens)"
+            self.log.info(message, key, batch["id"], shard["lines"], shard["tokens"])
 
     def merge(self, work_dir: Path, index_path: Path) -> dict[str, Any]:
         """Merge every shard's results into the destinations, in input order; return the task's summary."""
-        merger = _shards.ResultMerger(index_path, work_dir / "spool.jsonl")
-        try:
-            for shard in self.shards:
-                for kind, file_key in ((_shards.OUTPUT, "output_file_id"), (_shards.ERROR, "error_file_id")):
-                    file_id = shard.get(file_key)
-                    if not file_id:
-                        continue
-                    local = work_dir / f"result-{shard['key']}-{kind}.jsonl"
-                    self.hook.download_file(file_id, str(local), overwrite=True)
-                    skip = is_retryable_line if (kind == _shards.ERROR and shard["retried"]) else None
-                    merger.add_file(local, kind, skip)
-                    local.unlink(missing_ok=True)
-            missing, examples = merger.missing()
-            output_path = self._write(merger, _shards.OUTPUT, self.op.output_destination)
-            error_path = self._write(merger, _shards.ERROR, self.op.error_destination)
-            answered, errors = merger.counts
-            usage = dict(zip(("input_tokens", "output_tokens", "cached_tokens"), merger.usage, strict=True))
-            duplicates = merger.duplicates
-        finally:
-            merger.close()
-        total = int(self.state["lines"])
-        batch_ids = [batch_id for shard in self.shards for batch_id in shard["batch_ids"]]
-        summary: dict[str, Any] = {
-            "batch_id": None,
-            "batch_ids": batch_ids,
-            "status": "completed",
-            "request_counts": {"total": total, "completed": answered, "failed": errors},
-            "input_file_id": None,
-            "output_file_id": None,
-            "error_file_id": None,
-            "output_path": output_path,
-            "error_path": error_path,
-            "usage": usage,
-            "order": "input",
-            "shards": [
-                {
-                    "key": shard["key"],
-                    "attempt": shard["attempt"],
-                    "batch_id": shard["batch_id"],
-                    "batch_ids": shard["batch_ids"],
-                    "status": shard.get("batch_status"),
-                    "request_counts": dict(zip(("total", "completed", "failed"), shard["counts"], strict=True)),
-                    "retried": shard["retried"],
-                    "input_file_id": shard["file_id"],
-                    "output_file_id": shard.get("output_file_id"),
-                    "error_file_id": shard.get("error_file_id"),
-                    "estimated_tokens": shard["tokens"],
-                }
-                for shard in self.shards
-            ],
-        }
-        self.log.info(
-            "Job of %d requests in %d batches: %d answered, %d in the error file, %d without a result line; usage %s",
-            total,
-            len(batch_ids),
-            answered,
-            errors,
-            missing,
-            json.dumps(usage),
+        from airflow_openai_files.operators._batch_shards_end import finish_job
+
+        return finish_job(self, work_dir, index_path)
+
+    def cancel_running(self) -> list[str]:
+        return cancel_running(self)
+
+
+def adopt_lost_batches(job: ShardedJob) -> None:
+    """Batches an earlier try created but did not record (killed in between): found by their metadata."""
+    if not job.task_key:
+        return
+    since = job.op._run_started(job.context)
+    horizon = None if since is None else since - 600
+    found: dict[str, dict[str, Any]] = {}
+    for batch in job.hook.list_batches(page_size=100):
+        if horizon is not None and int(batch.get("created_at") or 0) < horizon:
+            break
+        metadata = batch.get("metadata") or {}
+        if metadata.get(_resume.TASK_KEY_METADATA) != job.task_key or SHARD_METADATA not in metadata:
+            continue
+        found.setdefault(str(metadata[SHARD_METADATA]), batch)  # newest first: keep the newest per shard
+    for shard in job.shards:
+        batch = found.get(shard["key"])
+        if batch is None or batch["id"] in shard["batch_ids"]:
+            continue
+        job.log.warning(
+            "Shard %s: adopting batch %s (%s) created by an earlier try that did not record it",
+            shard["key"],
+            batch["id"],
+            batch.get("status"),
         )
-        if duplicates:
-            self.log.warning(
-                "%d result lines answered a custom_id already answered; the first answer was kept", duplicates
-            )
-        unanswered = errors + missing
-        allowed = self.op._allowed_failures(total)
-        if unanswered > allowed:
-            where = f"; see {error_path}" if error_path else ""
-            lost = f" ({missing} without any result line, e.g. {', '.join(examples)})" if missing else ""
-            raise AirflowFailException(
-                f"{self.op.task_id}: the job ended with {unanswered} of {total} requests without an answer{lost}, "
-                f"more than max_failed_requests={self.op.max_failed_requests!r} allows ({allowed}){where}"
-            )
-        return summary
+        shard["batch_ids"].append(batch["id"])
+        shard["batch_id"] = batch["id"]
+        shard["status"] = "running"
+        if shard["file_id"] is None:
+            shard["file_id"] = batch.get("input_file_id")
+    job.save()
 
-    def _write(self, merger: _shards.ResultMerger, kind: int, destination: Any) -> str | None:
-        from airflow_openai_files.transfer.destinations import Destination
 
-        if destination is None or destination == "":
-            merger.count_only(kind)
-            return None
-        target = Destination(destination, overwrite=self.op.overwrite, temp_key=self.task_key)
-        target.check()
+def cancel_running(job: ShardedJob) -> list[str]:
+    """Cancel the job's in-flight batches (a kill or a timeout); return their ids."""
+    cancelled = []
+    for shard in job.running():
         try:
-            with target.open_temp() as handle:
-                merger.write_kind(kind, handle)
-            target.commit()
-        finally:
-            target.discard()
-        return target.display
+            job.hook.cancel_batch(shard["batch_id"])
+            cancelled.append(shard["batch_id"])
+        except Exception as err:  # the kill or timeout goes on; say what is left running
+            job.log.warning("Could not cancel batch %s (%s); it keeps running", shard["batch_id"], err)
+    return cancelled

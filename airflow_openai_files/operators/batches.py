@@ -17,12 +17,12 @@ from airflow.sdk import BaseOperator
 
 from airflow_openai_files import resume as _resume
 from airflow_openai_files._compat import AirflowException, AirflowFailException, conf
-from airflow_openai_files.limits import BATCH_FILE_MAX_BYTES, BATCH_MAX_LINES, DEFAULT_CONN_ID, FILE_ID_RE
+from airflow_openai_files.limits import DEFAULT_CONN_ID, FILE_ID_RE
+from airflow_openai_files.operators._batch_shards_run import ShardedBatchMixin
 from airflow_openai_files.operators._batch_steps import (
-    allowed_failures,
+    allowed_failures,  # noqa: F401  (public here before the split)
     batch_summary,
     check_max_failed,
-    check_shard_arguments,
     check_window,
     judge_batch,
     run_started,
@@ -41,7 +41,7 @@ TIMEOUT_MARGIN = timedelta(hours=1)
 DEFER_TIMEOUT_MARGIN = 60.0
 
 
-class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
+class OpenAIBatchOperator(ShardedBatchMixin, OpenAIFilesMixin, BaseOperator):
     """
     Run a Batch API job from its input file to landed results, and return a summary.
 
@@ -70,28 +70,7 @@ class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
         window plus one hour by default.
     :param cancel_on_kill: cancel the batch when the task is killed or times out.
     :param openai_conn_id: the ``openai_files`` connection (templated).
-
-    **Jobs larger than one batch** (docs/batches-at-scale.md): an input (a path, not a file id) with more
-    requests than ``max_batch_lines``, more bytes than ``max_batch_bytes``, or more estimated tokens than
-    ``max_enqueued_tokens`` is split into shards on line boundaries, each submitted as its own batch within
-    ``max_enqueued_tokens`` and ``max_concurrent_batches``; a ``token_limit_exceeded`` refusal or a failed
-    batch puts its shard back in the queue with backoff; lines failed with a retryable error (429, 5xx,
-    timeouts, ``batch_expired``) are sent again up to ``max_line_attempts``; the results are merged, in the
-    input's order, into ``output_destination`` and ``error_destination``. It then returns, besides the keys
-    above (``batch_id`` None), ``batch_ids``, ``shards`` (per shard: batch ids, counts, file ids),
-    ``usage`` (``input_tokens``, ``output_tokens``, ``cached_tokens`` summed from the outputs) and
-    ``order: "input"``. An input within one batch runs exactly as a single batch.
-
-    :param max_enqueued_tokens: the model's enqueued-token budget for this job (estimated before submission);
-        None: no budget of our own (the service's refusals are still handled).
-    :param max_concurrent_batches: batches of the job in flight at once; None: no limit.
-    :param max_line_attempts: how many times a line is sent at most (first attempt included).
-    :param max_batch_lines: requests per shard (1 to 50,000).
-    :param max_batch_bytes: bytes per shard (at most 200 MB).
-    :param expires_after: seconds after which uploaded shard inputs expire (3,600 to 2,592,000); on Azure
-        14 days by default (a resource holds at most 500 batch files without an expiry).
-    :param output_expires_after: seconds after which each batch's output and error files expire; on Azure
-        14 days by default.
+    Jobs larger than one batch, their arguments and summary: :class:`._batch_shards_run.ShardedBatchMixin`.
     """
 
     template_fields: Sequence[str] = (
@@ -121,13 +100,6 @@ class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
         timeout: timedelta | float | str | None = None,
         cancel_on_kill: bool = True,
         openai_conn_id: str = DEFAULT_CONN_ID,
-        max_enqueued_tokens: int | None = None,
-        max_concurrent_batches: int | None = None,
-        max_line_attempts: int = 3,
-        max_batch_lines: int = BATCH_MAX_LINES,
-        max_batch_bytes: int = BATCH_FILE_MAX_BYTES,
-        expires_after: int | None = None,
-        output_expires_after: int | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("multiple_outputs", True)
@@ -152,25 +124,6 @@ class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
         self.timeout = timeout
         self.cancel_on_kill = cancel_on_kill
         self._batch_id: str | None = None
-        self.check_at_parse(
-            self.task_id,
-            check_shard_arguments,
-            max_enqueued_tokens,
-            max_concurrent_batches,
-            max_line_attempts,
-            max_batch_lines,
-            max_batch_bytes,
-            expires_after,
-            output_expires_after,
-        )
-        self.max_enqueued_tokens = max_enqueued_tokens
-        self.max_concurrent_batches = max_concurrent_batches
-        self.max_line_attempts = max_line_attempts
-        self.max_batch_lines = max_batch_lines
-        self.max_batch_bytes = max_batch_bytes
-        self.expires_after = expires_after
-        self.output_expires_after = output_expires_after
-        self._job: Any = None
 
     # -- the task ---------------------------------------------------------------------------------------------
 
@@ -180,8 +133,7 @@ class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
         self.check_at_run(check_max_failed, self.max_failed_requests)
         deadline = time.time() + timeout
         self._check_destinations()
-        sharded = self._sharded_job(context, endpoint, deadline)
-        if sharded is not None:
+        if (sharded := self._sharded_job(context, endpoint, deadline)) is not None:
             return sharded
         batch = self._resume_or_create(context, endpoint)
         self._batch_id = batch["id"]
@@ -209,9 +161,7 @@ class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
         hook = self.__dict__.get("hook")
         if hook is not None:
             hook.cancel_active_uploads()
-        if self._job is not None and self.cancel_on_kill:
-            cancelled = self._job.cancel_running()
-            self.log.info("Task killed: cancelled batches %s of the sharded job", ", ".join(cancelled) or "(none)")
+        if self._cancel_sharded_job():
             return
         if self._batch_id and self.cancel_on_kill:
             self.log.info("Task killed: cancelling batch %s", self._batch_id)
@@ -346,160 +296,3 @@ class OpenAIBatchOperator(OpenAIFilesMixin, BaseOperator):
                 self.log.info("The %s file %s stays on the service (no %s_destination)", kind, file_id, kind)
             return None
         return self.hook.download_file(file_id, destination, overwrite=self.overwrite)
-
-    # -- jobs larger than one batch (operators/_batch_shards.py) -----------------------------------------------
-
-    def _sharded_job(self, context: Context, endpoint: str, deadline: float) -> dict[str, Any] | None:
-        """Run the input as a sharded job if it needs more than one batch (or a try already sharded it), else None."""
-        from airflow_openai_files.operators._batch_shards import ShardedJob
-        from airflow_openai_files.resources.files import extract_file_id
-
-        given = extract_file_id(self.input_file)
-        if isinstance(given, str) and FILE_ID_RE.match(given):
-            return None  # a file on the service is one batch, as always
-        job = ShardedJob(self, context)
-        recorded = bool(job.state)
-        work_dir = self._work_dir(context)
-        split = self._split(endpoint, work_dir)
-        if len(split.shards) == 1 and not recorded:
-            return None  # within one batch: exactly as before
-        self._endpoint = endpoint
-        self._job = job
-        job.plan(split, work_dir, self._prefix(context, split.sha256))
-        job.state.setdefault("deadline", deadline)
-        job.save()
-        self.log.info(
-            "Job of %d requests (~%d tokens) in %d shards for %s",
-            split.lines,
-            split.tokens,
-            len(split.shards),
-            split.model,
-        )
-        return self._drive(context, job, work_dir, None)
-
-    def execute_complete_shards(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Resume a sharded job after :class:`~airflow_openai_files.triggers.OpenAIBatchShardsTrigger` fired."""
-        from airflow_openai_files.operators._batch_shards import ShardedJob
-
-        if not event:
-            raise AirflowException(f"{self.task_id}: resumed without a trigger event")
-        self._endpoint = self.check_at_run(check_batch_endpoint, self.endpoint)
-        job = ShardedJob(self, context, state=None)
-        if not job.state:
-            job.state = event.get("job") or {}
-        if not job.state:
-            raise AirflowException(f"{self.task_id}: resumed without the sharded job's state")
-        self._job = job
-        status = event.get("status")
-        if status == "timeout":
-            self._job_timed_out(job, str(event.get("message")))
-        if status != "success":
-            raise AirflowException(f"{self.task_id}: {event.get('message') or event!r}")
-        return self._drive(context, job, self._work_dir(context), event.get("batches") or {})
-
-    def _drive(self, context: Context, job: Any, work_dir: Any, batches: dict[str, Any] | None) -> dict[str, Any]:
-        from airflow_openai_files.triggers import OpenAIBatchShardsTrigger
-
-        deadline = float(job.state.get("deadline") or time.time() + timeout_seconds(self.timeout))
-        while True:
-            wake = job.step(work_dir, batches)
-            batches = None
-            if wake is None:
-                return job.merge(work_dir, self._index(context, job, work_dir))
-            now = time.time()
-            if now >= deadline:
-                self._job_timed_out(job, "Timed out waiting for the sharded job")
-            if self.deferrable:
-                finished = [s for s in job.shards if s["status"] in ("ended", "collected")]
-                answered = [
-                    sum(s["counts"][1] for s in finished),
-                    sum(s["counts"][2] - s["retried"] for s in finished),
-                ]
-                self.defer(
-                    trigger=OpenAIBatchShardsTrigger(
-                        [s["batch_id"] for s in job.running()],
-                        job=job.state,
-                        wake_at=None if wake == float("inf") else wake,
-                        answered=answered,
-                        total_lines=job.state["lines"],
-                        shards=len(job.shards),
-                        finished=len(finished),
-                        openai_conn_id=self.openai_conn_id,
-                        poll_interval=self.poll_interval,
-                        timeout=max(0.0, deadline - now),
-                        deadline=deadline,
-                    ),
-                    method_name="execute_complete_shards",
-                    timeout=timedelta(seconds=max(0.0, deadline - now) + DEFER_TIMEOUT_MARGIN),
-                )
-            time.sleep(max(0.0, min(self.poll_interval, wake - now, deadline - now)))
-
-    def _job_timed_out(self, job: Any, message: str) -> None:
-        if self.cancel_on_kill:
-            cancelled = job.cancel_running()
-            if cancelled:
-                message += f"; cancelled {', '.join(cancelled)}"
-        raise AirflowFailException(f"{self.task_id}: {message}")
-
-    def _work_dir(self, context: Context) -> Any:
-        import uuid
-
-        from airflow_openai_files.operators._batch_shards import work_root
-
-        key = _resume.task_key(context) or uuid.uuid4().hex
-        return work_root() / key
-
-    def _split(self, endpoint: str, work_dir: Any) -> Any:
-        import shutil
-
-        from airflow_openai_files.transfer.shards import ShardLimits, split_input
-        from airflow_openai_files.transfer.sources import resolve_source
-
-        shutil.rmtree(work_dir, ignore_errors=True)
-        limits = self.check_at_run(
-            lambda: ShardLimits(self.max_batch_lines, self.max_batch_bytes, self.max_enqueued_tokens)
-        )
-        source = resolve_source(self.input_file)
-        try:
-            with source.open() as stream:
-                return self.check_at_run(
-                    lambda: split_input(stream, endpoint, work_dir, limits, name=source.description)
-                )
-        finally:
-            source.close()
-
-    def _index(self, context: Context, job: Any, work_dir: Any) -> Any:
-        """The job's custom_id index; split again (same input, same shards) on a worker that has none."""
-        index = work_dir / "ids.sqlite"
-        if not index.exists():
-            split = self._split(self._endpoint, work_dir)
-            if split.fingerprint != job.state["fingerprint"]:
-                raise AirflowFailException(f"{self.task_id}: the input changed while its job ran; cannot merge")
-        return index
-
-    @staticmethod
-    def _prefix(context: Context, sha256: str) -> str:
-        return f"{(_resume.task_key(context) or 'job')[:12]}-{sha256[:8]}"
-
-    def _run_started(self, context: Context) -> float | None:
-        return run_started(context)
-
-    def _input_expiry(self) -> int | None:
-        from airflow_openai_files.operators._batch_shards import AZURE_DEFAULT_EXPIRY_SECONDS
-
-        if self.expires_after is not None:
-            return int(self.expires_after)
-        return AZURE_DEFAULT_EXPIRY_SECONDS if self.hook.settings.is_azure else None
-
-    def _output_expiry(self) -> int | None:
-        from airflow_openai_files.operators._batch_shards import AZURE_DEFAULT_EXPIRY_SECONDS
-
-        if self.output_expires_after is not None:
-            return int(self.output_expires_after)
-        return AZURE_DEFAULT_EXPIRY_SECONDS if self.hook.settings.is_azure else None
-
-    def _backoff_cap(self) -> float:
-        return max(self.poll_interval, 10 * self.poll_interval)
-
-    def _allowed_failures(self, total: int) -> int:
-        return allowed_failures(self.max_failed_requests, total)

@@ -87,7 +87,9 @@ def router(state: EmulatorState) -> APIRouter:
     @api.post("/batches/{batch_id}/expire")
     def expire_batch(batch_id: str) -> Response:
         """End a running batch now as ``expired``: answered lines delivered, the rest ``batch_expired``."""
-        return JSONResponse(state.backend("batches").expire_batch(batch_id))
+        from airflow_openai_files.emulator.batches.backend import expire_batch as expire
+
+        return JSONResponse(expire(state.backend("batches"), batch_id))
 
     @api.get("/requests")
     def request_log() -> Response:
