@@ -70,7 +70,7 @@ def test_split_on_token_budget(tmp_path: Path) -> None:
 
 def test_a_line_over_the_budget_is_refused(tmp_path: Path) -> None:
     rows = [request(0), request(1, words=200)]
-    with pytest.raises(OpenAIFilesValidationError, match="line 2: a request estimated at .* tokens cannot fit"):
+    with pytest.raises(OpenAIFilesValidationError, match=r"line 2: a request estimated at .* tokens cannot fit"):
         split(tmp_path, jsonl(rows), max_tokens=50)
 
 
