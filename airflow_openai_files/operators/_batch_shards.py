@@ -291,6 +291,8 @@ class ShardedJob:
         by_key = {s["key"]: s for s in queued}
         for key in chosen:
             shard = by_key[key]
+            if adopt_lost_batch(self, shard):
+                continue
             metadata = dict(self.op.metadata or {})
             if self.task_key:
                 metadata[_resume.TASK_KEY_METADATA] = self.task_key
@@ -334,9 +336,12 @@ def adopt_lost_batches(job: ShardedJob) -> None:
         if metadata.get(_resume.TASK_KEY_METADATA) != job.task_key or SHARD_METADATA not in metadata:
             continue
         found.setdefault(str(metadata[SHARD_METADATA]), batch)  # newest first: keep the newest per shard
+    known = {shard["key"]: shard for shard in job.shards}
+    # Shards not planned yet (retries of failed lines, re-derived later): adopted when their turn comes.
+    job.state["lost"] = {key: batch["id"] for key, batch in found.items() if key not in known}
     for shard in job.shards:
         batch = found.get(shard["key"])
-        if batch is None or batch["id"] in shard["batch_ids"]:
+        if batch is None or batch["id"] in shard["batch_ids"] or shard["status"] not in ("new", "queued"):
             continue
         job.log.warning(
             "Shard %s: adopting batch %s (%s) created by an earlier try that did not record it",
@@ -350,6 +355,19 @@ def adopt_lost_batches(job: ShardedJob) -> None:
         if shard["file_id"] is None:
             shard["file_id"] = batch.get("input_file_id")
     job.save()
+
+
+def adopt_lost_batch(job: ShardedJob, shard: dict[str, Any]) -> bool:
+    """A shard planned after a retry started (failed lines sent again) whose batch an earlier try created."""
+    lost = (job.state.get("lost") or {}).pop(shard["key"], None)
+    if lost is None or lost in shard["batch_ids"]:
+        return False
+    message = "Shard %s: adopting batch %s created by an earlier try that did not record it"
+    job.log.warning(message, shard["key"], lost)
+    shard.update(batch_id=lost, status="running")
+    shard["batch_ids"].append(lost)
+    job.save()
+    return True
 
 
 def cancel_running(job: ShardedJob) -> list[str]:

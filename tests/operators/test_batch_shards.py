@@ -328,3 +328,28 @@ def test_kill_mid_run_then_retry_no_duplicate_batch(start_emulator: Any, tmp_pat
     reference.execute(task_context(1))
     assert ids_of(tmp_path / "out.jsonl") == ids_of(expected / "out.jsonl") == [f"q{i}" for i in range(40)]
     assert result["request_counts"] == {"total": 40, "completed": 40, "failed": 0}
+
+
+def test_kill_after_a_line_retry_was_submitted_then_retry_without_store(start_emulator: Any, tmp_path: Path) -> None:
+    emu = start_emulator()
+    emu.add_line_fault(status=429, custom_ids=["q1"], times=1)
+    source = job_file(tmp_path, 20)
+    first = operator(tmp_path, input_file=str(source), max_batch_lines=10)
+    real_create = first.hook.create_batch
+
+    def die_after_the_retry_shard(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        batch = real_create(*args, **kwargs)
+        if kwargs["metadata"][SHARD_METADATA] == "0r2":
+            raise OpenAIFilesError("worker killed")
+        return batch
+
+    first.hook.create_batch = die_after_the_retry_shard  # type: ignore[method-assign]
+    with pytest.raises(OpenAIFilesError):
+        first.execute(task_context(1))
+    assert "0r2" in shard_batches(emu)
+    result = operator(tmp_path, input_file=str(source), max_batch_lines=10).execute(task_context(2))
+    by_shard = shard_batches(emu)
+    assert sorted(by_shard) == ["0", "0r2", "1"] and all(len(found) == 1 for found in by_shard.values())
+    assert Counter(f["filename"] for f in emu.files() if f["purpose"] == "batch").most_common(1)[0][1] == 1
+    assert ids_of(tmp_path / "out.jsonl") == [f"q{i}" for i in range(20)]
+    assert result["request_counts"] == {"total": 20, "completed": 20, "failed": 0}
