@@ -68,11 +68,11 @@ class OpenAIBatchShardsTrigger(OpenAIPollingTrigger):
         batches = {batch_id: await hook.get_batch(batch_id) for batch_id in self.batch_ids}
         ended = sorted(batch_id for batch_id, batch in batches.items() if batch.get("status") in TERMINAL_STATUSES)
         progress = describe_shards(list(batches.values()), self.answered, self.total_lines, self.shards, self.finished)
-        # "status" changes whenever the counts do, so the base loop logs each change once.
-        return {"status": progress, "batches": batches, "ended": ended}
+        # A constant "status": the base loop would log a change; judge() logs the progress at every poll instead.
+        return {"status": "polling", "progress": progress, "batches": batches, "ended": ended}
 
     def judge(self, obj: dict[str, Any]) -> tuple[str, str]:
-        message = str(obj["status"])
+        message = str(obj["progress"])
         self.log.info("%s", message)  # at every poll: the on-call person sees the job move while it is deferred
         if obj["ended"]:
             return "success", f"{message}; ended: {', '.join(obj['ended'])}"
