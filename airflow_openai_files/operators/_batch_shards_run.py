@@ -125,7 +125,7 @@ class ShardedBatchMixin:
         self._endpoint = endpoint
         self._job = job
         job.plan(split, work_dir, self._prefix(context, split.sha256))
-        job.state.setdefault("deadline", deadline)
+        job.state["deadline"] = deadline  # this try's; a deferral of the same try keeps it
         job.save()
         self.log.info(
             "Job of %d requests (~%d tokens) in %d shards for %s",

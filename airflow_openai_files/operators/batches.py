@@ -43,16 +43,16 @@ DEFER_TIMEOUT_MARGIN = 60.0
 
 class OpenAIBatchOperator(ShardedBatchMixin, OpenAIFilesMixin, BaseOperator):
     """
-    Run a Batch API job from its input file to landed results, and return a summary.
+    Run a Batch API job from its input to landed results, and return a summary; an input larger than one batch
+    runs as a sharded job (:class:`~airflow_openai_files.operators._batch_shards_run.ShardedBatchMixin`).
 
     Returns (``multiple_outputs``) ``{"batch_id", "status", "request_counts", "input_file_id",
     "output_file_id", "error_file_id", "output_path", "error_path"}``.
 
-    Failure policy (all :class:`AirflowFailException`: the same input cannot heal by a retry): the batch
-    ended ``failed`` (the message lists the service's ``errors.data``); it ended with more requests
-    without an answer (``total - completed``: failed, expired or cancelled lines) than
-    ``max_failed_requests``; or ``timeout`` ran out (the batch is cancelled first when
-    ``cancel_on_kill``). The error file is landed before the task fails.
+    Failure policy (all :class:`AirflowFailException`: the same input cannot heal by a retry): the batch ended
+    ``failed`` (the message lists the service's ``errors.data``); it ended with more requests without an answer
+    (``total - completed``: failed, expired or cancelled lines) than ``max_failed_requests``; or ``timeout`` ran
+    out (the batch is cancelled first when ``cancel_on_kill``). The error file is landed before the task fails.
 
     :param input_file: a ``file-...`` id of a ``batch`` file, or a local path / ObjectStoragePath /
         ``scheme://...`` string of a batch JSONL, checked (:func:`~airflow_openai_files.validation.check_batch_file`)
@@ -66,11 +66,9 @@ class OpenAIBatchOperator(ShardedBatchMixin, OpenAIFilesMixin, BaseOperator):
     :param max_failed_requests: requests allowed to end without an answer: an int, or a fraction of the total.
     :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
     :param poll_interval: seconds between two checks of the batch.
-    :param timeout: how long to wait for the batch (seconds, timedelta or ``"25h"``); the completion
-        window plus one hour by default.
+    :param timeout: how long to wait (seconds, timedelta or ``"25h"``); the completion window plus one hour by default.
     :param cancel_on_kill: cancel the batch when the task is killed or times out.
     :param openai_conn_id: the ``openai_files`` connection (templated).
-    Jobs larger than one batch, their arguments and summary: :class:`._batch_shards_run.ShardedBatchMixin`.
     """
 
     template_fields: Sequence[str] = (
@@ -271,14 +269,9 @@ class OpenAIBatchOperator(ShardedBatchMixin, OpenAIFilesMixin, BaseOperator):
         summary = batch_summary(batch, output_path, error_path)
         unanswered, allowed = judge_batch(self.task_id, batch, self.max_failed_requests, error_path)
         counts = summary["request_counts"]
+        message = "Batch %s ended %s: %d of %d requests answered, %d without an answer (at most %d allowed)"
         self.log.info(
-            "Batch %s ended %s: %d of %d requests answered, %d without an answer (at most %d allowed)",
-            batch["id"],
-            summary["status"],
-            counts["completed"],
-            counts["total"],
-            unanswered,
-            allowed,
+            message, batch["id"], batch.get("status"), counts["completed"], counts["total"], unanswered, allowed
         )
         return summary
 
