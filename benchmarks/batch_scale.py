@@ -2,10 +2,12 @@
 
 One task, on the worker (``deferrable=False``), against the emulator in its own process (so the figures are
 the client's alone): the input is split into shards of at most 50,000 requests, each shard uploaded and run as
-a batch, the results merged into one output file in the input's order. Printed per run and as the median of
-``--runs`` runs: wall time, number of batches, and the client's RSS growth (the peak after the run minus the
-RSS just before it; the kernel's high-water mark is reset first, so no spike is missed). Goal: growth <= 128 MiB.
-The end state is checked, not assumed: one output line per request, in order, each shard run exactly once.
+a batch, the results merged into one output file in the input's order. Each run is a fresh Python process (nothing
+allocated by an earlier run hides growth); printed per run and as the median of ``--runs`` runs: wall time,
+number of batches, and the client's RSS growth (the peak after the run minus the RSS just before it, the
+hook and its session already built; the kernel's high-water mark is reset first, so no spike is missed).
+Goal: growth <= 128 MiB. The end state is checked, not assumed: one output line per request, in order,
+each shard run exactly once.
 
     python benchmarks/batch_scale.py [--lines 1000000] [--runs 3] [--batch-lines 50000]
 
@@ -19,6 +21,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -155,13 +158,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--batch-lines", type=int, default=50_000)
     parser.add_argument("--poll-interval", type=float, default=0.5)
+    parser.add_argument("--one-run", nargs=2, metavar=("RUN", "WORK_DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.one_run:  # the child: one measured run, its figures as the last line of stdout
+        run, work_dir = int(args.one_run[0]), Path(args.one_run[1])
+        one_run(run, work_dir / "input.jsonl", work_dir, args.lines, args.batch_lines, args.poll_interval)
+        return 0
     work = Path(tempfile.mkdtemp(prefix="batch_scale_"))
+    runs = []
     try:
-        source = work / "input.jsonl"
-        size = write_input(source, args.lines)
+        size = write_input(work / "input.jsonl", args.lines)
         print(f"input: {args.lines:,} requests, {size / MiB:.1f} MiB", flush=True)
-        runs = [one_run(i, source, work, args.lines, args.batch_lines, args.poll_interval) for i in range(args.runs)]
+        for run in range(args.runs):
+            command = [sys.executable, __file__, "--lines", str(args.lines), "--batch-lines", str(args.batch_lines)]
+            command += ["--poll-interval", str(args.poll_interval), "--one-run", str(run), str(work)]
+            child = subprocess.run(command, capture_output=True, text=True, check=False)
+            figures = [line for line in child.stdout.splitlines() if line.startswith('{"run"')]
+            if child.returncode != 0 or not figures:
+                print(child.stdout[-4000:], child.stderr[-4000:], file=sys.stderr)
+                return 2
+            print(figures[-1], flush=True)
+            runs.append(json.loads(figures[-1]))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     median = {key: statistics.median(r[key] for r in runs) for key in ("wall_s", "batches", "rss_growth_mib")}
