@@ -7,6 +7,7 @@ one batch runs exactly as before), kept apart so the operator's module holds the
 
 from __future__ import annotations
 
+import shutil
 import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -173,7 +174,10 @@ class ShardedBatchMixin:
             wake = job.step(work_dir, batches)
             batches = None
             if wake is None:
-                return job.merge(work_dir, self._index(context, job, work_dir))
+                try:
+                    return job.merge(work_dir, self._index(context, job, work_dir))
+                finally:  # the shard files and the index: the job's state says all a retry needs
+                    shutil.rmtree(work_dir, ignore_errors=True)
             now = time.time()
             if now >= deadline:
                 self._job_timed_out(job, "Timed out waiting for the sharded job")
@@ -218,8 +222,6 @@ class ShardedBatchMixin:
         return work_root() / key
 
     def _split(self, endpoint: str, work_dir: Any) -> Any:
-        import shutil
-
         from airflow_openai_files.transfer.shards import ShardLimits, split_input
         from airflow_openai_files.transfer.sources import resolve_source
 
