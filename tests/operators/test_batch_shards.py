@@ -353,3 +353,20 @@ def test_kill_after_a_line_retry_was_submitted_then_retry_without_store(start_em
     assert Counter(f["filename"] for f in emu.files() if f["purpose"] == "batch").most_common(1)[0][1] == 1
     assert ids_of(tmp_path / "out.jsonl") == [f"q{i}" for i in range(20)]
     assert result["request_counts"] == {"total": 20, "completed": 20, "failed": 0}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"max_batch_lines": 50_001}, "max_batch_lines must be a whole number from 1 to 50,000"),
+        ({"max_batch_bytes": 0}, "max_batch_bytes must be a whole number from 1"),
+        ({"max_enqueued_tokens": 0}, "max_enqueued_tokens must be a whole number at least 1"),
+        ({"max_concurrent_batches": 1.5}, "max_concurrent_batches must be a whole number"),
+        ({"max_line_attempts": 0}, "max_line_attempts must be a whole number from 1 to 100"),
+        ({"expires_after": 60}, "expires_after: "),
+        ({"output_expires_after": 3_000_000}, "output_expires_after: "),
+    ],
+)
+def test_shard_arguments_checked_at_parse_time(tmp_path: Path, kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(AirflowFailException, match=match):
+        operator(tmp_path, input_file="in.jsonl", **kwargs)
