@@ -176,18 +176,21 @@ class ShardedJob:
             changes (a backed-off shard's turn), or ``inf``.
         """
         now = time.time()
+        seen = dict(batches or {})
         for shard in self.running():
-            batch = (batches or {}).get(shard["batch_id"]) or self.hook.get_batch(shard["batch_id"])
+            batch = seen.get(shard["batch_id"]) or self.hook.get_batch(shard["batch_id"])
+            seen[batch["id"]] = batch
             self._judge(shard, batch, now)
         for shard in self.shards:
             if shard["status"] == "ended":
                 self._collect(shard, work_dir)
         self._submit(now)
-        self.log.info("%s", self.progress(batches or {}))
+        self.log.info("%s", self.progress(seen))
         if all(shard["status"] == "collected" for shard in self.shards):
             return None
-        waiting = [shard["not_before"] for shard in self.shards if shard["status"] == "queued"]
-        return min(waiting) if waiting else float("inf")
+        # Only a backed-off shard wakes the job by time; one waiting for room waits for a batch to end.
+        backed_off = [s["not_before"] for s in self.shards if s["status"] == "queued" and s["not_before"] > now]
+        return min(backed_off) if backed_off else float("inf")
 
     def progress(self, batches: dict[str, dict[str, Any]]) -> str:
         in_flight = [batches.get(shard["batch_id"]) or {"id": shard["batch_id"]} for shard in self.running()]

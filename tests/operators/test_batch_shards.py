@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -370,3 +371,16 @@ def test_kill_after_a_line_retry_was_submitted_then_retry_without_store(start_em
 def test_shard_arguments_checked_at_parse_time(tmp_path: Path, kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(AirflowFailException, match=match):
         operator(tmp_path, input_file="in.jsonl", **kwargs)
+
+
+def test_waiting_for_room_polls_at_the_poll_interval(start_emulator: Any, tmp_path: Path) -> None:
+    emu = start_emulator(batch_in_progress_seconds=0.5)
+    source = job_file(tmp_path, 30)
+    started = time.monotonic()
+    operator(tmp_path, input_file=str(source), max_batch_lines=10, max_concurrent_batches=1, poll_interval=0.1).execute(
+        task_context()
+    )
+    elapsed = time.monotonic() - started
+    polls = [path for method, path, _ in emu.request_log() if method == "GET" and path.startswith("/v1/batches/")]
+    assert len(emu.batches()) == 3 and elapsed >= 1.5  # one at a time
+    assert len(polls) <= elapsed / 0.1 + 6  # one poll per interval for the one batch in flight, no busy loop
