@@ -43,8 +43,7 @@ DEFER_TIMEOUT_MARGIN = 60.0
 
 class OpenAIBatchOperator(ShardedBatchMixin, OpenAIFilesMixin, BaseOperator):
     """
-    Run a Batch API job from its input to landed results, and return a summary; an input larger than one batch
-    runs as a sharded job (:class:`~airflow_openai_files.operators._batch_shards_run.ShardedBatchMixin`).
+    Run a Batch API job (sharded above one batch: ``ShardedBatchMixin``) from its input to landed results.
 
     Returns (``multiple_outputs``) ``{"batch_id", "status", "request_counts", "input_file_id",
     "output_file_id", "error_file_id", "output_path", "error_path"}``.
@@ -193,9 +192,11 @@ class OpenAIBatchOperator(ShardedBatchMixin, OpenAIFilesMixin, BaseOperator):
         if key:
             metadata[_resume.TASK_KEY_METADATA] = key
         self.hook.wait_for_input_file(input_file_id)  # Azure OpenAI takes only `processed` files; no-op on OpenAI
-        batch = self.hook.create_batch(
-            input_file_id, endpoint, completion_window=self.completion_window, metadata=metadata or None
-        )
+        options = {
+            "completion_window": self.completion_window,
+            "output_expires_after_seconds": self.output_expires_after,
+        }
+        batch = self.hook.create_batch(input_file_id, endpoint, metadata=metadata or None, **options)
         record.set("batch_id", batch["id"])
         return batch
 
@@ -220,7 +221,8 @@ class OpenAIBatchOperator(ShardedBatchMixin, OpenAIFilesMixin, BaseOperator):
             source.close()
         self.log.info("Checked %s: %d requests for %s", source.description, count, endpoint)
         since = run_started(context) if _resume.try_number(context) > 1 else None
-        created = self.hook.upload_file(self.input_file, "batch", validate=False, reconcile_since=since)
+        options = {"reconcile_since": since, "expires_after_seconds": self.expires_after}
+        created = self.hook.upload_file(self.input_file, "batch", validate=False, **options)
         record.set("input_file_id", created["id"])
         return str(created["id"])
 

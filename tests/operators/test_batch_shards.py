@@ -124,10 +124,20 @@ def test_job_is_split_and_merged_in_input_order(start_emulator: Any, tmp_path: P
 
 def test_one_batch_input_runs_as_before(start_emulator: Any, tmp_path: Path) -> None:
     emu = start_emulator()
-    result = operator(tmp_path, input_file=str(job_file(tmp_path, 5)), max_batch_lines=5).execute(task_context())
+    op = operator(
+        tmp_path,
+        input_file=str(job_file(tmp_path, 5)),
+        max_batch_lines=5,
+        expires_after=7200,
+        output_expires_after=3600,
+    )
+    result = op.execute(task_context())
     [batch] = emu.batches()
     assert result["batch_id"] == batch["id"] and "shards" not in result
     assert SHARD_METADATA not in (batch["metadata"] or {})
+    given, output = emu.file(batch["input_file_id"]), emu.file(batch["output_file_id"])  # both flavors' parameters
+    assert given["expires_at"] - given["created_at"] == 7200
+    assert output["expires_at"] - output["created_at"] == 3600
 
 
 def test_duplicate_custom_id_refused_before_anything_is_sent(start_emulator: Any, tmp_path: Path) -> None:
