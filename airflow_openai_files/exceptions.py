@@ -1,22 +1,23 @@
 """Every error the provider raises, in one module.
 
-The rule for Airflow task retries (issue 12): an error that cannot heal by itself fails the task on
-its first try. Those errors are also :class:`AirflowFailException` instances, which Airflow never
-retries:
+The rule for Airflow task retries: an error that cannot heal by itself fails the task on its first
+try, so a DAG does not wait through retries (and pay for them) to learn what the first answer said.
+Those errors are also :class:`AirflowFailException` instances, which Airflow never retries:
 
 * :class:`OpenAIFilesValidationError` - input refused before any request (path, purpose, id, JSONL);
 * :class:`OpenAIFilesConfigError` - the connection is missing or malformed;
 * :class:`OpenAIFilesRequestError` - the service answered with a final "no": HTTP 400, 401, 403,
-  404 or 422, ``insufficient_quota``, a refused download.
+  404 or 422, ``insufficient_quota``, a refused download; a 404 is the narrower
+  :class:`OpenAIFilesNotFoundError`, worded once, by the transports, for the object the path names.
 
 Everything else that is an :class:`OpenAIFilesError` (connection errors, timeouts, 408/409/429/5xx
-once the hook's own retry budget is spent) stays a plain :class:`AirflowException`, so Airflow's
-task retries may act. The message of an error is the same on every path that reaches it.
+once the hook's own retry budget is spent, and :class:`OpenAIFilesTimeoutError`, a caller's deadline
+running out) stays a plain :class:`AirflowException`, so Airflow's task retries may act. The message
+of an error is the same on every path that reaches it.
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from airflow_openai_files._compat import AirflowException, AirflowFailException
@@ -32,8 +33,7 @@ class OpenAIFilesError(AirflowException):
     A Files API call failed, or its input was refused before any request.
 
     :param message: what went wrong, for the person on call.
-    :param http_status: the HTTP status of the last response, if one was received (``status_code``
-        is accepted as the former name of this argument).
+    :param http_status: the HTTP status of the last response, if one was received.
     :param error_type: OpenAI's ``error.type``.
     :param code: OpenAI's ``error.code``.
     :param param: OpenAI's ``error.param``.
@@ -45,27 +45,18 @@ class OpenAIFilesError(AirflowException):
         message: str,
         *,
         http_status: int | None = None,
-        status_code: int | None = None,
         error_type: str | None = None,
         code: str | None = None,
         param: str | None = None,
         request_id: str | None = None,
     ) -> None:
         self.message = message
-        self.http_status = http_status if http_status is not None else status_code
+        self.http_status = http_status
         self.error_type = error_type
         self.code = code
         self.param = param
         self.request_id = request_id
         super().__init__(self._render())
-
-    @property
-    def status_code(self) -> int | None:  # type: ignore[override]  # AirflowException's is an HTTPStatus
-        """Deprecated alias of :attr:`http_status` (kept for one release)."""
-        warnings.warn(
-            "OpenAIFilesError.status_code is deprecated; read http_status instead", DeprecationWarning, stacklevel=2
-        )
-        return self.http_status
 
     def reworded(self, message: str, *, cls: type[OpenAIFilesError] | None = None) -> OpenAIFilesError:
         """The same error (class, status, type, code, param, request id) with a new message."""
@@ -118,6 +109,20 @@ class OpenAIFilesConfigError(OpenAIFilesError, AirflowFailException, ValueError)
 
 class OpenAIFilesRequestError(OpenAIFilesError, AirflowFailException):
     """The service refused the request for good (400/401/403/404/422, quota spent); never retried."""
+
+
+class OpenAIFilesNotFoundError(OpenAIFilesRequestError):
+    """HTTP 404: the object the request named does not exist (deleted, expired, another project's, or a
+    wrong id); never retried. The message names the object, in the words of its resource module."""
+
+
+class OpenAIFilesTimeoutError(OpenAIFilesError):
+    """The caller's deadline ran out before an answer (or before the wait for the next attempt ended).
+
+    Raised by the async hook when its ``deadline`` passes; a trigger turns it into its ``timeout`` event.
+    A plain :class:`OpenAIFilesError`, not a final one: the remote work may still end, and a task retry
+    resumes waiting on it.
+    """
 
 
 class UploadCancelledError(OpenAIFilesError):

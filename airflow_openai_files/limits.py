@@ -56,6 +56,16 @@ UPLOAD_LIFETIME_SECONDS = 3600
 
 LIST_LIMIT_MAX = 10_000
 
+# --- Retries: what a later attempt or try may find of an earlier one ---------------------------
+#: How much further back than a local "since" a lookup by ``created_at`` looks: the service stamps
+#: ``created_at`` with its clock, the lookup's window start comes from this machine's (or the Airflow
+#: scheduler's). NTP-synchronised hosts differ by well under a second; 300 s is the tolerance Kerberos
+#: uses by default for the same question between hosts (MIT krb5 ``clockskew``), generous for a VM whose
+#: clock drifted. It is kept at that rather than larger because the window of an upload matched by name,
+#: size and purpose (Airflow without a task state store) should admit as few unrelated files as possible;
+#: batches and jobs are matched by a task key, where the window only bounds how many pages are read.
+CLOCK_SKEW_SECONDS = 300
+
 # --- JSONL content -----------------------------------------------------------------------------
 FINE_TUNE_MIN_EXAMPLES = 10
 BATCH_MAX_LINES = 50_000

@@ -14,13 +14,24 @@ a task retry, never created a second time. Two mechanisms, used together:
 
 ``TaskRecord`` degrades to a no-op outside a task (unit tests calling ``execute(context={})``,
 Airflow < 3.3), so callers need no version checks.
+
+Every operator that creates something goes through :func:`resume_or_create` (uploads through
+:func:`upload_once`, which builds on it): look up what an earlier try recorded, check it still exists
+and can be used, else look for it on the service within :func:`retry_window`, else create it and record
+it. One window start (the DAG run's start) and one clock-skew allowance
+(:data:`~airflow_openai_files.limits.CLOCK_SKEW_SECONDS`, applied by the hook's lookups where a local
+time meets the service's ``created_at``) serve every kind of work.
+
+The lookups themselves (``find_uploaded``, ``find_batch``, ``find_fine_tuning_job``) stay in the hook:
+the hook also uses them within one call, to tell whether an attempt whose answer was lost created the
+object, where no task and no try exist.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -149,94 +160,193 @@ def content_fingerprint(source: Any, filename: str | None = None) -> dict[str, A
         upload.close()
 
 
-def run_started(context: Mapping[str, Any] | None) -> Any:
-    """The DAG run's start (a datetime), or None: the earliest an earlier try of this run can have begun.
-
-    Airflow before 3.3 gives a task no way to read an earlier try's start without the metadata
-    database (the task SDK's ``ti.start_date`` is the running try's), so the window of a name/size
-    match starts here - never at the logical date, which can be days earlier.
+def retry_window(context: Mapping[str, Any] | None) -> float | None:
     """
+    The unix time from which a retry looks on the service for what an earlier try created, or None.
+
+    The DAG run's start (else the time it was queued): no try of this run can have created anything
+    before it, and it is what Airflow before 3.3 gives a task without the metadata database (the task
+    SDK's ``ti.start_date`` is the running try's). Never the logical date, which can be days earlier.
+    None on a first try (there is nothing earlier to find) and when the run's times are unknown.
+    The lookups subtract the clock-skew allowance themselves.
+    """
+    if try_number(context) <= 1:
+        return None
     dag_run = (context or {}).get("dag_run")
-    return getattr(dag_run, "start_date", None)
+    started = getattr(dag_run, "start_date", None) or getattr(dag_run, "queued_at", None)
+    return started.timestamp() if started is not None else None
 
 
-def reusable_upload(
+def with_task_key(metadata: Mapping[str, str] | None, context: Mapping[str, Any] | None) -> dict[str, str]:
+    """The user's metadata plus the task's key, by which a retried try finds the object it created."""
+    result = dict(metadata or {})
+    key = task_key(context)
+    if key:
+        result[TASK_KEY_METADATA] = key
+    return result
+
+
+def _always_usable(obj: dict[str, Any]) -> str | None:
+    return None
+
+
+def resume_or_create(
+    record: TaskRecord,
+    name: str,
+    *,
+    context: Mapping[str, Any] | None,
+    what: str,
+    fetch: Callable[[str], dict[str, Any]],
+    create: Callable[[], dict[str, Any]],
+    find: Callable[[float | None], dict[str, Any] | None] | None = None,
+    unusable: Callable[[dict[str, Any]], str | None] = _always_usable,
+    identity: Mapping[str, Any] | None = None,
+    logger: Any = None,
+) -> tuple[dict[str, Any], bool]:
+    """
+    The object an earlier try of this task instance created, if it can still be used; else a new one.
+
+    1. What an earlier try recorded under ``name`` (task state store): fetched again, so an object
+       deleted meanwhile (``fetch`` raises :class:`~airflow_openai_files.exceptions.OpenAIFilesNotFoundError`),
+       one ``unusable`` says no to (a failed job, a file in ``error``) or one recorded for other input
+       (``identity`` differs, e.g. the content's sha256) is not reused.
+    2. Nothing recorded, on a retry: ``find(since)`` looks on the service (by the task key in the
+       metadata, or by name and size) from :func:`retry_window` on (None when the run's start is
+       unknown: a lookup by task key then reads further, one by name and size gives up) - the way for
+       Airflow without a task state store, and for a try killed between creating and recording.
+    3. Else ``create()``; what it returns is recorded (with ``identity``) for the next try.
+
+    A first try always creates: nothing earlier can exist (a task run again on purpose is a new try).
+
+    :param record: the task's record; ``name`` is the entry in it (``"batch"``, ``"input_file"``).
+    :param what: the object in words for the log (``"batch"``, ``"training file"``).
+    :param find: the lookup on the service, given the window start; None when there is none (or when
+        only the record can be trusted, as for content compared by sha256).
+    :return: ``(object, reused)``.
+    """
+    from airflow_openai_files.exceptions import OpenAIFilesNotFoundError
+
+    out = logger or log
+    attempt = try_number(context)
+    entry = record.get(name)
+    if attempt > 1 and isinstance(entry, dict) and entry.get("id"):
+        object_id, by = str(entry["id"]), f"recorded by try {entry.get('try', '?')}"
+        differs = [key for key, value in (identity or {}).items() if entry.get(key) != value]
+        reason: str | None = None
+        if differs:
+            reason = f"differs in {', '.join(differs)}"
+        else:
+            try:
+                obj = fetch(object_id)
+            except OpenAIFilesNotFoundError as err:
+                note = f", request id {err.request_id}" if err.request_id else ""
+                reason = f"no longer exists (HTTP 404{note})"
+            else:
+                reason = unusable(obj)
+                if reason is None:
+                    same = f", same {', '.join(identity)}" if identity else ""
+                    out.info(
+                        "Try %d: reusing %s %s %s (status %s%s)", attempt, what, object_id, by, obj.get("status"), same
+                    )
+                    return obj, True
+        out.info("Try %d: %s %s %s %s; creating a new one", attempt, what, object_id, by, reason)
+    elif attempt > 1 and find is not None:
+        found = find(retry_window(context))
+        if found is not None and unusable(found) is None:
+            out.info(
+                "Try %d: reusing %s %s that an earlier try created at %s (status %s)",
+                attempt,
+                what,
+                found.get("id"),
+                found.get("created_at"),
+                found.get("status"),
+            )
+            record.set(name, {**(identity or {}), "id": found.get("id"), "try": attempt})
+            return found, True
+        out.info("Try %d: no %s of an earlier try to reuse; creating one", attempt, what)
+    created = create()
+    record.set(name, {**(identity or {}), "id": created.get("id"), "try": attempt})
+    return created, False
+
+
+def _file_unusable(file: dict[str, Any]) -> str | None:
+    status = file.get("status")
+    return f"is {status}" if status in ("error", "deleting", "deleted") else None
+
+
+def upload_once(
     hook: Any,
-    log: Any,
     context: Mapping[str, Any] | None,
     record: TaskRecord,
-    purpose: str,
-    fingerprint: dict[str, Any] | None,
+    name: str,
+    *,
     source: Any,
-    filename: str | None,
-) -> dict[str, Any] | None:
-    """The file an earlier try of this task instance uploaded from the same content, or None.
-
-    With a task state store (Airflow 3.3+): only the recorded file, on an exact name, size and
-    sha256 match, and only while it still exists. Without one: the newest file of the same name,
-    size and purpose created since the DAG run started (content cannot be compared there).
+    purpose: str,
+    upload: Callable[[], dict[str, Any]],
+    filename: str | None = None,
+    fingerprint: dict[str, Any] | None = None,
+    what: str = "uploaded file",
+    logger: Any = None,
+) -> dict[str, Any]:
     """
+    Upload ``source`` (``upload()``), unless an earlier try of this task instance uploaded the same content.
+
+    With a task state store (Airflow 3.3+): only the recorded file, on an exact filename, size, sha256
+    and purpose match (:func:`content_fingerprint`, one extra read of the source), and only while it
+    still exists. Without one: the newest file of the same name, size and purpose created since the
+    DAG run started (content cannot be compared there, which the log says).
+
+    :param fingerprint: the source's :func:`content_fingerprint` when the caller already has it.
+    """
+    out = logger or log
     if record.available:
-        earlier = record.get("file")
-        if not earlier or not fingerprint:
-            log.info("No earlier upload to reuse: no earlier try of this task recorded one")
-            return None
-        differs = [k for k in ("filename", "bytes", "sha256") if earlier.get(k) != fingerprint.get(k)]
-        if earlier.get("purpose") != purpose:
-            differs.append("purpose")
-        if differs:
-            log.info(
-                "No earlier upload to reuse: %s uploaded by try %s differs in %s; uploading again",
-                earlier.get("id"),
-                earlier.get("try"),
-                ", ".join(differs),
-            )
-            return None
-        return _still_there(hook, log, earlier["id"], f"try {earlier.get('try')} (sha256 match)")
-    started = run_started(context)
-    if started is None:
-        log.info("No earlier upload to reuse: the DAG run's start is unknown, so no window to look in")
-        return None
-    name = (fingerprint or {}).get("filename") or filename
-    if fingerprint is None:
-        fingerprint = content_fingerprint(source, filename)
-        if fingerprint is None:
-            log.info("No earlier upload to reuse: a file object that cannot seek cannot be compared")
-            return None
-        name = fingerprint["filename"]
-    found = hook.find_uploaded(
-        str(name), int(fingerprint["bytes"]), purpose, since=started.timestamp(), what=f"Uploading {name}"
-    )
-    if found is None:
-        log.info(
-            "No earlier upload to reuse: no %s of %s bytes and purpose %s since the run started at %s",
+        fingerprint = fingerprint or content_fingerprint(source, filename)
+        if fingerprint is None:  # a file object that cannot seek: nothing to compare a recorded file with
+            created = upload()
+            return created
+        identity = {**fingerprint, "purpose": purpose}
+        file, _ = resume_or_create(
+            record,
             name,
-            fingerprint["bytes"],
-            purpose,
-            started.isoformat(),
+            context=context,
+            what=what,
+            fetch=hook.get_file,
+            create=upload,
+            unusable=_file_unusable,
+            identity=identity,
+            logger=out,
         )
-        return None
-    log.warning(
-        "Reusing %s uploaded at %s by an earlier try of this run (same name, size and purpose; this "
-        "Airflow has no task state store, so its content could not be compared)",
-        found["id"],
-        found.get("created_at"),
+        return file
+
+    def find(since: float | None) -> dict[str, Any] | None:
+        if since is None:
+            out.info("The DAG run's start is unknown, so there is no window to look for an earlier try's upload in")
+            return None
+        seen = fingerprint or content_fingerprint(source, filename)
+        if seen is None:
+            out.info("A file object that cannot seek cannot be compared with an earlier try's upload")
+            return None
+        found: dict[str, Any] | None = hook.find_uploaded(
+            str(seen["filename"]), int(seen["bytes"]), purpose, since=since, what=f"Uploading {seen['filename']}"
+        )
+        if found is not None:
+            out.warning(
+                "%s has the name, size and purpose of %s; this Airflow has no task state store, so its "
+                "content could not be compared",
+                found["id"],
+                seen["filename"],
+            )
+        return found
+
+    file, _ = resume_or_create(
+        record,
+        name,
+        context=context,
+        what=what,
+        fetch=hook.get_file,
+        create=upload,
+        find=find,
+        unusable=_file_unusable,
+        logger=out,
     )
-    return found
-
-
-def _still_there(hook: Any, log: Any, file_id: str, by: str) -> dict[str, Any] | None:
-    from airflow_openai_files.exceptions import OpenAIFilesError
-
-    try:
-        found = hook.get_file(file_id)
-    except OpenAIFilesError as err:
-        if err.http_status != 404:
-            raise
-        log.info("No earlier upload to reuse: %s uploaded by %s no longer exists; uploading again", file_id, by)
-        return None
-    if found.get("status") in ("error", "deleting", "deleted"):
-        log.info("No earlier upload to reuse: %s uploaded by %s is %s", file_id, by, found.get("status"))
-        return None
-    log.info("Reusing %s uploaded by %s", file_id, by)
-    return found
+    return file

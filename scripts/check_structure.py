@@ -1,10 +1,44 @@
-"""Check the package's shape (issue 10): no import cycle among module-level imports within the package,
-no module over ``--max-module`` lines, no class over ``--max-class`` lines.
+"""Check the package's shape: its layers and its import cycles. ``python scripts/check_structure.py``
+prints every problem and exits 1 when there is one (``--graph`` prints the import graph instead).
 
-Imports under ``if TYPE_CHECKING:`` and inside functions are left out: they do not run at import time,
-so they cannot make a cycle. Importing ``a.b.c`` counts as importing ``a`` and ``a.b`` too (Python runs
-their ``__init__`` first), except a module's own parent packages, which are already initialising.
-``python scripts/check_structure.py``; exit status 1 when something is over.
+Layers (a module may import its own layer and those its rule leaves open)::
+
+    exceptions, limits        only each other and _compat: everyone imports them
+    _compat                   the Airflow version shims; not for resources/ (no Airflow there)
+    resources/                pure rules per resource: nothing of the package but exceptions and limits
+    client/                   not hooks, operators, sensors, triggers
+    hooks/                    not operators, sensors, triggers
+    operators/, sensors/, triggers/
+    emulator/                 nothing outside it imports it; it imports of the package only resources/,
+                              validation/, exceptions, limits and _compat
+    the rest                  transfer/, validation/, resume, results, ...: not hooks, operators,
+                              sensors, triggers (they serve the hooks and the operators)
+
+The emulator stands for the service. It shares the service's documented rules with the client
+(``resources/``, and ``validation/``: what the service refuses in a JSONL file), never the client's
+code: an emulator that imported the transport or a hook would agree with the client's bugs and the
+tests against it would prove nothing.
+
+What counts as an import:
+
+- ``if TYPE_CHECKING:`` imports do not count: they never run, and a type-only reference is not a
+  dependency of the code (annotations are strings under ``from __future__ import annotations``).
+- Lazy imports (inside a function) count for the layering rule like module-level ones: a lazy
+  import across layers is still a dependency, only a hidden one; hiding it is not allowed.
+- Lazy imports count for cycles too, except a module's own submodules and parents: module A
+  importing B at module level while B imports A inside a function is still a loop of dependencies
+  (neither can be understood, tested or moved without the other), and it is the kind of loop that
+  fails at run time as soon as the function runs during an import (a module-level ``__getattr__``
+  re-export, a decorator evaluated at import). The one lazy import that cannot loop at run time is
+  into a package's own tree (``hooks/__init__`` re-exporting ``hooks.files``, which needs
+  ``hooks.base``): that is how a package assembles its parts, and Python initialises the parent
+  first; those edges are left out.
+- Importing ``a.b.c`` counts as importing ``a`` and ``a.b`` too (Python runs their ``__init__``
+  first), except a module's own parent packages, which are already initialising, and the root
+  package, which everyone's import runs.
+
+Module and class line counts are not checked: a module is split where its concepts part, not at a
+line count (a cap forced splits by size that scattered one concept over several files).
 """
 
 from __future__ import annotations
@@ -12,9 +46,55 @@ from __future__ import annotations
 import argparse
 import ast
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE = "airflow_openai_files"
+
+#: (prefix, layer) in match order: the first prefix a module name equals or starts with wins.
+LAYERS: tuple[tuple[str, str], ...] = (
+    (f"{PACKAGE}.exceptions", "base"),
+    (f"{PACKAGE}.limits", "base"),
+    (f"{PACKAGE}._compat", "compat"),
+    (f"{PACKAGE}.resources", "resources"),
+    (f"{PACKAGE}.validation", "validation"),
+    (f"{PACKAGE}.client", "client"),
+    (f"{PACKAGE}.hooks", "hooks"),
+    (f"{PACKAGE}.operators", "tasks"),
+    (f"{PACKAGE}.sensors", "tasks"),
+    (f"{PACKAGE}.triggers", "tasks"),
+    (f"{PACKAGE}.emulator", "emulator"),
+)
+ALL_LAYERS = frozenset({"base", "compat", "resources", "validation", "client", "middle", "hooks", "tasks", "emulator"})
+#: What each layer must not import (a module of the package not in LAYERS is "middle").
+FORBIDDEN: dict[str, frozenset[str]] = {
+    "base": ALL_LAYERS - {"base", "compat"},
+    "compat": ALL_LAYERS - {"base", "compat"},
+    "resources": ALL_LAYERS - {"base", "resources"},
+    "validation": frozenset({"hooks", "tasks", "emulator"}),
+    "client": frozenset({"hooks", "tasks", "emulator"}),
+    "middle": frozenset({"hooks", "tasks", "emulator"}),
+    "hooks": frozenset({"tasks", "emulator"}),
+    "tasks": frozenset({"emulator"}),
+    "emulator": frozenset({"client", "middle", "hooks", "tasks"}),
+}
+#: The root package (``__init__``: version, provider metadata) is the parent of everyone.
+ROOT = PACKAGE
+
+
+def layer_of(module: str) -> str:
+    for prefix, layer in LAYERS:
+        if module == prefix or module.startswith(prefix + "."):
+            return layer
+    return "root" if module == ROOT else "middle"
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str
+    target: str
+    line: int
+    lazy: bool
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -31,40 +111,80 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
-def module_imports(tree: ast.Module, name: str, is_package: bool, modules: set[str]) -> set[str]:
-    """Package modules imported at module level (``try``/``if`` bodies included, TYPE_CHECKING excluded)."""
-    found: set[str] = set()
-    stack: list[ast.stmt] = list(tree.body)
+def _raw_imports(tree: ast.Module) -> list[tuple[ast.Import | ast.ImportFrom, bool]]:
+    """Every import statement with whether it runs lazily (inside a function); TYPE_CHECKING left out."""
+    found: list[tuple[ast.Import | ast.ImportFrom, bool]] = []
+    stack: list[tuple[ast.AST, bool]] = [(node, False) for node in tree.body]
     while stack:
-        node = stack.pop()
-        if isinstance(node, ast.If):
-            if not _is_type_checking(node):
-                stack.extend(node.body)
-            stack.extend(node.orelse)
-        elif isinstance(node, ast.Try):
-            stack.extend([*node.body, *node.orelse, *node.finalbody])
-            for handler in node.handlers:
-                stack.extend(handler.body)
-        elif isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
+        node, lazy = stack.pop()
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            stack.extend((child, lazy) for child in node.orelse)
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append((node, lazy))
+            continue
+        inner = lazy or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        stack.extend((child, inner) for child in ast.iter_child_nodes(node))
+    return found
+
+
+def module_imports(tree: ast.Module, name: str, is_package: bool, modules: set[str]) -> list[Edge]:
+    """The package modules ``name`` imports, each with the line and whether the import is lazy."""
+    edges: dict[tuple[str, bool], Edge] = {}
+    for node, lazy in _raw_imports(tree):
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        else:
             base = node.module or ""
             if node.level:
                 anchor = name.split(".") if is_package else name.split(".")[:-1]
                 anchor = anchor[: len(anchor) - (node.level - 1)]
                 base = ".".join([*anchor, base] if base else anchor)
-            found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)
-    result = set()
-    for target in found:
-        # importing a.b.c runs a and a.b first
-        parts = target.split(".")
-        for i in range(1, len(parts) + 1):
-            candidate = ".".join(parts[:i])
-            # a module's own parent packages are already initialising when it runs: not an edge
-            if candidate in modules and candidate != name and not name.startswith(candidate + "."):
-                result.add(candidate)
-    return result
+            targets = [base, *(f"{base}.{alias.name}" for alias in node.names)]
+        for target in targets:
+            parts = target.split(".")
+            for i in range(1, len(parts) + 1):
+                candidate = ".".join(parts[:i])
+                if candidate not in modules or candidate == ROOT:
+                    continue
+                # a module's own parent packages are already initialising when it runs: not an edge
+                if candidate == name or name.startswith(candidate + "."):
+                    continue
+                key = (candidate, lazy)
+                if key not in edges:
+                    edges[key] = Edge(name, candidate, node.lineno, lazy)
+    return sorted(edges.values(), key=lambda e: (e.target, e.lazy))
+
+
+def layer_problems(edges: list[Edge]) -> list[str]:
+    problems = []
+    for edge in edges:
+        source, target = layer_of(edge.source), layer_of(edge.target)
+        if source == "root" or target in ("root", source):
+            continue
+        if target in FORBIDDEN.get(source, frozenset()):
+            how = "lazily " if edge.lazy else ""
+            problems.append(
+                f"layering: {edge.source} ({source}) {how}imports {edge.target} ({target}), line {edge.line}"
+            )
+    return problems
+
+
+def _same_tree(a: str, b: str) -> bool:
+    """``a`` is ``b``'s package or the other way round (a package assembling its own parts)."""
+    return a.startswith(b + ".") or b.startswith(a + ".")
+
+
+def cycle_graph(edges: list[Edge]) -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for edge in edges:
+        graph.setdefault(edge.source, set())
+        graph.setdefault(edge.target, set())
+        if edge.lazy and _same_tree(edge.source, edge.target):
+            continue
+        graph[edge.source].add(edge.target)
+    return graph
 
 
 def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -104,35 +224,39 @@ def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return cycles
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--root", default=str(Path(__file__).resolve().parent.parent))
-    parser.add_argument("--max-module", type=int, default=400)
-    parser.add_argument("--max-class", type=int, default=250)
-    args = parser.parse_args(argv)
-    root = Path(args.root)
+def collect(root: Path) -> list[Edge]:
     files = sorted((root / PACKAGE).rglob("*.py"))
     names = {module_name(f, root): f for f in files}
-    graph: dict[str, set[str]] = {}
-    problems = 0
+    edges: list[Edge] = []
     for name, path in names.items():
-        text = path.read_text()
-        tree = ast.parse(text)
-        graph[name] = module_imports(tree, name, path.name == "__init__.py", set(names))
-        lines = len(text.splitlines())
-        if lines > args.max_module:
-            print(f"module {name}: {lines} lines (> {args.max_module})")
-            problems += 1
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ClassDef):
-                size = (node.end_lineno or node.lineno) - node.lineno + 1
-                if size > args.max_class:
-                    print(f"class {name}.{node.name}: {size} lines (> {args.max_class})")
-                    problems += 1
+        tree = ast.parse(path.read_text(), filename=str(path))
+        edges.extend(module_imports(tree, name, path.name == "__init__.py", set(names)))
+    return edges
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", default=str(Path(__file__).resolve().parent.parent))
+    parser.add_argument("--graph", action="store_true", help="print the import edges and exit")
+    args = parser.parse_args(argv)
+    edges = collect(Path(args.root))
+    if args.graph:
+        for edge in edges:
+            print(f"{edge.source} -> {edge.target}{' (lazy)' if edge.lazy else ''}")
+        return 0
+    problems = layer_problems(edges)
+    graph = cycle_graph(edges)
     for cycle in find_cycles(graph):
-        print(f"import cycle: {' <-> '.join(cycle)}")
-        problems += 1
-    print(f"{len(names)} modules checked; {problems} problem(s)")
+        members = set(cycle)
+        links = sorted(
+            f"{e.source} -> {e.target}{' (lazy)' if e.lazy else ''}"
+            for e in edges
+            if e.source in members and e.target in members and e.target in graph[e.source]
+        )
+        problems.append(f"import cycle: {' <-> '.join(cycle)}\n    " + "\n    ".join(links))
+    for problem in problems:
+        print(problem)
+    print(f"{len(graph)} modules, {len(edges)} imports checked; {len(problems)} problem(s)")
     return 1 if problems else 0
 
 

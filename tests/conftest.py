@@ -1,15 +1,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from tests.support.connections import set_connection as _set_connection
-from tests.support.connections import use_emulator
 
 # Hook and operator tests need no metadata database; keep Airflow quiet and offline.
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
@@ -19,8 +16,6 @@ pytest_plugins = ["tests.support.s3"]  # s3_server / s3: moto's S3 server on loo
 
 API_KEY = "sk-test-0123456789abcdefSECRET"
 BASE_URL = "http://127.0.0.1:9/v1"
-#: How long the ``slow_emulator``'s files stay ``uploaded`` (until a test advances its clock).
-PROCESSING_DELAY = 3600.0
 
 
 def set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str = DEFAULT_CONN_ID, **fields: object) -> None:
@@ -33,28 +28,6 @@ def mock_connection(monkeypatch: pytest.MonkeyPatch) -> str:
     """A connection pointing at an unroutable loopback port: for tests with a mocked transport."""
     set_connection(monkeypatch)
     return BASE_URL
-
-
-@pytest.fixture
-def slow_emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """An emulator whose files stay ``uploaded`` until its clock is advanced, with the default connection on it."""
-    from airflow_openai_files.emulator import Emulator
-
-    with Emulator(data_dir=tmp_path / "emulator", processing_delay=PROCESSING_DELAY) as emulator:
-        use_emulator(monkeypatch, emulator)
-        yield emulator
-
-
-@pytest.fixture
-def status_emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """An emulator that reports malformed fine-tune/batch content on the file (status ``error``), as
-    Azure OpenAI does (``file_validation="status"``; OpenAI reports it on the job), with the default
-    connection on it."""
-    from airflow_openai_files.emulator import Emulator
-
-    with Emulator(data_dir=tmp_path / "emulator", file_validation="status") as emulator:
-        use_emulator(monkeypatch, emulator)
-        yield emulator
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ __all__ = [
     "describe",
     "json_object",
     "parse_retry_after",
+    "plain_http_answer",
     "request_id_from",
     "should_retry",
 ]
@@ -151,7 +152,7 @@ def classify(status: int, headers: Mapping[str, str], body: bytes | str | None, 
     err = error_fields(body)
     message = str(err.get("message") or (body[:200] if isinstance(body, str) else "") or "no error message")
     kwargs: dict[str, Any] = {
-        "status_code": status,
+        "http_status": status,
         "error_type": err.get("type"),
         "code": err.get("code"),
         "param": err.get("param"),
@@ -167,6 +168,22 @@ def classify(status: int, headers: Mapping[str, str], body: bytes | str | None, 
     if should_retry == "true" or status in RETRYABLE_STATUSES:
         return RetryableError(text, retry_after=parse_retry_after(lowered), **kwargs)
     return OpenAIFilesError(text, **kwargs)
+
+
+def gave_up(err: OpenAIFilesError, attempts: int, started: float) -> OpenAIFilesError:
+    """The error a transport raises once its retries are spent: the last one, saying how long it tried.
+
+    Re-typed as a plain :class:`OpenAIFilesError` (never :class:`RetryableError`, which means "this
+    loop may try again"), so both transports raise the same class for the same failure.
+    """
+    return err.reworded(
+        f"{err.message}; gave up after {attempts} attempt(s) in {time.monotonic() - started:.1f}s",
+        cls=OpenAIFilesError if isinstance(err, RetryableError) else None,
+    )
+
+
+#: The log line of a retry, the same on the worker and the triggerer.
+RETRY_LOG = "Attempt %d of %d failed (%s); retrying in %.2fs"
 
 
 # -- which exceptions a retry can heal ------------------------------------------------------------------
@@ -235,6 +252,19 @@ def certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | No
         if isinstance(link, ssl.SSLCertVerificationError):
             return link
     return None
+
+
+def plain_http_answer(exc: BaseException) -> bool:
+    """
+    Whether a TLS handshake was answered in plain HTTP: OpenSSL's ``WRONG_VERSION_NUMBER`` (the first bytes
+    back were ``HTTP/1.1 400 ...``, not a TLS record). An ``https://`` URL pointing at a plain-HTTP server,
+    such as the local emulator: a configuration mistake, never retried, and worth saying in those words.
+    """
+    return any(
+        isinstance(link, ssl.SSLError)
+        and (getattr(link, "reason", None) == "WRONG_VERSION_NUMBER" or "WRONG_VERSION_NUMBER" in str(link))
+        for link in _chain(exc)
+    )
 
 
 def _tls_failure(exc: BaseException) -> bool:

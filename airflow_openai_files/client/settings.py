@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from airflow_openai_files import __version__
 from airflow_openai_files._compat import AirflowNotFoundException
 from airflow_openai_files.client.form import AZURE_HOST_DESCRIPTION, DEFAULT_BASE_URL, HOST_DESCRIPTION
-from airflow_openai_files.exceptions import OpenAIFilesConfigError
+from airflow_openai_files.exceptions import OpenAIFilesConfigError, OpenAIFilesError
 from airflow_openai_files.limits import AZURE_MULTIPART_THRESHOLD, CONN_TYPE, FLAVORS, MiB
 
 DEFAULT_TIMEOUT = 600.0
@@ -60,6 +60,8 @@ class ClientSettings:
     #: Azure: fetch Entra ID tokens with azure-identity (``DefaultAzureCredential`` / managed identity).
     use_azure_credential: bool = False
     managed_identity_client_id: str | None = None
+    #: The host was given without a scheme and ``https://`` was put in front of it.
+    scheme_assumed: bool = False
 
     @property
     def is_azure(self) -> bool:
@@ -110,6 +112,20 @@ class ClientSettings:
         if not self.api_version:
             return params
         return {**(params or {}), "api-version": self.api_version}
+
+    def describe_routes(self) -> str:
+        """Which API and routes this connection uses, for one log line per hook (never a secret)."""
+        if not self.is_azure:
+            return f"Connection {self.conn_id!r}: OpenAI API at {self.base_url}"
+        if self.api_version:
+            return (
+                f"Connection {self.conn_id!r}: Azure OpenAI at {self.endpoint}, versioned /openai routes with "
+                f"api-version {self.api_version} (the extra 'api_version')"
+            )
+        return (
+            f"Connection {self.conn_id!r}: Azure OpenAI at {self.endpoint}, /openai/v1 routes (no 'api_version' "
+            "extra: the v1 API, which takes no api-version)"
+        )
 
     def secrets(self) -> list[str]:
         """Values to hand to the secrets masker."""
@@ -315,9 +331,11 @@ def parse_settings(
         api_version, auth = None, {"api_key": api_key}
         base_url = normalize_base_url(conn_id, host, port, schema)
         default_threshold = DEFAULT_MULTIPART_THRESHOLD
+    given = (host or "").strip()
     return ClientSettings(
         conn_id=conn_id,
         base_url=base_url,
+        scheme_assumed=bool(given) and "://" not in given,
         organization=(str(extra["organization"]).strip() or None) if extra.get("organization") else None,
         project=(str(extra["project"]).strip() or None) if extra.get("project") else None,
         timeout=_number(conn_id, "timeout", extra.get("timeout"), DEFAULT_TIMEOUT),
@@ -362,3 +380,52 @@ def mask_key(api_key: str) -> None:
     except ImportError:  # pragma: no cover - older task SDKs
         return
     mask_secret(api_key)
+
+
+# -- errors that name their connection ----------------------------------------------------------------------
+
+
+def _auth_source(settings: ClientSettings) -> str:
+    """Which connection value authenticates, by name (never the value)."""
+    if settings.azure_ad_token:
+        return "the Entra ID token in the extra 'azure_ad_token'"
+    if settings.use_azure_credential:
+        return "the Entra ID token from its Azure credential ('use_azure_credential')"
+    return "the API key in its password field"
+
+
+def explain(settings: ClientSettings, err: OpenAIFilesError, cause: BaseException | None = None) -> OpenAIFilesError:
+    """
+    ``err`` (an :class:`OpenAIFilesError` leaving a transport) naming the connection it was sent with and, where
+    the fault is one of the connection's values, that value: a user with several connections must not guess.
+
+    Never a secret: a refused key or token is named by its field, not shown. A TLS handshake answered in plain
+    HTTP (``cause``) becomes an :class:`OpenAIFilesConfigError` (fails the task on its first try) that says
+    whether ``https://`` was assumed for a host without a scheme, and how to give ``http://``.
+    """
+    from airflow_openai_files.client.retry import plain_http_answer
+
+    conn = f"connection {settings.conn_id!r}"
+    if cause is not None and plain_http_answer(cause):
+        scheme = urlsplit(settings.base_url)
+        plain = f"http://{scheme.netloc}{scheme.path}"
+        why = "its host has no scheme, so https:// was assumed" if settings.scheme_assumed else "its host says https://"
+        config = OpenAIFilesConfigError(
+            f"{err.message}. The server at {settings.base_url} answered the TLS handshake in plain HTTP: {why}. "
+            f"If that server speaks plain HTTP (as the local emulator does), set the host of {conn} to {plain}"
+        )
+        config.field, config.problem = "host", f"{settings.base_url!r} is served in plain HTTP, not HTTPS"
+        return config
+    status = err.http_status
+    if status == 401:
+        note = f"the service refused {_auth_source(settings)} of {conn} ({settings.endpoint})"
+    elif status == 400 and settings.api_version and "api version" in err.message.lower().replace("-", " "):
+        note = (
+            f"{conn} sets the extra 'api_version' to {settings.api_version!r}, which {settings.endpoint} does not "
+            "support: set a version the resource supports, or remove the extra to use the /openai/v1 routes"
+        )
+    elif status is None:
+        note = f"{conn} points at {settings.base_url}"
+    else:
+        note = conn
+    return err.reworded(f"{err.message} [{note}]")

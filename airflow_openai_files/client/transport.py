@@ -4,11 +4,13 @@ Built from the connection's :class:`~airflow_openai_files.client.settings.Client
 :class:`~airflow_openai_files.client.retry.RetryPolicy` and a logger. It is the single boundary where
 ``requests`` / ``urllib3`` errors become ours: whatever leaves :meth:`Transport.call` (and so
 :meth:`request`, :meth:`json`, :meth:`iter_pages`) is an :class:`OpenAIFilesError`. Which failures
-are retried and how long to wait is decided in ``_retry`` (``should_retry``, ``RetryPolicy.wait_for``),
+are retried and how long to wait is decided in ``client.retry`` (``should_retry``, ``RetryPolicy.wait_for``),
 shared with the async hook. HTTP answers that no retry can change (400/401/403/404/422, quota) are
-:class:`~airflow_openai_files.exceptions.OpenAIFilesRequestError`, which Airflow does not retry.
+:class:`~airflow_openai_files.exceptions.OpenAIFilesRequestError`, which Airflow does not retry; a 404
+is :class:`~airflow_openai_files.exceptions.OpenAIFilesNotFoundError`, worded for the object the path
+names (``client.errors.answer_error``, shared with the async transport).
 
-Resource code (the ``hooks`` mixins, ``_uploads``) depends on this module only, never on the hook.
+Resource code (the ``hooks`` mixins, ``transfer.uploads``) depends on this module only, never on the hook.
 
 The connection's flavor (OpenAI or Azure OpenAI) is handled here and in ``ClientSettings``, never in
 resource code: a path such as ``files/{id}`` becomes the flavor's URL (``settings.url``), Azure's
@@ -31,16 +33,18 @@ from requests.adapters import HTTPAdapter
 from requests_toolbelt import MultipartEncoder
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
+from airflow_openai_files.client.errors import answer_error
 from airflow_openai_files.client.retry import (
+    RETRY_LOG,
     RetryableError,
     RetryPolicy,
-    classify,
+    gave_up,
     json_object,
     request_id_from,
     should_retry,
 )
-from airflow_openai_files.client.settings import ClientSettings
-from airflow_openai_files.exceptions import OpenAIFilesError, settle
+from airflow_openai_files.client.settings import ClientSettings, explain
+from airflow_openai_files.exceptions import OpenAIFilesError
 from airflow_openai_files.limits import MiB
 from airflow_openai_files.transfer.progress import Progress
 
@@ -108,7 +112,7 @@ class Transport:
     :param max_retries: retries after the first attempt.
     :param timeout: total seconds for one attempt (uploads and downloads check it while streaming).
     :param pool_size: connections kept open (parallel Upload parts need several).
-    :param token_provider: Azure Entra ID bearer tokens (``_azure.TokenProvider``), fetched per request.
+    :param token_provider: Azure Entra ID bearer tokens (``client.azure.TokenProvider``), fetched per request.
     """
 
     def __init__(
@@ -188,7 +192,7 @@ class Transport:
             response.close()
             if response.status_code == 401 and self.token_provider is not None:
                 self.token_provider.invalidate()  # the next try fetches a new token
-            raise settle(classify(response.status_code, response.headers, body, what=what))
+            raise answer_error(response.status_code, response.headers, body, what=what, path=path)
         self.log.debug(
             "%s %s -> %d (request id %s, %s ms)",
             method,
@@ -255,17 +259,16 @@ class Transport:
             return retrying(attempt)
         except OpenAIFilesError as err:
             if isinstance(err, RetryableError):
-                attempts = retrying.statistics.get("attempt_number", 1)
-                raise err.reworded(
-                    f"{err.message}; gave up after {attempts} attempt(s) in {time.monotonic() - started:.1f}s",
-                    cls=OpenAIFilesError,
+                raise explain(
+                    self.settings, gave_up(err, retrying.statistics.get("attempt_number", 1), started)
                 ) from None
-            raise
+            raise explain(self.settings, err) from err.__cause__
         except requests.exceptions.RequestException as err:
             attempts = retrying.statistics.get("attempt_number", 1)
-            raise OpenAIFilesError(
+            failed = OpenAIFilesError(
                 f"{what} failed after {attempts} attempt(s) in {time.monotonic() - started:.1f}s: {describe(err)}"
-            ) from err
+            )
+            raise explain(self.settings, failed, err) from err
 
     def request(self, method: str, path: str, *, what: str, **kwargs: Any) -> requests.Response:
         return self.call(what, lambda: self.send(method, path, what=what, **kwargs))
@@ -310,7 +313,7 @@ class Transport:
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
         self.log.warning(
-            "Attempt %d of %d failed (%s); retrying in %.2fs",
+            RETRY_LOG,
             state.attempt_number,
             self.max_retries + 1,
             describe(exc),

@@ -28,11 +28,17 @@ def _day(value: str) -> str:
     return value
 
 
+DESCRIPTION = (
+    "A local emulator of the OpenAI API's Files, Uploads, Batch and fine-tuning jobs endpoints (and their"
+    " Azure OpenAI routes with --flavor azure), for tests and demos of the Airflow provider."
+)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m airflow_openai_files.emulator",
-        description="A local emulator of the OpenAI Files and Uploads API.",
-    )
+    from airflow_openai_files.emulator.core.config import EmulatorConfig
+
+    defaults = EmulatorConfig()
+    parser = argparse.ArgumentParser(prog="python -m airflow_openai_files.emulator", description=DESCRIPTION)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8089, help="port (default 8089; 0 picks a free one)")
     parser.add_argument(
@@ -48,7 +54,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--processing-delay",
         type=float,
         default=0.0,
-        help="seconds a new file stays 'uploaded' before it is 'processed' (default 0)",
+        help=f"seconds a new file stays 'uploaded' before it is 'processed' (default {defaults.processing_delay:g})",
     )
     parser.add_argument(
         "--flavor",
@@ -84,12 +90,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=["critical", "error", "warning", "info", "debug"],
         help="'info' or 'debug' also logs one line per request (default warning)",
     )
+    # default=None: the Emulator's own defaults apply (shown in the help, read from EmulatorConfig).
     parser.add_argument(
-        "--fine-tuning-validate-seconds", type=float, default=None, help="seconds a job spends in 'validating_files'"
+        "--fine-tuning-validate-seconds",
+        type=float,
+        default=None,
+        help=f"seconds a job spends in 'validating_files' (default {defaults.fine_tuning_validate_seconds:g})",
     )
-    parser.add_argument("--fine-tuning-queue-seconds", type=float, default=None, help="seconds a job spends 'queued'")
     parser.add_argument(
-        "--fine-tuning-train-seconds", type=float, default=None, help="seconds a job spends 'running' (training)"
+        "--fine-tuning-queue-seconds",
+        type=float,
+        default=None,
+        help=f"seconds a job spends 'queued' (default {defaults.fine_tuning_queue_seconds:g})",
+    )
+    parser.add_argument(
+        "--fine-tuning-train-seconds",
+        type=float,
+        default=None,
+        help="seconds a job spends 'running', emitting its step metrics"
+        f" (default {defaults.fine_tuning_train_seconds:g})",
     )
     parser.add_argument(
         "--fine-tuning-available-until",
@@ -100,22 +119,26 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         " self-serve cutoff (OpenAI: 2027-01-06); default: never",
     )
     parser.add_argument(
-        "--organization-name", default=None, help="organisation in fine-tuned model names (default emulator-org)"
+        "--organization-name",
+        default=None,
+        help=f"organisation in fine-tuned model names (default {defaults.organization_name})",
     )
     parser.add_argument("--max-file-bytes", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--max-part-bytes", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--max-batch-bytes", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--sync-check-bytes", type=int, default=None, help=argparse.SUPPRESS)
     batches = parser.add_argument_group("batches", "how long each batch state lasts on the emulator's clock")
-    for state, default in (("validating", 0), ("in-progress", 0), ("finalizing", 0), ("cancelling", 0)):
+    for state in ("validating", "in-progress", "finalizing", "cancelling"):
+        default = getattr(defaults, f"batch_{state.replace('-', '_')}_seconds")
         batches.add_argument(
-            f"--batch-{state}-seconds", type=float, default=None, help=f"seconds in '{state}' (default {default})"
+            f"--batch-{state}-seconds", type=float, default=None, help=f"seconds in '{state}' (default {default:g})"
         )
     batches.add_argument(
         "--batch-seconds-per-request",
         type=float,
         default=None,
-        help="seconds 'in_progress' lasts per request, added to --batch-in-progress-seconds (default 0)",
+        help="seconds 'in_progress' lasts per request, added to --batch-in-progress-seconds"
+        f" (default {defaults.batch_seconds_per_request:g})",
     )
     batches.add_argument(
         "--enqueued-token-limit",

@@ -1,22 +1,22 @@
-"""Hooks of the provider: :class:`OpenAIFilesHook` (sync) and ``OpenAIFilesAsyncHook`` (triggers).
+"""Hooks of the provider: :class:`OpenAIFilesHook` (sync, the worker) and :class:`OpenAIFilesAsyncHook`
+(async, the triggerer).
 
-Layout: ``base`` holds the Airflow glue (connection, settings, transport, ``test_connection``);
-each resource's API methods live in a mixin of its own module (``files``: Files and Uploads), and
-the hook is their composition. Adding a resource means adding a mixin to the bases below.
+Layout: ``base`` holds the Airflow glue of both (connection, settings, transport, ``test_connection``);
+each resource's module (``files``: Files and Uploads, ``batches``, ``fine_tuning``) holds its sync API
+mixin and its async one, sharing module-level helpers (paths, id checks, query building); each hook is
+the composition of its mixins. Adding a resource means adding its mixins to the bases below.
+
+Importing this package loads neither requests nor httpx: the sync transport is built on first use,
+the async transport (httpx) too, so the worker never loads httpx and the triggerer never loads requests.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from airflow_openai_files.hooks.base import OpenAIFilesHookBase
-from airflow_openai_files.hooks.batches import BatchesAPIMixin
-from airflow_openai_files.hooks.files import FilesAPIMixin
-from airflow_openai_files.hooks.fine_tuning import FineTuningAPIMixin
+from airflow_openai_files.hooks.base import OpenAIFilesAsyncHookBase, OpenAIFilesHookBase
+from airflow_openai_files.hooks.batches import AsyncBatchesAPIMixin, BatchesAPIMixin
+from airflow_openai_files.hooks.files import AsyncFilesAPIMixin, FilesAPIMixin
+from airflow_openai_files.hooks.fine_tuning import AsyncFineTuningAPIMixin, FineTuningAPIMixin
 from airflow_openai_files.validation import validate_file_id
-
-if TYPE_CHECKING:
-    from airflow_openai_files.hooks.asynchronous import OpenAIFilesAsyncHook
 
 
 class OpenAIFilesHook(FilesAPIMixin, BatchesAPIMixin, FineTuningAPIMixin, OpenAIFilesHookBase):
@@ -32,13 +32,17 @@ class OpenAIFilesHook(FilesAPIMixin, BatchesAPIMixin, FineTuningAPIMixin, OpenAI
     """
 
 
-def __getattr__(name: str) -> Any:
-    # Lazy: the async hook pulls httpx, which the worker side does not need.
-    if name == "OpenAIFilesAsyncHook":
-        from airflow_openai_files.hooks.asynchronous import OpenAIFilesAsyncHook
+class OpenAIFilesAsyncHook(AsyncFilesAPIMixin, AsyncBatchesAPIMixin, AsyncFineTuningAPIMixin, OpenAIFilesAsyncHookBase):
+    """
+    The triggerer's way to the API: every trigger polls through it (see :class:`OpenAIFilesAsyncHookBase`).
 
-        return OpenAIFilesAsyncHook
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    :param openai_conn_id: the ``openai_files`` connection.
+    :param deadline: ``time.monotonic()`` value after which no attempt starts and no retry waits.
+    """
+
+    async def __aenter__(self) -> OpenAIFilesAsyncHook:
+        await super().__aenter__()
+        return self
 
 
 __all__ = ["OpenAIFilesAsyncHook", "OpenAIFilesHook", "validate_file_id"]

@@ -1,13 +1,20 @@
-"""Airflow glue of the sync hook: the connection, its settings, the transport, ``test_connection``.
+"""Airflow glue of both hooks: the connection, its settings, the transport, ``test_connection``.
 
-API methods live in resource mixins (``hooks/files.py`` and the like); this class gives them the one
-thing they need, ``self._transport`` (see :mod:`airflow_openai_files.hooks.files` for the contract).
+:class:`OpenAIFilesHookBase` (sync, the worker) and :class:`OpenAIFilesAsyncHookBase` (async, the
+triggerer) each give the resource mixins (``hooks/files.py`` and the like) the one thing they need:
+``self._transport`` (a :class:`~airflow_openai_files.client.transport.Transport`) and
+``self._request_json`` (through an :class:`~airflow_openai_files.client.async_transport.AsyncTransport`).
+See :mod:`airflow_openai_files.hooks.files` for the contract. The async glue imports httpx only when it
+is first used, so the worker never loads it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
@@ -19,10 +26,13 @@ from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesRequest
 from airflow_openai_files.limits import CONN_TYPE, DEFAULT_CONN_ID, PART_MAX_BYTES
 from airflow_openai_files.validation import validate_file_id
 
+log = logging.getLogger(__name__)
+
 #: How long :meth:`OpenAIFilesHookBase.wait_until_processed` waits by default (the official SDK's default too).
 DEFAULT_PROCESSING_TIMEOUT = 1800.0
 
 if TYPE_CHECKING:
+    import httpx
     import requests
 
     from airflow_openai_files.client.transport import Transport
@@ -80,8 +90,10 @@ class OpenAIFilesHookBase(BaseHook):
 
     @functools.cached_property
     def settings(self) -> ClientSettings:
-        """The validated connection; read once, on first use, and nothing else."""
-        return load_settings(self.openai_conn_id)
+        """The validated connection; read once, on first use, and nothing else (which routes: logged once)."""
+        settings = load_settings(self.openai_conn_id)
+        self.log.info("%s", settings.describe_routes())
+        return settings
 
     @property
     def max_retries(self) -> int:
@@ -181,3 +193,81 @@ class OpenAIFilesHookBase(BaseHook):
         if not self.settings.files_need_processing:
             return None
         return self.wait_until_processed(file_id, timeout=timeout, poll_interval=poll_interval)
+
+
+class OpenAIFilesAsyncHookBase:
+    """
+    Async access to the API for triggers, with the sync hook's connection, headers and retry rules.
+
+    Use it as an async context manager around the polls of one trigger: entering reads the connection and
+    takes a reference on the event loop's shared client for it; leaving gives the reference back, and the
+    last one out closes the client. A call outside the context manager takes and returns a reference itself.
+
+    :param openai_conn_id: the ``openai_files`` connection.
+    :param deadline: ``time.monotonic()`` value after which no attempt starts and no retry waits; an
+        attempt in flight is cut at it by its own timeouts. ``None``: the connection's timeouts only.
+    """
+
+    default_conn_name = DEFAULT_CONN_ID
+
+    def __init__(self, openai_conn_id: str = DEFAULT_CONN_ID, *, deadline: float | None = None) -> None:
+        self.openai_conn_id = openai_conn_id
+        self.deadline = deadline
+        # How the hook waits between attempts; tests replace it to record waits without sleeping.
+        self.sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+        self._settings: ClientSettings | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._entered = 0
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(openai_conn_id={self.openai_conn_id!r})"
+
+    async def get_settings(self) -> ClientSettings:
+        """The connection's settings, sharing a lookup already in flight for the same connection id."""
+        if self._settings is None:
+            from airflow_openai_files.client.async_transport import load_settings as aload_settings
+
+            self._settings = await aload_settings(self.openai_conn_id)
+            log.info("%s", self._settings.describe_routes())  # once per hook
+        return self._settings
+
+    async def __aenter__(self) -> OpenAIFilesAsyncHookBase:
+        if self._entered == 0:
+            from airflow_openai_files.client.async_transport import acquire_client
+
+            self._client = await acquire_client(await self.get_settings())
+        self._entered += 1
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._entered -= 1
+        if self._entered == 0 and self._settings is not None:
+            from airflow_openai_files.client.async_transport import release_client
+
+            self._client = None
+            await release_client(self._settings)
+
+    async def request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+    ) -> dict[str, Any]:
+        """
+        Send ``method path`` (relative to the connection's base URL) under the retry rules; the JSON object.
+
+        Callers check ids first (``validation.validate_id``): the path is sent as it is.
+
+        :raises OpenAIFilesError: an answer or failure that does not heal, or retries used up
+            (:class:`~airflow_openai_files.exceptions.OpenAIFilesNotFoundError` for a missing object).
+        :raises OpenAIFilesTimeoutError: :attr:`deadline` ran out first.
+        """
+        from airflow_openai_files.client.async_transport import AsyncTransport
+
+        async with self:
+            assert self._client is not None and self._settings is not None
+            transport = AsyncTransport(self._client, self._settings, deadline=self.deadline, sleep=self.sleep)
+            return await transport.json(method, path, what=what, params=params, json=json)

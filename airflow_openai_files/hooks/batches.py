@@ -1,4 +1,5 @@
-"""The Batch API methods of the sync hook: create, retrieve, cancel, list, and find by metadata.
+"""The Batch API methods: :class:`BatchesAPIMixin` (sync: create, retrieve, cancel, list, find by
+metadata) and :class:`AsyncBatchesAPIMixin` (triggers: retrieve).
 
 A batch costs money, so ``create_batch`` is never sent blind twice: every create carries a random
 token in ``metadata[REQUEST_KEY_METADATA]``, and a retry that follows a failure which may have
@@ -19,15 +20,24 @@ from airflow_openai_files.exceptions import OpenAIFilesValidationError
 from airflow_openai_files.resources.batches import TERMINAL_STATUSES, describe_batch, request_counts
 from airflow_openai_files.resume import REQUEST_KEY_METADATA
 from airflow_openai_files.transfer.progress import request_id_note
-from airflow_openai_files.validation import check_batch_endpoint, check_expiry, validate_file_id
+from airflow_openai_files.validation import (
+    check_batch_endpoint,
+    check_completion_window,
+    check_expiry,
+    validate_file_id,
+    validate_id,
+)
 
 if TYPE_CHECKING:
     from airflow_openai_files.client.transport import Transport
 
 #: ``GET /batches`` takes ``limit`` from 1 to 100 (API reference).
 BATCH_LIST_LIMIT_MAX = 100
-#: How far before a given ``since`` a lookup still looks (clock skew between us and the service).
-CLOCK_SKEW = 600.0
+
+
+def batch_path(batch_id: str, suffix: str = "") -> str:
+    """``batches/{batch_id}{suffix}`` once the id is checked (shared by the sync and async mixins)."""
+    return f"batches/{validate_id(batch_id, 'batch')}{suffix}"
 
 
 def check_metadata(metadata: Any, *, reserved: int = 0) -> dict[str, str]:
@@ -79,11 +89,7 @@ class BatchesAPIMixin:
 
         validate_file_id(input_file_id)
         check_batch_endpoint(endpoint)
-        if completion_window not in limits.BATCH_COMPLETION_WINDOWS:
-            raise OpenAIFilesValidationError(
-                f"completion_window must be one of {', '.join(limits.BATCH_COMPLETION_WINDOWS)}, "
-                f"got {completion_window!r}"
-            )
+        check_completion_window(completion_window)
         token = secrets.token_hex(16)
         body: dict[str, Any] = {
             "input_file_id": input_file_id,
@@ -129,13 +135,11 @@ class BatchesAPIMixin:
 
     def get_batch(self, batch_id: str) -> dict[str, Any]:
         """Retrieve a Batch object."""
-        validate_file_id(batch_id, kind="batch")
-        return self._transport.json("GET", f"batches/{batch_id}", what=f"Retrieving {batch_id}")
+        return self._transport.json("GET", batch_path(batch_id), what=f"Retrieving {batch_id}")
 
     def cancel_batch(self, batch_id: str) -> dict[str, Any]:
         """Ask the service to cancel a batch (it goes ``cancelling``, then ``cancelled`` with partial results)."""
-        validate_file_id(batch_id, kind="batch")
-        response = self._transport.request("POST", f"batches/{batch_id}/cancel", what=f"Cancelling {batch_id}")
+        response = self._transport.request("POST", batch_path(batch_id, "/cancel"), what=f"Cancelling {batch_id}")
         batch = self._transport.payload(response, f"Cancelling {batch_id}")
         self.log.info(
             "Asked to cancel %s; it is %s%s",
@@ -162,10 +166,10 @@ class BatchesAPIMixin:
         """
         The newest batch whose ``metadata[key] == value``, or None.
 
-        :param since: unix time; stop at batches created more than ten minutes (clock skew) before it.
-            Without it every page is read.
+        :param since: unix time (local clock); stop at batches created before it, less
+            :data:`~airflow_openai_files.limits.CLOCK_SKEW_SECONDS`. Without it every page is read.
         """
-        horizon = None if since is None else since - CLOCK_SKEW
+        horizon = None if since is None else since - limits.CLOCK_SKEW_SECONDS
         for batch in self.list_batches(page_size=BATCH_LIST_LIMIT_MAX):
             if horizon is not None and int(batch.get("created_at") or 0) < horizon:
                 return None
@@ -174,4 +178,31 @@ class BatchesAPIMixin:
         return None
 
 
-__all__ = ["TERMINAL_STATUSES", "BatchesAPIMixin", "check_metadata", "describe_batch", "request_counts"]
+class AsyncBatchesAPIMixin:
+    """``get_batch`` for triggers (``OpenAIFilesAsyncHook``)."""
+
+    if TYPE_CHECKING:
+
+        async def request_json(
+            self,
+            method: str,
+            path: str,
+            *,
+            what: str,
+            params: dict[str, Any] | None = None,
+            json: Any = None,
+        ) -> dict[str, Any]: ...
+
+    async def get_batch(self, batch_id: str) -> dict[str, Any]:
+        """Retrieve a Batch object (``GET /batches/{batch_id}``)."""
+        return await self.request_json("GET", batch_path(batch_id), what=f"Retrieving {batch_id}")
+
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "AsyncBatchesAPIMixin",
+    "BatchesAPIMixin",
+    "check_metadata",
+    "describe_batch",
+    "request_counts",
+]

@@ -1,7 +1,7 @@
-"""The Files and Uploads API methods of the sync hook.
+"""The Files and Uploads API methods: :class:`FilesAPIMixin` (sync hook) and :class:`AsyncFilesAPIMixin`.
 
-The resource-mixin contract (every mixin of ``OpenAIFilesHook``: Files here, later Batches and
-Fine-tuning) - a mixin uses only what the hook base provides:
+The resource-mixin contract (every mixin of ``OpenAIFilesHook``: Files here, Batches and Fine-tuning in
+their modules) - a sync mixin uses only what the hook base provides:
 
 * ``self._transport`` - a :class:`~airflow_openai_files.client.transport.Transport`:
   ``json(method, path, *, what, params=None, json=None)`` returns the answered JSON object, retried
@@ -14,9 +14,14 @@ Fine-tuning) - a mixin uses only what the hook base provides:
 * ``self.log`` for what the person on call should read, ``self.settings`` (read-only) for the
   connection, and the input checks of :mod:`airflow_openai_files.validation`.
 
-Errors: the transport raises :class:`~airflow_openai_files.exceptions.OpenAIFilesError` only, already
-typed (final answers are ``OpenAIFilesRequestError``); input problems are ``OpenAIFilesValidationError``
-raised before any request. A mixin never touches ``requests`` itself.
+An async mixin (of ``OpenAIFilesAsyncHook``, for triggers) uses only
+``await self.request_json(method, path, *, what, params=None, json=None)``; it shares the path and id
+checks of its sync twin through module-level helpers such as :func:`file_path`.
+
+Errors: the transports raise :class:`~airflow_openai_files.exceptions.OpenAIFilesError` only, already
+typed (final answers are ``OpenAIFilesRequestError``, a missing object ``OpenAIFilesNotFoundError`` worded
+for it); input problems are ``OpenAIFilesValidationError`` raised before any request. A mixin never
+touches ``requests`` or ``httpx`` itself.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from airflow_openai_files import limits
-from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesValidationError
+from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesNotFoundError, OpenAIFilesValidationError
 from airflow_openai_files.transfer.destinations import Destination
 from airflow_openai_files.transfer.progress import Progress, human_size, rate, request_id_note
 from airflow_openai_files.transfer.sources import resolve_source
@@ -37,6 +42,11 @@ if TYPE_CHECKING:
     from airflow_openai_files.client.settings import ClientSettings
     from airflow_openai_files.client.transport import Transport
     from airflow_openai_files.transfer.uploads import UploadRegistry
+
+
+def file_path(file_id: str, suffix: str = "") -> str:
+    """``files/{file_id}{suffix}`` once the id is checked (shared by the sync and async mixins)."""
+    return f"files/{validate_file_id(file_id)}{suffix}"
 
 
 class FilesAPIMixin:
@@ -65,8 +75,7 @@ class FilesAPIMixin:
 
         :param file_id: the ``file-...`` id.
         """
-        validate_file_id(file_id)
-        return self._transport.json("GET", f"files/{file_id}", what=f"Retrieving {file_id}")
+        return self._transport.json("GET", file_path(file_id), what=f"Retrieving {file_id}")
 
     def list_files(
         self, *, purpose: str | None = None, order: str = "desc", page_size: int | None = None
@@ -111,7 +120,7 @@ class FilesAPIMixin:
             try:
                 return transport.send("DELETE", f"files/{file_id}", what=what)
             except BaseException as err:
-                gone = isinstance(err, OpenAIFilesError) and err.http_status == 404
+                gone = isinstance(err, OpenAIFilesNotFoundError)
                 if gone and any(may_have_reached_server(failure) for failure in failures):
                     return None  # an earlier attempt deleted it, and its answer was lost
                 failures.append(err)
@@ -119,8 +128,8 @@ class FilesAPIMixin:
 
         try:
             response = transport.call(what, attempt)
-        except OpenAIFilesError as err:
-            if missing_ok and err.http_status == 404:
+        except OpenAIFilesNotFoundError as err:
+            if missing_ok:
                 self.log.info("File %s was already gone%s", file_id, request_id_note(err.request_id))
                 return {"id": file_id, "object": "file", "deleted": False}
             raise
@@ -139,7 +148,7 @@ class FilesAPIMixin:
         :param file_id: the ``file-...`` id.
         :param destination: a local path, an ObjectStoragePath, or a ``scheme://...`` string (as the operators).
         :param overwrite: replace an existing destination.
-        :param temp_key: a key stable across a task's tries (``_resume.task_key(context)``): names a local
+        :param temp_key: a key stable across a task's tries (``resume.task_key(context)``): names a local
             temporary file the next try can find and remove; random without one.
         :return: the destination, as a string.
         """
@@ -170,8 +179,8 @@ class FilesAPIMixin:
             purpose = file.get("purpose")
             if err.http_status != 400 or purpose in limits.DOWNLOADABLE_PURPOSES:
                 raise
-            # The service keeps the content of most purposes to itself (issue 11); say which can be
-            # downloaded, so the DAG's author changes the pipeline instead of retrying it.
+            # The service keeps the content of most purposes to itself and answers a bare 400; say which
+            # can be downloaded, so the DAG's author changes the pipeline instead of retrying it.
             raise err.reworded(
                 f"{err.message}. {file_id} ({file.get('filename')}) has purpose {purpose!r}; the service lets a"
                 f" client download the content of files with purpose {', '.join(limits.DOWNLOADABLE_PURPOSES)} only"
@@ -253,11 +262,11 @@ class FilesAPIMixin:
                     "registry": self._upload_registry,
                 }
                 if getattr(resume, "available", False):
-                    from airflow_openai_files.transfer.journal import JournaledUpload, ResumableUpload
+                    from airflow_openai_files.transfer.journal import RecordedRemoteUpload, ResumableLocalUpload
 
                     # A local file is resumed part by part; another source's Upload is recorded so the
                     # next try cancels what a killed try left pending.
-                    kind = ResumableUpload if upload.local_path is not None else JournaledUpload
+                    kind = ResumableLocalUpload if upload.local_path is not None else RecordedRemoteUpload
                     return kind(transport, job, self.log, record=resume, **options).run()
                 return MultipartUpload(transport, job, self.log, **options).run()
             return PlainUpload(transport, job, self.log).run()
@@ -274,10 +283,31 @@ class FilesAPIMixin:
         """
         The newest file with this name, size and purpose created at or after ``since`` (unix seconds).
 
-        Used to make retried uploads idempotent. Allows a few minutes of clock skew with the server.
+        Used to make retried uploads idempotent. Looks :data:`~airflow_openai_files.limits.CLOCK_SKEW_SECONDS`
+        further back, for the difference between this machine's clock and the service's ``created_at``.
         ``what`` starts an error message (default ``"Listing files"``; an upload passes ``"Uploading <name>"``
         so a retry reports a failure in the same words as the first try).
         """
         from airflow_openai_files.transfer.uploads import find_uploaded
 
         return find_uploaded(self._transport, filename, size, purpose, since=since, what=what or "Listing files")
+
+
+class AsyncFilesAPIMixin:
+    """``get_file`` for triggers (``OpenAIFilesAsyncHook``)."""
+
+    if TYPE_CHECKING:
+
+        async def request_json(
+            self,
+            method: str,
+            path: str,
+            *,
+            what: str,
+            params: dict[str, Any] | None = None,
+            json: Any = None,
+        ) -> dict[str, Any]: ...
+
+    async def get_file(self, file_id: str) -> dict[str, Any]:
+        """Retrieve a File object (``GET /files/{file_id}``)."""
+        return await self.request_json("GET", file_path(file_id), what=f"Retrieving {file_id}")

@@ -1,7 +1,9 @@
-"""The Fine-tuning jobs API methods of the sync hook (``/fine_tuning/jobs``).
+"""The Fine-tuning jobs API methods (``/fine_tuning/jobs``): :class:`FineTuningAPIMixin` (sync hook) and
+:class:`AsyncFineTuningAPIMixin` (triggers).
 
 Follows the resource-mixin contract of :mod:`airflow_openai_files.hooks.files`: everything goes
-through ``self._transport`` and comes back as the service's own JSON objects (plain dicts).
+through ``self._transport`` (``self.request_json`` for the async mixin) and comes back as the
+service's own JSON objects (plain dicts).
 
 Never created twice: the API takes no idempotency key, so :meth:`create_fine_tuning_job` puts a
 random token in the job's ``metadata`` (:data:`~airflow_openai_files.resume.REQUEST_KEY_METADATA`);
@@ -25,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_openai_files import limits
 from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesRequestError, OpenAIFilesValidationError
+from airflow_openai_files.resources.fine_tuning import TERMINAL_STATUSES
 from airflow_openai_files.resume import REQUEST_KEY_METADATA
-from airflow_openai_files.validation import check_fine_tuning_method, validate_file_id
+from airflow_openai_files.validation import check_fine_tuning_method, validate_file_id, validate_id
 
 if TYPE_CHECKING:
     from airflow_openai_files.client.settings import ClientSettings
@@ -38,6 +41,23 @@ _CUTOFF_WORDS = re.compile(
     r"(no longer|not (?:be )?available|unavailable|discontinu|wind(?:ing)? down|self-serve|deprecat|sunset)", re.I
 )
 EVENTS_PAGE_MAX = 100
+
+
+def job_path(job_id: str, suffix: str = "") -> str:
+    """``fine_tuning/jobs/{job_id}{suffix}`` once the id is checked (shared by the sync and async mixins)."""
+    return f"fine_tuning/jobs/{validate_id(job_id, 'fine-tuning job')}{suffix}"
+
+
+def events_params(after: str | None, limit: int | None) -> dict[str, Any]:
+    """The query of one page of a job's events (``limit`` from 1 to :data:`EVENTS_PAGE_MAX`)."""
+    params: dict[str, Any] = {}
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= EVENTS_PAGE_MAX:
+            raise OpenAIFilesValidationError(f"page_size must be from 1 to {EVENTS_PAGE_MAX}, got {limit!r}")
+        params["limit"] = limit
+    if after is not None:
+        params["after"] = after
+    return params
 
 
 def cutoff_message() -> str:
@@ -201,19 +221,17 @@ class FineTuningAPIMixin:
 
     def get_fine_tuning_job(self, job_id: str) -> dict[str, Any]:
         """Retrieve a job (``GET /fine_tuning/jobs/{job_id}``)."""
-        validate_file_id(job_id, kind="fine-tuning job")
-        return self._transport.json("GET", f"fine_tuning/jobs/{job_id}", what=f"Retrieving {job_id}")
+        return self._transport.json("GET", job_path(job_id), what=f"Retrieving {job_id}")
 
     def cancel_fine_tuning_job(self, job_id: str) -> dict[str, Any]:
         """Cancel a job; a job that already ended is returned as it is (cancel is then a no-op)."""
-        validate_file_id(job_id, kind="fine-tuning job")
         try:
-            job = self._transport.json("POST", f"fine_tuning/jobs/{job_id}/cancel", what=f"Cancelling {job_id}")
+            job = self._transport.json("POST", job_path(job_id, "/cancel"), what=f"Cancelling {job_id}")
         except OpenAIFilesError as err:
             if err.http_status != 400:
                 raise
             job = self.get_fine_tuning_job(job_id)
-            if job.get("status") not in ("succeeded", "failed", "cancelled"):
+            if job.get("status") not in TERMINAL_STATUSES:
                 raise
             self.log.info("Fine-tuning job %s had already ended (%s); nothing to cancel", job_id, job.get("status"))
             return job
@@ -222,13 +240,11 @@ class FineTuningAPIMixin:
 
     def pause_fine_tuning_job(self, job_id: str) -> dict[str, Any]:
         """Pause a running job (``POST .../pause``); it keeps its progress until resumed."""
-        validate_file_id(job_id, kind="fine-tuning job")
-        return self._transport.json("POST", f"fine_tuning/jobs/{job_id}/pause", what=f"Pausing {job_id}")
+        return self._transport.json("POST", job_path(job_id, "/pause"), what=f"Pausing {job_id}")
 
     def resume_fine_tuning_job(self, job_id: str) -> dict[str, Any]:
         """Resume a paused job (``POST .../resume``)."""
-        validate_file_id(job_id, kind="fine-tuning job")
-        return self._transport.json("POST", f"fine_tuning/jobs/{job_id}/resume", what=f"Resuming {job_id}")
+        return self._transport.json("POST", job_path(job_id, "/resume"), what=f"Resuming {job_id}")
 
     def list_fine_tuning_jobs(
         self, *, page_size: int | None = None, metadata: dict[str, str] | None = None
@@ -248,10 +264,19 @@ class FineTuningAPIMixin:
             params[f"metadata[{key}]"] = value
         return self._transport.iter_pages("fine_tuning/jobs", params, "Listing fine-tuning jobs")
 
-    def find_fine_tuning_job(self, metadata: dict[str, str], *, scan: int = 200) -> dict[str, Any] | None:
+    def find_fine_tuning_job(
+        self, metadata: dict[str, str], *, since: float | None = None, scan: int = 200
+    ) -> dict[str, Any] | None:
         """The newest job whose metadata has every pair of ``metadata`` (checked here too: a service
-        that ignores the filter must not hand back someone else's job); None after ``scan`` jobs."""
+        that ignores the filter must not hand back someone else's job); None after ``scan`` jobs.
+
+        :param since: unix time (local clock); stop at jobs created before it, less
+            :data:`~airflow_openai_files.limits.CLOCK_SKEW_SECONDS`.
+        """
+        horizon = None if since is None else since - limits.CLOCK_SKEW_SECONDS
         for index, job in enumerate(self.list_fine_tuning_jobs(page_size=100, metadata=metadata)):
+            if horizon is not None and int(job.get("created_at") or 0) < horizon:
+                return None
             stored = job.get("metadata") or {}
             if all(stored.get(key) == value for key, value in metadata.items()):
                 return job
@@ -261,13 +286,8 @@ class FineTuningAPIMixin:
 
     def list_fine_tuning_events(self, job_id: str, *, page_size: int | None = None) -> Iterator[dict[str, Any]]:
         """Yield a job's events, newest first, across all pages (``GET /fine_tuning/jobs/{id}/events``)."""
-        validate_file_id(job_id, kind="fine-tuning job")
-        params: dict[str, Any] = {}
-        if page_size is not None:
-            if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= EVENTS_PAGE_MAX:
-                raise OpenAIFilesValidationError(f"page_size must be from 1 to {EVENTS_PAGE_MAX}, got {page_size!r}")
-            params["limit"] = page_size
-        return self._transport.iter_pages(f"fine_tuning/jobs/{job_id}/events", params, f"Listing events of {job_id}")
+        path = job_path(job_id, "/events")
+        return self._transport.iter_pages(path, events_params(None, page_size), f"Listing events of {job_id}")
 
     def fine_tuning_results(
         self, file_id: str, destination: Any = None, *, overwrite: bool = False
@@ -323,3 +343,35 @@ class FineTuningAPIMixin:
             metrics,
         )
         return (target.display if target is not None else None), metrics
+
+
+class AsyncFineTuningAPIMixin:
+    """``get_fine_tuning_job``, one page of events and ``cancel_fine_tuning_job`` for triggers."""
+
+    if TYPE_CHECKING:
+
+        async def request_json(
+            self,
+            method: str,
+            path: str,
+            *,
+            what: str,
+            params: dict[str, Any] | None = None,
+            json: Any = None,
+        ) -> dict[str, Any]: ...
+
+    async def get_fine_tuning_job(self, job_id: str) -> dict[str, Any]:
+        """Retrieve a fine-tuning job (``GET /fine_tuning/jobs/{job_id}``)."""
+        return await self.request_json("GET", job_path(job_id), what=f"Retrieving {job_id}")
+
+    async def list_fine_tuning_events_page(
+        self, job_id: str, *, after: str | None = None, limit: int = EVENTS_PAGE_MAX
+    ) -> dict[str, Any]:
+        """One page of a job's events, newest first: ``{"data": [...], "has_more": bool}``."""
+        return await self.request_json(
+            "GET", job_path(job_id, "/events"), what=f"Listing events of {job_id}", params=events_params(after, limit)
+        )
+
+    async def cancel_fine_tuning_job(self, job_id: str) -> dict[str, Any]:
+        """Cancel a fine-tuning job (``POST /fine_tuning/jobs/{job_id}/cancel``)."""
+        return await self.request_json("POST", job_path(job_id, "/cancel"), what=f"Cancelling {job_id}")

@@ -14,20 +14,48 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_openai_files import resume as _resume
 from airflow_openai_files._compat import AirflowException, AirflowFailException
+from airflow_openai_files.exceptions import OpenAIFilesValidationError
 from airflow_openai_files.limits import BATCH_FILE_MAX_BYTES, BATCH_MAX_LINES, FILE_ID_RE
-from airflow_openai_files.operators._batch_steps import (
-    allowed_failures,
-    check_shard_arguments,
-    run_started,
-    timeout_seconds,
-)
-from airflow_openai_files.validation import check_batch_endpoint
+from airflow_openai_files.resources.batches import allowed_failures
+from airflow_openai_files.validation import check_batch_endpoint, timeout_seconds
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 #: A backstop for the scheduler's deferral timeout, so the trigger's own (clearer) timeout event wins.
 DEFER_TIMEOUT_MARGIN = 60.0
+
+
+def check_shard_arguments(
+    max_enqueued_tokens: Any,
+    max_concurrent_batches: Any,
+    max_line_attempts: Any,
+    max_batch_lines: Any,
+    max_batch_bytes: Any,
+    expires_after: Any,
+    output_expires_after: Any,
+) -> None:
+    """The sharded job's arguments: positive whole numbers within the service's limits (expiries 3,600..2,592,000 s)."""
+    from airflow_openai_files.limits import BATCH_FILE_MAX_BYTES, BATCH_MAX_LINES
+    from airflow_openai_files.validation import check_expiry
+
+    def whole(name: str, value: Any, low: int, high: int | None, optional: bool) -> None:
+        if value is None and optional:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+            bound = f"from {low:,} to {high:,}" if high is not None else f"at least {low:,}"
+            raise OpenAIFilesValidationError(f"{name} must be a whole number {bound}, got {value!r}")
+
+    whole("max_enqueued_tokens", max_enqueued_tokens, 1, None, True)
+    whole("max_concurrent_batches", max_concurrent_batches, 1, None, True)
+    whole("max_line_attempts", max_line_attempts, 1, 100, False)
+    whole("max_batch_lines", max_batch_lines, 1, BATCH_MAX_LINES, False)
+    whole("max_batch_bytes", max_batch_bytes, 1, BATCH_FILE_MAX_BYTES, False)
+    for name, value in (("expires_after", expires_after), ("output_expires_after", output_expires_after)):
+        try:
+            check_expiry(value)
+        except OpenAIFilesValidationError as err:
+            raise OpenAIFilesValidationError(f"{name}: {err.message}") from None
 
 
 class ShardedBatchMixin:
@@ -252,7 +280,10 @@ class ShardedBatchMixin:
         return f"{(_resume.task_key(context) or 'job')[:12]}-{sha256[:8]}"
 
     def _run_started(self, context: Context) -> float | None:
-        return run_started(context)
+        """When the DAG run started: a retry looks no further back for what an earlier try created."""
+        dag_run = (context or {}).get("dag_run")
+        started = getattr(dag_run, "start_date", None) or getattr(dag_run, "queued_at", None)
+        return started.timestamp() if started is not None else None
 
     def _input_expiry(self) -> int | None:
         from airflow_openai_files.operators._batch_shards import AZURE_DEFAULT_EXPIRY_SECONDS

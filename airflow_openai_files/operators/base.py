@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 import functools
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_openai_files.exceptions import OpenAIFilesValidationError
@@ -56,8 +56,21 @@ def _collect_ids(value: Any, kind: str, out: list[str]) -> None:
         return
     if isinstance(value, (bytes, bytearray)) or not isinstance(value, Iterable):
         raise OpenAIFilesValidationError(f"{what} {value!r}: expected an id, an object dict or a list of them")
-    for item in value:  # a list, a tuple, Airflow's LazyXComSequence or _MapResult, a generator...
+    for item in _items(value):
         _collect_ids(item, kind, out)
+
+
+def _items(value: Iterable[Any]) -> Iterable[Any]:
+    """
+    The items of a list, a tuple, Airflow's ``LazyXComSequence`` or ``_MapResult``, a generator...
+
+    A sequence is read by index up to its length: iterating Airflow's lazy sequences reads one item past
+    the end to find it (an ``IndexError`` from the API server's 404), and the task SDK logs that 404 as
+    an ``[error] XCom not found ... offset=N`` line in a task that succeeds.
+    """
+    if isinstance(value, Sequence):
+        return (value[index] for index in range(len(value)))
+    return value
 
 
 def ids_from(value: Any, *, kind: str = "file") -> list[str]:

@@ -2,8 +2,9 @@
 
 A batch is paid work: a task retry must resume the batch an earlier try created, never submit a second
 one. The operator records the batch id in the task state store (Airflow 3.3+) and puts a task key in the
-batch's metadata (every version); a retry resumes the recorded batch, else the one it finds by that key.
-The input upload is reconciled the same way (``upload_file(reconcile_since=...)``).
+batch's metadata (every version); a retry resumes the recorded batch, else the one it finds by that key
+(:func:`~airflow_openai_files.resume.resume_or_create`). The input upload is reused the same way
+(:func:`~airflow_openai_files.resume.upload_once`), and checked to still exist before a batch is made of it.
 """
 
 from __future__ import annotations
@@ -19,18 +20,15 @@ from airflow_openai_files import resume as _resume
 from airflow_openai_files._compat import AirflowException, AirflowFailException, conf
 from airflow_openai_files.limits import DEFAULT_CONN_ID, FILE_ID_RE
 from airflow_openai_files.operators._batch_shards_run import ShardedBatchMixin
-from airflow_openai_files.operators._batch_steps import (
-    allowed_failures,  # noqa: F401  (public here before the split)
-    batch_summary,
+from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin
+from airflow_openai_files.resources.batches import TERMINAL_STATUSES, batch_summary, describe_batch, judge_batch
+from airflow_openai_files.validation import (
+    check_batch_endpoint,
+    check_completion_window,
     check_max_failed,
-    check_window,
-    judge_batch,
-    run_started,
+    parse_duration,
     timeout_seconds,
 )
-from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin
-from airflow_openai_files.resources.batches import TERMINAL_STATUSES, describe_batch
-from airflow_openai_files.validation import check_batch_endpoint, parse_duration
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -43,15 +41,16 @@ DEFER_TIMEOUT_MARGIN = 60.0
 
 class OpenAIBatchOperator(ShardedBatchMixin, OpenAIFilesMixin, BaseOperator):
     """
-    Run a Batch API job (sharded above one batch: ``ShardedBatchMixin``) from its input to landed results.
+    Run a Batch API job from its input file to landed results, and return a summary.
 
     Returns (``multiple_outputs``) ``{"batch_id", "status", "request_counts", "input_file_id",
     "output_file_id", "error_file_id", "output_path", "error_path"}``.
 
-    Failure policy (all :class:`AirflowFailException`: the same input cannot heal by a retry): the batch ended
-    ``failed`` (the message lists the service's ``errors.data``); it ended with more requests without an answer
-    (``total - completed``: failed, expired or cancelled lines) than ``max_failed_requests``; or ``timeout`` ran
-    out (the batch is cancelled first when ``cancel_on_kill``). The error file is landed before the task fails.
+    Failure policy (all :class:`AirflowFailException`: the same input cannot heal by a retry): the batch
+    ended ``failed`` (the message lists the service's ``errors.data``); it ended with more requests
+    without an answer (``total - completed``: failed, expired or cancelled lines) than
+    ``max_failed_requests``; or ``timeout`` ran out (the batch is cancelled first when
+    ``cancel_on_kill``). The error file is landed before the task fails.
 
     :param input_file: a ``file-...`` id of a ``batch`` file, or a local path / ObjectStoragePath /
         ``scheme://...`` string of a batch JSONL, checked (:func:`~airflow_openai_files.validation.check_batch_file`)
@@ -65,9 +64,16 @@ class OpenAIBatchOperator(ShardedBatchMixin, OpenAIFilesMixin, BaseOperator):
     :param max_failed_requests: requests allowed to end without an answer: an int, or a fraction of the total.
     :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
     :param poll_interval: seconds between two checks of the batch.
-    :param timeout: how long to wait (seconds, timedelta or ``"25h"``); the completion window plus one hour by default.
+    :param timeout: how long to wait for the batch (seconds, timedelta or ``"25h"``); the completion
+        window plus one hour by default.
     :param cancel_on_kill: cancel the batch when the task is killed or times out.
     :param openai_conn_id: the ``openai_files`` connection (templated).
+
+    An input path larger than one batch (requests, bytes, or the token budget) runs as a sharded job: see
+    :class:`~airflow_openai_files.operators._batch_shards_run.ShardedBatchMixin` for its arguments
+    (``max_enqueued_tokens``, ``max_concurrent_batches``, ``max_line_attempts``, ``max_batch_lines``,
+    ``max_batch_bytes``, ``expires_after``, ``output_expires_after``; the last two apply to one batch too)
+    and what it returns, and docs/batches-at-scale.md.
     """
 
     template_fields: Sequence[str] = (
@@ -102,7 +108,7 @@ class OpenAIBatchOperator(ShardedBatchMixin, OpenAIFilesMixin, BaseOperator):
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(openai_conn_id=openai_conn_id, **kwargs)
         self.check_at_parse(self.task_id, check_batch_endpoint, endpoint)
-        self.check_at_parse(self.task_id, check_window, completion_window)
+        self.check_at_parse(self.task_id, check_completion_window, completion_window)
         self.check_at_parse(self.task_id, check_max_failed, max_failed_requests)
         self.input_file = input_file
         self.endpoint = endpoint
@@ -149,10 +155,19 @@ class OpenAIBatchOperator(ShardedBatchMixin, OpenAIFilesMixin, BaseOperator):
         if status == "success" and batch:
             self.log.info("%s", describe_batch(batch))
             return self._finish(batch)
+        self._log_last_known(event)
         if status == "timeout":
             self._timed_out(str(event.get("message")))
         # A poll that failed for good (the trigger could not reach the batch): a retry resumes waiting on it.
         raise AirflowException(f"{self.task_id}: {event.get('message') or event!r}")
+
+    def _log_last_known(self, event: dict[str, Any]) -> None:
+        """The last state the triggerer saw, for the person reading a timeout or a failed wait."""
+        batch, counts = event.get("batch"), event.get("request_counts")
+        if batch:
+            self.log.info("Last known state: %s", describe_batch(batch))
+        elif counts:
+            self.log.info("Last known request counts of batch %s: %s", event.get("batch_id"), counts)
 
     def on_kill(self) -> None:
         hook = self.__dict__.get("hook")
@@ -172,32 +187,32 @@ class OpenAIBatchOperator(ShardedBatchMixin, OpenAIFilesMixin, BaseOperator):
     def _resume_or_create(self, context: Context, endpoint: str) -> dict[str, Any]:
         record = _resume.TaskRecord(context, "batch")
         key = _resume.task_key(context)
-        tries = _resume.try_number(context)
-        recorded = record.get("batch_id")
-        if recorded:
-            batch = self.hook.get_batch(recorded)
-            self.log.info("Try %d: resuming batch %s recorded by an earlier try (%s)", tries, recorded, batch["status"])
-            return batch
-        if key and tries > 1:
-            found = self.hook.find_batch(_resume.TASK_KEY_METADATA, key, since=run_started(context))
-            if found is not None:
-                self.log.info(
-                    "Try %d: resuming batch %s created by an earlier try (%s)", tries, found["id"], found["status"]
-                )
-                record.set("batch_id", found["id"])
-                return found
-            self.log.info("Try %d: no batch of an earlier try found; creating one", tries)
-        input_file_id = self._input_file_id(context, record, endpoint)
-        metadata = dict(self.metadata or {})
-        if key:
-            metadata[_resume.TASK_KEY_METADATA] = key
-        self.hook.wait_for_input_file(input_file_id)  # Azure OpenAI takes only `processed` files; no-op on OpenAI
-        options = {
-            "completion_window": self.completion_window,
-            "output_expires_after_seconds": self.output_expires_after,
-        }
-        batch = self.hook.create_batch(input_file_id, endpoint, metadata=metadata or None, **options)
-        record.set("batch_id", batch["id"])
+
+        def find(since: float | None) -> dict[str, Any] | None:
+            return self.hook.find_batch(_resume.TASK_KEY_METADATA, key, since=since) if key else None
+
+        def create() -> dict[str, Any]:
+            input_file_id = self._input_file_id(context, record, endpoint)
+            self.hook.wait_for_input_file(input_file_id)  # Azure OpenAI takes only `processed` files; no-op on OpenAI
+            metadata = _resume.with_task_key(self.metadata, context)
+            return self.hook.create_batch(
+                input_file_id,
+                endpoint,
+                completion_window=self.completion_window,
+                metadata=metadata or None,
+                output_expires_after_seconds=self.output_expires_after,
+            )
+
+        batch, _ = _resume.resume_or_create(
+            record,
+            "batch",
+            context=context,
+            what="batch",
+            fetch=self.hook.get_batch,
+            create=create,
+            find=find,
+            logger=self.log,
+        )
         return batch
 
     def _input_file_id(self, context: Context, record: _resume.TaskRecord, endpoint: str) -> str:
@@ -209,21 +224,34 @@ class OpenAIBatchOperator(ShardedBatchMixin, OpenAIFilesMixin, BaseOperator):
         given = extract_file_id(self.input_file)
         if isinstance(given, str) and FILE_ID_RE.match(given):
             return given
-        uploaded = record.get("input_file_id")
-        if uploaded:
-            self.log.info("Reusing input file %s uploaded by an earlier try", uploaded)
-            return str(uploaded)
-        source = resolve_source(self.input_file)
-        try:
-            with source.open() as stream:
-                count = self.check_at_run(lambda: check_batch_file(stream, endpoint, name=source.description))
-        finally:
-            source.close()
-        self.log.info("Checked %s: %d requests for %s", source.description, count, endpoint)
-        since = run_started(context) if _resume.try_number(context) > 1 else None
-        options = {"reconcile_since": since, "expires_after_seconds": self.expires_after}
-        created = self.hook.upload_file(self.input_file, "batch", validate=False, **options)
-        record.set("input_file_id", created["id"])
+
+        def upload() -> dict[str, Any]:
+            source = resolve_source(self.input_file)
+            try:
+                with source.open() as stream:
+                    count = self.check_at_run(lambda: check_batch_file(stream, endpoint, name=source.description))
+            finally:
+                source.close()
+            self.log.info("Checked %s: %d requests for %s", source.description, count, endpoint)
+            return self.hook.upload_file(
+                self.input_file,
+                "batch",
+                validate=False,
+                resume=record if record.available else None,
+                expires_after_seconds=self.expires_after,
+            )
+
+        created = _resume.upload_once(
+            self.hook,
+            context,
+            record,
+            "input_file",
+            source=self.input_file,
+            purpose="batch",
+            upload=upload,
+            what="input file",
+            logger=self.log,
+        )
         return str(created["id"])
 
     def _defer(self, batch: dict[str, Any], deadline: float) -> None:
@@ -269,11 +297,20 @@ class OpenAIBatchOperator(ShardedBatchMixin, OpenAIFilesMixin, BaseOperator):
         error_path = self._land(batch.get("error_file_id"), self.error_destination, "error")
         output_path = self._land(batch.get("output_file_id"), self.output_destination, "output")
         summary = batch_summary(batch, output_path, error_path)
-        unanswered, allowed = judge_batch(self.task_id, batch, self.max_failed_requests, error_path)
+        verdict, message, unanswered, allowed = judge_batch(batch, self.max_failed_requests, error_path)
+        if verdict == "failed":  # the same input cannot heal by a retry
+            raise AirflowFailException(f"{self.task_id}: {message}")
+        if verdict == "unfinished":
+            raise AirflowException(f"{self.task_id}: {message}")
         counts = summary["request_counts"]
-        message = "Batch %s ended %s: %d of %d requests answered, %d without an answer (at most %d allowed)"
         self.log.info(
-            message, batch["id"], batch.get("status"), counts["completed"], counts["total"], unanswered, allowed
+            "Batch %s ended %s: %d of %d requests answered, %d without an answer (at most %d allowed)",
+            batch["id"],
+            summary["status"],
+            counts["completed"],
+            counts["total"],
+            unanswered,
+            allowed,
         )
         return summary
 

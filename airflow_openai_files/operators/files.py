@@ -98,29 +98,20 @@ class OpenAIUploadFileOperator(OpenAIFilesMixin, BaseOperator):
         self.reuse_on_retry = reuse_on_retry
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_openai_files.resume import TaskRecord, content_fingerprint, try_number
+        from airflow_openai_files.resume import TaskRecord, content_fingerprint, try_number, upload_once
 
         purpose = self.check_at_run(_upload_purpose, self.purpose)
         expires = self.check_at_run(check_expiry, self.expires_after_seconds)
         record = TaskRecord(context, "upload")
-        attempt = try_number(context)
         # What is about to be sent, when something will compare it later: a retry, or an Asset event.
         fingerprint = (
             content_fingerprint(self.file_path, self.filename or None)
             if record.available or self._asset_outlets()
             else None
         )
-        created: dict[str, Any] | None = None
-        if attempt > 1 and not self.reuse_on_retry:
-            self.log.info("Try %d: reuse_on_retry is off; uploading again", attempt)
-        elif attempt > 1:
-            from airflow_openai_files.resume import reusable_upload
 
-            created = reusable_upload(
-                self.hook, self.log, context, record, purpose, fingerprint, self.file_path, self.filename or None
-            )
-        if created is None:
-            created = self.hook.upload_file(
+        def upload() -> dict[str, Any]:
+            return self.hook.upload_file(
                 self.file_path,
                 purpose,
                 filename=self.filename or None,
@@ -128,8 +119,24 @@ class OpenAIUploadFileOperator(OpenAIFilesMixin, BaseOperator):
                 validate=self.validate,
                 resume=record if record.available else None,
             )
-            if fingerprint is not None:
-                record.set("file", {**fingerprint, "id": created.get("id"), "purpose": purpose, "try": attempt})
+
+        if self.reuse_on_retry:
+            created = upload_once(
+                self.hook,
+                context,
+                record,
+                "file",
+                source=self.file_path,
+                purpose=purpose,
+                upload=upload,
+                filename=self.filename or None,
+                fingerprint=fingerprint,
+                logger=self.log,
+            )
+        else:
+            if try_number(context) > 1:
+                self.log.info("Try %d: reuse_on_retry is off; uploading again", try_number(context))
+            created = upload()
         self.log.info(
             "File %s: %s, %s bytes, purpose %s, status %s%s",
             created.get("id"),

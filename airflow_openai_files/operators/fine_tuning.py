@@ -1,9 +1,9 @@
 """``OpenAIFineTuningJobOperator``: from a training file (an id or a JSONL to validate and upload) to
 a fine-tuned model, its results CSV and final metrics.
 
-Retry-safe end to end: uploads reuse what an earlier try uploaded (task state store, else the
-filename/size/purpose look-up of the upload path), the job carries the task's key in its metadata
-and is resumed, never created twice, by a retried try; a failed job fails the task once (the job's
+Retry-safe end to end (:mod:`airflow_openai_files.resume`): uploads reuse what an earlier try uploaded
+(task state store, else the filename/size/purpose look-up), the job carries the task's key in its
+metadata and is resumed, never created twice, by a retried try; a failed job fails the task once (the job's
 ``error`` cannot heal by retrying), a timeout leaves the job running for the next try to resume.
 """
 
@@ -21,16 +21,14 @@ from airflow_openai_files import resume as _resume
 from airflow_openai_files._compat import AirflowException, AirflowFailException, conf
 from airflow_openai_files.exceptions import OpenAIFilesError
 from airflow_openai_files.limits import DEFAULT_CONN_ID
-from airflow_openai_files.operators._fine_tuning_steps import (
-    event_outcome,
-    job_metadata,
-    land_results,
-    reconcile_since,
-    recorded_upload,
-    resumable_job,
-)
 from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin
-from airflow_openai_files.resources.fine_tuning import format_event, judge_job, unseen_events
+from airflow_openai_files.resources.fine_tuning import (
+    format_event,
+    job_summary,
+    judge_job,
+    result_destination,
+    unseen_events,
+)
 from airflow_openai_files.validation import check_fine_tuning_method
 
 if TYPE_CHECKING:
@@ -129,16 +127,19 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
     def execute(self, context: Context) -> Any:
         method = self.check_at_run(check_fine_tuning_method, self.method)
         record = _resume.TaskRecord(context, "fine_tuning_job")
-        job = resumable_job(self.hook, self.log, context, record)
-        if job is None:
+        key = _resume.task_key(context)
+
+        def find(since: float | None) -> dict[str, Any] | None:
+            return self.hook.find_fine_tuning_job({_resume.TASK_KEY_METADATA: key}, since=since) if key else None
+
+        def create() -> dict[str, Any]:
             training = self._file_input(self.training_file, "training", method, context, record)
             validation = (
                 self._file_input(self.validation_file, "validation", method, context, record)
                 if self.validation_file
                 else None
             )
-            metadata = job_metadata(self.metadata, context)
-            job = self.hook.create_fine_tuning_job(
+            return self.hook.create_fine_tuning_job(
                 training,
                 self.model,
                 validation_file=validation,
@@ -146,9 +147,21 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
                 hyperparameters=self.hyperparameters,
                 suffix=self.suffix or None,
                 seed=self.seed,
-                metadata=metadata,
+                metadata=_resume.with_task_key(self.metadata, context),
             )
-            record.set("job_id", job["id"])
+
+        job, _ = _resume.resume_or_create(
+            record,
+            "job",
+            context=context,
+            what="fine-tuning job",
+            fetch=self.hook.get_fine_tuning_job,
+            create=create,
+            find=find,
+            # A failed or cancelled job stays so: a retry the user asked for (a cleared task) starts anew.
+            unusable=lambda job: f"ended {job['status']}" if job.get("status") in ("failed", "cancelled") else None,
+            logger=self.log,
+        )
         self._job_id = job["id"]
         started = time.time()
         if self.deferrable and judge_job(job)[0] == "waiting":
@@ -163,10 +176,17 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
         value = extract_file_id(value)
         if isinstance(value, str) and FILE_ID_LIKE.match(value.strip()):
             return str(self._wait_processed(self.hook.get_file(value.strip()))["id"])
-        file = recorded_upload(self.hook, self.log, record, role)
-        if file is None:
-            file = self._validate_and_upload(value, role, method, context)
-            record.set(f"{role}_file_id", file["id"])
+        file = _resume.upload_once(
+            self.hook,
+            context,
+            record,
+            f"{role}_file",
+            source=value,
+            purpose="fine-tune",
+            upload=lambda: self._validate_and_upload(value, role, method, context),
+            what=f"{role} file",
+            logger=self.log,
+        )
         return str(self._wait_processed(file)["id"])
 
     def _validate_and_upload(self, value: Any, role: str, method: str, context: Context) -> dict[str, Any]:
@@ -179,9 +199,10 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
                 self.check_at_run(lambda: check_fine_tune_file(stream, method, name=source.description, role=role))
         finally:
             source.close()
-        since = reconcile_since(context)
         self.log.info("%s file %s is valid %s data; uploading it", role.capitalize(), source.description, method)
-        return self.hook.upload_file(value, "fine-tune", validate=False, reconcile_since=since)
+        # Its own record: the Uploads API journal of the training file must not be taken for the validation file's.
+        journal = _resume.TaskRecord(context, f"fine_tuning_job.{role}_file")
+        return self.hook.upload_file(value, "fine-tune", validate=False, resume=journal if journal.available else None)
 
     def _wait_processed(self, file: dict[str, Any]) -> dict[str, Any]:
         """Azure OpenAI refuses a job whose file is not ``processed`` yet; OpenAI answers it at once."""
@@ -253,7 +274,7 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
         """Resume after the trigger's one event."""
         if event:
             self._job_id = event.get("job_id")
-        return self._finish(*event_outcome(self.task_id, event))
+        return self._finish(*_event_outcome(self.task_id, event))
 
     # -- the end -------------------------------------------------------------------------------------
 
@@ -261,7 +282,7 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
         if outcome != "success":
             # A failed or cancelled job stays failed: retrying the task cannot change its ``error``.
             raise AirflowFailException(message)
-        result = land_results(self.hook, job, self.results_destination, self.overwrite)
+        result = self._land_results(job)
         self.log.info(
             "Fine-tuned model %s from job %s (%s trained tokens); final metrics %s%s",
             result["fine_tuned_model"],
@@ -272,6 +293,18 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
         )
         return result
 
+    def _land_results(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Read (and, with a ``results_destination``, land) the job's result files; return the task's summary."""
+        result_files = [str(f) for f in job.get("result_files") or []]
+        paths: list[str] = []
+        metrics: dict[str, Any] = {}
+        for index, file_id in enumerate(result_files):
+            where = result_destination(self.results_destination, index, len(result_files))
+            path, metrics = self.hook.fine_tuning_results(file_id, where, overwrite=self.overwrite)
+            if path is not None:
+                paths.append(path)
+        return job_summary(job, result_files, paths, metrics)
+
     def on_kill(self) -> None:
         if not self.cancel_on_kill or not self._job_id:
             return
@@ -281,3 +314,22 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
             self.log.warning("Task killed; could not cancel fine-tuning job %s: %s", self._job_id, err)
             return
         self.log.info("Task killed: fine-tuning job %s is %s", self._job_id, job.get("status"))
+
+
+def _event_outcome(task_id: str, event: dict[str, Any] | None) -> tuple[str, str, dict[str, Any]]:
+    """
+    The ``(outcome, message, job)`` of the trigger's event for a finished job.
+
+    A timeout raises :class:`AirflowException` (the job keeps running; a retry resumes it); a missing
+    or unreadable event raises too, the latter as :class:`AirflowFailException`.
+    """
+    if not event:
+        raise AirflowException(f"{task_id}: resumed without a trigger event")
+    status = event.get("status")
+    message = str(event.get("message") or "")
+    if status == "timeout":
+        raise AirflowException(f"{message}; the job keeps running and a retry of this task resumes it")
+    job = event.get("job")
+    if status in ("success", "error", "cancelled") and isinstance(job, dict):
+        return str(status), message, job
+    raise AirflowFailException(message or f"{task_id}: trigger reported {event!r}")

@@ -53,6 +53,65 @@ def check_success_statuses(statuses: Any) -> tuple[str, ...]:
     return chosen
 
 
+def not_found_message(batch_id: str) -> str:
+    """How a 404 for a batch reads (the transports add the status and the request id)."""
+    return (
+        f"Batch {batch_id} does not exist (HTTP 404): check the id and that the connection points at the "
+        "organization and project that created it"
+    )
+
+
+def allowed_failures(max_failed: int | float, total: int) -> int:
+    """How many of ``total`` requests may end without an answer (``max_failed``: a count, or a fraction)."""
+    return int(max_failed * total) if isinstance(max_failed, float) else int(max_failed)
+
+
+def batch_summary(batch: dict[str, Any], output_path: str | None, error_path: str | None) -> dict[str, Any]:
+    """What the batch operator returns (``multiple_outputs``) for a finished batch."""
+    total, completed, failed = request_counts(batch)
+    return {
+        "batch_id": batch["id"],
+        "status": batch.get("status"),
+        "request_counts": {"total": total, "completed": completed, "failed": failed},
+        "input_file_id": batch.get("input_file_id"),
+        "output_file_id": batch.get("output_file_id"),
+        "error_file_id": batch.get("error_file_id"),
+        "output_path": output_path,
+        "error_path": error_path,
+    }
+
+
+def judge_batch(
+    batch: dict[str, Any], max_failed_requests: int | float, error_path: str | None
+) -> tuple[str, str, int, int]:
+    """
+    The failure policy applied to a batch in a terminal status: ``(verdict, message, unanswered, allowed)``.
+
+    ``verdict`` is ``"failed"`` for a ``failed`` batch or one with more requests without an answer than
+    ``max_failed_requests`` allows (the same input cannot heal by a retry), ``"unfinished"`` for a status
+    without results, else ``"success"``. The message says where the error file is, so on call starts there.
+    """
+    status = batch.get("status")
+    if status == "failed":
+        return "failed", f"batch {batch['id']} failed: {batch_errors(batch)}", 0, 0
+    if status not in RESULT_STATUSES:
+        return "unfinished", f"batch {batch['id']} is {status}, not finished", 0, 0
+    total, completed, failed = request_counts(batch)
+    unanswered = max(0, total - completed)
+    allowed = allowed_failures(max_failed_requests, total)
+    if unanswered > allowed:
+        error_file = batch.get("error_file_id")
+        where = f"; see {error_path}" if error_path else (f"; error file {error_file}" if error_file else "")
+        return (
+            "failed",
+            f"batch {batch['id']} ended {status} with {unanswered} of {total} requests without an answer "
+            f"({failed} failed), more than max_failed_requests={max_failed_requests!r} allows ({allowed}){where}",
+            unanswered,
+            allowed,
+        )
+    return "success", f"batch {batch['id']} ended {status}", unanswered, allowed
+
+
 # -- jobs of many batches (shards): pure rules read by the operator, the multi-batch trigger and the emulator --
 
 #: ``errors.data[].code`` of a batch the service refused because the model's enqueued tokens are over the

@@ -51,8 +51,9 @@ def extract_file_id(value: Any) -> Any:
     return value
 
 
-def not_found_message(file_id: str, request_id: str | None) -> str:
+def not_found_message(file_id: str) -> str:
+    """How a 404 for a file reads (the transports add the status and the request id)."""
     return (
-        f"File {file_id} does not exist (HTTP 404, request id {request_id}): check the id; the file may "
-        "have been deleted, may have expired, or may belong to another organization or project"
+        f"File {file_id} does not exist (HTTP 404): check the id; the file may have been deleted, may have "
+        "expired, or may belong to another organization or project"
     )

@@ -80,3 +80,38 @@ def unseen_events(newest_first: Iterable[dict[str, Any]], last_seen_id: str | No
             break
     fresh.reverse()
     return fresh
+
+
+def not_found_message(job_id: str) -> str:
+    """How a 404 for a fine-tuning job reads (the transports add the status and the request id)."""
+    return (
+        f"Fine-tuning job {job_id} does not exist (HTTP 404): check the id and that the connection points at "
+        "the organization and project that created it"
+    )
+
+
+def result_destination(destination: Any, index: int, count: int) -> Any:
+    """Where result file ``index`` of ``count`` lands: ``destination`` itself for the first, then
+    ``results.1.csv``, ``results.2.csv`` ... (``destination.1`` ... without an extension)."""
+    if not destination:
+        return None
+    if count == 1 or index == 0:
+        return destination
+    text = str(destination)
+    stem, dot, ext = text.rpartition(".")
+    return f"{stem}.{index}.{ext}" if dot and "/" not in ext else f"{text}.{index}"
+
+
+def job_summary(
+    job: dict[str, Any], result_files: list[str], paths: list[str], metrics: dict[str, Any]
+) -> dict[str, Any]:
+    """What the fine-tuning operator returns (``multiple_outputs``) for a succeeded job."""
+    return {
+        "job_id": job["id"],
+        "status": job.get("status"),
+        "fine_tuned_model": job.get("fine_tuned_model"),
+        "trained_tokens": job.get("trained_tokens"),
+        "result_files": result_files,
+        "results_path": (paths[0] if len(paths) == 1 else paths) if paths else None,
+        "metrics": metrics,
+    }

@@ -74,15 +74,9 @@ class OpenAIBatchSensor(OpenAIFilesMixin, BaseSensorOperator):
         self.deferrable = deferrable
 
     def poke(self, context: Context) -> PokeReturnValue:
-        from airflow_openai_files.exceptions import OpenAIFilesError
-
         batch_id = _batch_id(self.batch_id)
-        try:
-            batch = self.hook.get_batch(batch_id)
-        except OpenAIFilesError as err:
-            if err.http_status == 404:
-                raise AirflowFailException(f"Batch {batch_id} does not exist ({err})") from err
-            raise
+        # A missing object is an OpenAIFilesNotFoundError (final, worded for it): it fails the task.
+        batch = self.hook.get_batch(batch_id)
         message = describe_batch(batch)
         self.log.info("%s", message)
         status = batch.get("status")

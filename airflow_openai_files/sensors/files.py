@@ -12,7 +12,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow_openai_files._compat import AirflowException, AirflowFailException, AirflowSkipException, conf
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin, id_from
-from airflow_openai_files.resources.files import check_target_status, evaluate, not_found_message
+from airflow_openai_files.resources.files import check_target_status, evaluate
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -115,16 +115,10 @@ class OpenAIFileSensor(OpenAIFilesMixin, BaseSensorOperator):
         return self.check_at_run(id_from, self.file_id)
 
     def poke(self, context: Context) -> PokeReturnValue:
-        from airflow_openai_files.exceptions import OpenAIFilesError
-
         file_id = self._file_id()
         target = self._target()
-        try:
-            file = self.hook.get_file(file_id)
-        except OpenAIFilesError as err:
-            if err.http_status == 404:
-                raise AirflowFailException(not_found_message(file_id, err.request_id)) from err
-            raise
+        # A missing object is an OpenAIFilesNotFoundError (final, worded for it): it fails the task.
+        file = self.hook.get_file(file_id)
         outcome, message = evaluate(file, target)
         if outcome == "error":
             raise AirflowFailException(message)

@@ -62,17 +62,9 @@ class OpenAIFineTuningJobSensor(OpenAIFilesMixin, BaseSensorOperator):
         return str(value).strip()
 
     def poke(self, context: Context) -> PokeReturnValue:
-        from airflow_openai_files.exceptions import OpenAIFilesError
-
         job_id = self._job_id()
-        try:
-            job = self.hook.get_fine_tuning_job(job_id)
-        except OpenAIFilesError as err:
-            if err.http_status == 404:
-                raise AirflowFailException(
-                    f"Fine-tuning job {job_id} does not exist (HTTP 404, request id {err.request_id})"
-                ) from err
-            raise
+        # A missing object is an OpenAIFilesNotFoundError (final, worded for it): it fails the task.
+        job = self.hook.get_fine_tuning_job(job_id)
         fresh = unseen_events(
             self.hook.list_fine_tuning_events(job_id, page_size=100), self._last_event_id, EVENTS_PER_POKE
         )

@@ -7,6 +7,10 @@ part, its id, offset, length and md5. The next try re-reads the recorded windows
 file, keeps the parts whose md5 still matches, sends the others, and completes with the md5 of the
 whole file, so the service checks the joined bytes end to end. A part whose window changed is
 simply sent again: ``/complete`` lists the part ids in file order and ignores the rest.
+
+Two uploads keep such a journal: :class:`ResumableLocalUpload` (a local file, resumed part by part) and
+:class:`RecordedRemoteUpload` (an object-store source, whose parts cannot be re-read cheaply: only its
+Upload id is recorded, so the next try cancels what a killed try left pending).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from airflow_openai_files.exceptions import OpenAIFilesError
+from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesNotFoundError
 from airflow_openai_files.transfer.uploads import MultipartUpload
 
 #: An Upload expires an hour after creation; leave room for the parts still to send and /complete.
@@ -95,7 +99,7 @@ class PartJournal:
             self._record.delete(_KEY)
 
 
-class ResumableUpload(MultipartUpload):
+class ResumableLocalUpload(MultipartUpload):
     """A :class:`MultipartUpload` of a local file whose progress outlives the task try.
 
     It records the Upload and every stored part in ``record`` (the task's TaskRecord), resumes
@@ -115,7 +119,8 @@ class ResumableUpload(MultipartUpload):
         try:
             completed = self._attempt(started, resume=True)
         except OpenAIFilesError as err:
-            if not self._kept or err.http_status not in (400, 404) or self._cancel_requested:
+            gone = isinstance(err, OpenAIFilesNotFoundError) or err.http_status == 400  # expired, or cancelled
+            if not self._kept or not gone or self._cancel_requested:
                 raise
             # The earlier try's Upload expired or was cancelled meanwhile: start a new one.
             self.log.warning("Upload %s cannot be resumed (%s); starting a new one", self.upload_id, err.message)
@@ -156,7 +161,7 @@ class ResumableUpload(MultipartUpload):
             self.journal.part_sent(index, part_id, offset, length, md5)
 
 
-class JournaledUpload(MultipartUpload):
+class RecordedRemoteUpload(MultipartUpload):
     """A :class:`MultipartUpload` of a source with no local path (an object store), whose Upload id
     outlives the task try.
 

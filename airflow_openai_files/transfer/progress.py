@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from airflow_openai_files.limits import MiB
@@ -66,3 +67,29 @@ class Progress:
             human_size(self.total),
             rate(done, now - self.started),
         )
+
+
+class Throttle:
+    """
+    At most one line per ``interval`` seconds: :meth:`ready` says whether one may be logged now.
+
+    For progress of remote work that can run for hours (a deferred batch, a fine-tuning job): a line when
+    something changed, but not one per poll. ``clock`` is injectable so tests step time instead of sleeping.
+    """
+
+    def __init__(self, interval: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self.clock = clock
+        self._last: float | None = None
+
+    def ready(self) -> bool:
+        """True (and the interval starts again) if no line was allowed in the last ``interval`` seconds."""
+        now = self.clock()
+        if self._last is not None and now - self._last < self.interval:
+            return False
+        self._last = now
+        return True
+
+    def restart(self) -> None:
+        """Start the interval again now (another line about the same thing was just logged)."""
+        self._last = self.clock()

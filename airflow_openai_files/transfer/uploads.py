@@ -7,7 +7,8 @@
 
 Both take a :class:`~airflow_openai_files.client.transport.Transport` and an :class:`UploadJob` (what to
 send) and return the File object from ``run()``. :func:`find_uploaded` is the duplicate lookup both use
-(both defined below).
+after an attempt whose answer was lost; the hook's ``find_uploaded`` and ``upload_file(reconcile_since=)``
+use it across task tries (see :mod:`airflow_openai_files.resume`).
 """
 
 from __future__ import annotations
@@ -23,18 +24,14 @@ from typing import Any
 
 from airflow_openai_files.client.transport import Transport, is_read_timeout, may_have_reached_server
 from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesValidationError, UploadCancelledError
-from airflow_openai_files.limits import PART_MAX_BYTES, UPLOAD_MAX_BYTES, MiB
+from airflow_openai_files.limits import CLOCK_SKEW_SECONDS, PART_MAX_BYTES, UPLOAD_MAX_BYTES, MiB
 from airflow_openai_files.transfer.progress import Progress, human_size, rate, request_id_note
 from airflow_openai_files.transfer.sources import BoundedReader, BytesReader, UploadSource, read_exact
 
 HASH_BLOCK = 1 * MiB
 # How long to look for an unanswered (read-timed-out) upload in the file list before sending it again.
 SETTLE_MIN, SETTLE_MAX = 5.0, 30.0
-__all__ = ["CLOCK_SKEW", "MultipartUpload", "PlainUpload", "UploadJob", "UploadRegistry", "find_uploaded"]
-
-
-# Clock skew allowed between us and the server when matching ``created_at``.
-CLOCK_SKEW = 300
+__all__ = ["MultipartUpload", "PlainUpload", "UploadJob", "UploadRegistry", "find_uploaded"]
 
 
 @dataclass
@@ -54,8 +51,9 @@ class UploadJob:
 def find_uploaded(
     transport: Transport, filename: str, size: int, purpose: str, *, since: float, what: str = "Listing files"
 ) -> dict[str, Any] | None:
-    """The newest file with this name, size and purpose created at or after ``since`` (unix seconds)."""
-    horizon = since - CLOCK_SKEW
+    """The newest file with this name, size and purpose created at or after ``since`` (unix seconds, local
+    clock; :data:`~airflow_openai_files.limits.CLOCK_SKEW_SECONDS` earlier on the service's clock)."""
+    horizon = since - CLOCK_SKEW_SECONDS
     params = {"purpose": purpose, "order": "desc", "limit": 100}
     for item in transport.iter_pages("files", params, what):
         if int(item.get("created_at") or 0) < horizon:
@@ -181,7 +179,7 @@ class MultipartUpload:
     Upload so nothing half-finished lingers on the account.
     """
 
-    #: Hash each part as it is sent (``ResumableUpload`` records the md5 of every stored part).
+    #: Hash each part as it is sent (``ResumableLocalUpload`` records the md5 of every stored part).
     track_parts = False
 
     def __init__(
@@ -218,7 +216,7 @@ class MultipartUpload:
         self._sent_lock = threading.Lock()
         self._cancel_sent = False
         self._cancel_requested = False  # by cancel(): on_kill, never a failed part
-        self._kept: dict[int, str] = {}  # parts an earlier try sent, by index (ResumableUpload)
+        self._kept: dict[int, str] = {}  # parts an earlier try sent, by index (ResumableLocalUpload)
 
     def run(self) -> dict[str, Any]:
         started = time.time()
@@ -251,11 +249,11 @@ class MultipartUpload:
         return self._complete(part_ids, md5, started), part_ids
 
     def _failed(self, err: BaseException) -> None:
-        """Nothing half-finished lingers: the Upload is cancelled (``ResumableUpload`` keeps it)."""
+        """Nothing half-finished lingers: the Upload is cancelled (``ResumableLocalUpload`` keeps it)."""
         self.cancel()
 
     def _part_sent(self, index: int, part_id: str, offset: int, length: int, md5: str | None) -> None:
-        """Called once per part stored by the service (``ResumableUpload`` records it)."""
+        """Called once per part stored by the service (``ResumableLocalUpload`` records it)."""
 
     def cancel(self) -> None:
         """Stop sending parts and cancel the Upload on the server (best effort, once)."""

@@ -6,7 +6,7 @@ A subclass says only how to fetch its object and how to judge it::
     class OpenAIBatchTrigger(OpenAIPollingTrigger):
         def __init__(self, batch_id, **kwargs):
             super().__init__(**kwargs)
-            self.batch_id = validate_file_id(batch_id, kind="batch")
+            self.batch_id = validate_id(batch_id, "batch")
 
         def fields(self):                      # serialized next to conn id, poll interval, timeout, deadline
             return {"batch_id": self.batch_id}
@@ -34,8 +34,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_openai_files.exceptions import OpenAIFilesError
-from airflow_openai_files.hooks.asynchronous import DeadlineReached, OpenAIFilesAsyncHook
+from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesTimeoutError
+from airflow_openai_files.hooks import OpenAIFilesAsyncHook
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 
 _PACKAGE = __name__.rsplit(".", 1)[0]  # airflow_openai_files.triggers
@@ -89,7 +89,7 @@ class OpenAIPollingTrigger(BaseTrigger):
         return "the object"
 
     def failure_message(self, err: OpenAIFilesError) -> str:
-        """The message of the error event for a failed poll; subclasses word a 404 for their object."""
+        """The message of the error event for a failed poll (a 404 is already worded for its object)."""
         return str(err)
 
     # -- the plumbing -----------------------------------------------------------------------------------------
@@ -130,7 +130,7 @@ class OpenAIPollingTrigger(BaseTrigger):
                 while True:
                     try:
                         obj = await self.fetch(hook)
-                    except DeadlineReached as why:
+                    except OpenAIFilesTimeoutError as why:
                         yield self._event("timeout", self._timeout_message(started, f"{message}; {why}"), last)
                         return
                     outcome, message = self.judge(obj)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from airflow_openai_files.hooks.asynchronous import OpenAIFilesAsyncHook
+from airflow_openai_files.hooks import OpenAIFilesAsyncHook
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.resources.batches import TERMINAL_STATUSES, describe_shards
 from airflow_openai_files.triggers.base import OpenAIPollingTrigger
-from airflow_openai_files.validation import validate_file_id
+from airflow_openai_files.validation import validate_id
 
 
 class OpenAIBatchShardsTrigger(OpenAIPollingTrigger):
@@ -45,7 +45,7 @@ class OpenAIBatchShardsTrigger(OpenAIPollingTrigger):
         deadline: float | None = None,
     ) -> None:
         super().__init__(openai_conn_id=openai_conn_id, poll_interval=poll_interval, timeout=timeout, deadline=deadline)
-        self.batch_ids = [validate_file_id(batch_id, kind="batch") for batch_id in batch_ids]
+        self.batch_ids = [validate_id(batch_id, "batch") for batch_id in batch_ids]
         self.job = job
         self.wake_at = float(wake_at) if wake_at is not None else None
         self.answered = (int(answered[0]), int(answered[1]))

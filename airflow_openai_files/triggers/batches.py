@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
-from airflow_openai_files.exceptions import OpenAIFilesError
-from airflow_openai_files.hooks.asynchronous import OpenAIFilesAsyncHook
+from airflow_openai_files.hooks import OpenAIFilesAsyncHook
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.resources.batches import TERMINAL_STATUSES, check_success_statuses, describe_batch
+from airflow_openai_files.transfer.progress import Throttle
 from airflow_openai_files.triggers.base import OpenAIPollingTrigger
-from airflow_openai_files.validation import validate_file_id
+from airflow_openai_files.validation import validate_id
 
 
 class OpenAIBatchTrigger(OpenAIPollingTrigger):
     """
     Poll ``GET /batches/{batch_id}`` until the batch reaches a terminal status, or time runs out.
 
-    Every status change is logged with the request counts. Yields exactly one event::
+    Every status change is logged with the request counts, and so is progress while the status stays
+    (``request_counts`` changed), at most one line per ``PROGRESS_INTERVAL`` seconds. Yields exactly one
+    event::
 
-        {"status": "success" | "error" | "timeout", "batch_id": ..., "batch": {...} | None, "message": ...}
+        {"status": "success" | "error" | "timeout", "batch_id": ..., "batch": {...} | None, "message": ...,
+         "request_counts": {...} | None}
+
+    ``request_counts`` are the last counts seen (also on a timeout or a failed poll), so the task's log
+    shows the last known state when it resumes.
 
     ``success`` when the batch ended in one of ``success_statuses``, ``error`` when it ended in
     another terminal status (the event still carries the Batch, so the task can land its error file)
@@ -31,7 +39,11 @@ class OpenAIBatchTrigger(OpenAIPollingTrigger):
     :param poll_interval: seconds between two checks.
     :param timeout: seconds to wait at most, on the monotonic clock from when ``run()`` starts.
     :param deadline: unix time after which to stop even if ``timeout`` has not run out.
+    :param clock: the monotonic clock of the progress throttle (tests step it; never serialized).
     """
+
+    #: Seconds between two progress lines while the counts keep changing.
+    PROGRESS_INTERVAL = 60.0
 
     def __init__(
         self,
@@ -42,16 +54,39 @@ class OpenAIBatchTrigger(OpenAIPollingTrigger):
         poll_interval: float = 60.0,
         timeout: float = 25 * 3600.0,
         deadline: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(openai_conn_id=openai_conn_id, poll_interval=poll_interval, timeout=timeout, deadline=deadline)
-        self.batch_id = validate_file_id(batch_id, kind="batch")
+        self.batch_id = validate_id(batch_id, "batch")
         self.success_statuses = check_success_statuses(success_statuses)
+        self._progress = Throttle(self.PROGRESS_INTERVAL, clock)
+        self._seen: tuple[Any, Any] | None = None  # (status, request_counts) last logged
 
     def fields(self) -> dict[str, Any]:
         return {"batch_id": self.batch_id, "success_statuses": list(self.success_statuses)}
 
     async def fetch(self, hook: OpenAIFilesAsyncHook) -> dict[str, Any]:
-        return await hook.get_batch(self.batch_id)
+        batch = await hook.get_batch(self.batch_id)
+        self.log_progress(batch)
+        return batch
+
+    def log_progress(self, batch: dict[str, Any]) -> None:
+        """
+        A line when the counts changed while the status stayed, at most one per ``PROGRESS_INTERVAL``.
+
+        A status change is logged by the base class (with the counts): it counts as the interval's line.
+        """
+        status, counts = batch.get("status"), batch.get("request_counts")
+        seen, self._seen = self._seen, (status, counts)
+        if seen is None or seen[0] != status or status in TERMINAL_STATUSES:
+            self._progress.restart()
+            return
+        if counts == seen[1]:
+            return
+        if not self._progress.ready():
+            self._seen = seen  # not logged: the next poll compares with what the log last showed
+            return
+        self.log.info("%s", describe_batch(batch))
 
     def judge(self, obj: dict[str, Any]) -> tuple[str, str]:
         status = obj.get("status")
@@ -61,13 +96,8 @@ class OpenAIBatchTrigger(OpenAIPollingTrigger):
         return ("success" if status in self.success_statuses else "error"), message
 
     def payload(self, status: str, message: str, obj: dict[str, Any] | None) -> dict[str, Any]:
-        return {"status": status, "batch_id": self.batch_id, "batch": obj, "message": message}
+        counts = (obj or {}).get("request_counts")
+        return {"status": status, "batch_id": self.batch_id, "batch": obj, "message": message, "request_counts": counts}
 
     def describe_wait(self) -> str:
         return f"{self.batch_id} to finish"
-
-    def failure_message(self, err: OpenAIFilesError) -> str:
-        if err.http_status == 404:
-            note = f", request id {err.request_id}" if err.request_id else ""
-            return f"Batch {self.batch_id} does not exist (HTTP 404{note})"
-        return str(err)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_openai_files.exceptions import OpenAIFilesError
-from airflow_openai_files.hooks.asynchronous import OpenAIFilesAsyncHook
+from airflow_openai_files.hooks import OpenAIFilesAsyncHook
 from airflow_openai_files.limits import DEFAULT_CONN_ID
-from airflow_openai_files.resources.files import check_target_status, evaluate, not_found_message
+from airflow_openai_files.resources.files import check_target_status, evaluate
 from airflow_openai_files.triggers.base import OpenAIPollingTrigger
 from airflow_openai_files.validation import validate_file_id
 
@@ -58,8 +57,3 @@ class OpenAIFileTrigger(OpenAIPollingTrigger):
 
     def describe_wait(self) -> str:
         return f"{self.file_id} to become {self.target_status}"
-
-    def failure_message(self, err: OpenAIFilesError) -> str:
-        if err.status_code == 404:
-            return not_found_message(self.file_id, err.request_id)
-        return str(err)

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_openai_files.exceptions import OpenAIFilesError
-from airflow_openai_files.hooks.asynchronous import OpenAIFilesAsyncHook
+from airflow_openai_files.hooks import OpenAIFilesAsyncHook
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.resources.fine_tuning import format_event, judge_job, unseen_events
 from airflow_openai_files.triggers.base import OpenAIPollingTrigger
-from airflow_openai_files.validation import validate_file_id
+from airflow_openai_files.validation import validate_id
 
 #: Events logged at most per poll (a first look at a long-running job shows its latest ones).
 EVENTS_PER_POLL = 200
@@ -52,7 +52,7 @@ class OpenAIFineTuningJobTrigger(OpenAIPollingTrigger):
         deadline: float | None = None,
     ) -> None:
         super().__init__(openai_conn_id=openai_conn_id, poll_interval=poll_interval, timeout=timeout, deadline=deadline)
-        self.job_id = validate_file_id(job_id, kind="fine-tuning job")
+        self.job_id = validate_id(job_id, "fine-tuning job")
         self.last_event_id = last_event_id
         self.cancel_on_kill = bool(cancel_on_kill)
 
@@ -99,14 +99,6 @@ class OpenAIFineTuningJobTrigger(OpenAIPollingTrigger):
 
     def describe_wait(self) -> str:
         return f"fine-tuning job {self.job_id} to finish"
-
-    def failure_message(self, err: OpenAIFilesError) -> str:
-        if err.http_status == 404:
-            return (
-                f"Fine-tuning job {self.job_id} does not exist (HTTP 404, request id {err.request_id}): check the "
-                "id and that the connection points at the organisation and project that created it"
-            )
-        return str(err)
 
     async def on_kill(self) -> None:
         """A user killed the deferred task: cancel the job when asked to (Airflow 3.2+ calls this)."""

@@ -13,7 +13,12 @@ fails the task at once.
 
 from __future__ import annotations
 
-from airflow_openai_files.validation.batches import check_batch_endpoint, check_batch_file
+from airflow_openai_files.validation.batches import (
+    check_batch_endpoint,
+    check_batch_file,
+    check_completion_window,
+    check_max_failed,
+)
 from airflow_openai_files.validation.core import (
     BATCH_MAX_LINES,
     CHAT_ROLES,
@@ -32,7 +37,9 @@ from airflow_openai_files.validation.core import (
     describe,
     is_templated,
     parse_duration,
+    timeout_seconds,
     validate_file_id,
+    validate_id,
 )
 from airflow_openai_files.validation.fine_tuning import (
     FINE_TUNE_FORMATS,
@@ -56,14 +63,18 @@ __all__ = [
     "check_batch_endpoint",
     "check_batch_file",
     "check_cleanup_filters",
+    "check_completion_window",
     "check_expiry",
     "check_fine_tune_file",
     "check_fine_tuning_method",
     "check_jsonl",
+    "check_max_failed",
     "check_purpose",
     "check_source",
     "describe",
     "is_templated",
     "parse_duration",
+    "timeout_seconds",
     "validate_file_id",
+    "validate_id",
 ]

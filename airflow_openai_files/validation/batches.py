@@ -24,6 +24,22 @@ def check_batch_endpoint(endpoint: Any) -> str:
     return str(endpoint)
 
 
+def check_completion_window(window: Any) -> str:
+    """The batch's ``completion_window``: one of the windows the service offers (``24h``)."""
+    if window not in limits.BATCH_COMPLETION_WINDOWS:
+        raise _invalid(f"completion_window must be one of {', '.join(limits.BATCH_COMPLETION_WINDOWS)}, got {window!r}")
+    return str(window)
+
+
+def check_max_failed(value: Any) -> int | float:
+    """``max_failed_requests``: an int >= 0 (requests), or a float in [0, 1] (a fraction of the batch's requests)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _invalid(f"max_failed_requests must be an int or a fraction, got {value!r}")
+    if (isinstance(value, int) and value < 0) or (isinstance(value, float) and not 0.0 <= value <= 1.0):
+        raise _invalid(f"max_failed_requests must be a count >= 0 or a fraction from 0.0 to 1.0, got {value!r}")
+    return value
+
+
 def _batch_line_rule(obj: dict[str, Any], endpoint: str, seen: dict[str, int], model: tuple[str, int] | None) -> str:
     """The first batch-file rule a request breaks, or "" (``model`` is the first line's model and line)."""
     custom_id = obj.get("custom_id")

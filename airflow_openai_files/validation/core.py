@@ -49,16 +49,28 @@ def is_templated(value: Any) -> bool:
     return isinstance(value, str) and "{{" in value
 
 
-def validate_file_id(file_id: Any, *, kind: str = "file") -> str:
-    """Refuse ids that could reach another endpoint once put in a URL path."""
-    if not isinstance(file_id, str) or not file_id:
-        raise _invalid(f"Invalid {kind} id {file_id!r}: must be a non-empty string")
-    if not limits.SAFE_ID_RE.fullmatch(file_id) or ".." in file_id:
+def validate_id(value: Any, kind: str) -> str:
+    """
+    An id of any kind (``"file"``, ``"batch"``, ``"fine-tuning job"``...) that is safe to put in a URL path.
+
+    Only the characters are checked (:data:`~airflow_openai_files.limits.SAFE_ID_RE`), not the prefix: an
+    OpenAI-shaped service (Azure OpenAI, a proxy) may shape its ids differently, and the service itself
+    answers a well-formed unknown id with a 404. What is refused is an id that could reach another
+    endpoint once in the path (``/``, ``?``, ``#``, ``..``, whitespace). ``kind`` names the id in the message.
+    """
+    if not isinstance(value, str) or not value:
+        raise _invalid(f"Invalid {kind} id {value!r}: must be a non-empty string")
+    if not limits.SAFE_ID_RE.fullmatch(value) or ".." in value:
         raise _invalid(
-            f"Invalid {kind} id {file_id!r}: only letters, digits, '-' and '_' are allowed "
+            f"Invalid {kind} id {value!r}: only letters, digits, '-' and '_' are allowed "
             "(no '/', '?', '#', '..' or whitespace)"
         )
-    return file_id
+    return value
+
+
+def validate_file_id(file_id: Any) -> str:
+    """A file id that is safe to put in a URL path (:func:`validate_id` for files)."""
+    return validate_id(file_id, "file")
 
 
 def check_purpose(purpose: Any, *, allowed: tuple[str, ...] = limits.UPLOAD_PURPOSES, what: str = "purpose") -> str:
@@ -120,6 +132,14 @@ def parse_duration(value: Any) -> timedelta | None:
     if result.total_seconds() <= 0:
         raise _invalid(f"older_than must be a positive duration, got {value!r}")
     return result
+
+
+def timeout_seconds(value: Any) -> float:
+    """A positive duration (seconds, a timedelta or ``"25h"``) in seconds: an operator's ``timeout``."""
+    duration = parse_duration(value)
+    if duration is None:
+        raise _invalid(f"timeout must be a positive duration, got {value!r}")
+    return duration.total_seconds()
 
 
 def check_cleanup_filters(

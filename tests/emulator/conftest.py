@@ -62,11 +62,6 @@ class ValidatingSession(requests.Session):
         return response
 
 
-@pytest.fixture
-def emu(openai_files_emulator: Emulator) -> Emulator:
-    return openai_files_emulator
-
-
 def sdk_client(emulator: Emulator, **kwargs: Any) -> openai.OpenAI:
     http_client = httpx2.Client(event_hooks={"response": [_httpx_hook]})
     options: dict[str, Any] = {"base_url": emulator.base_url, "api_key": emulator.api_key, "max_retries": 0}
@@ -75,12 +70,12 @@ def sdk_client(emulator: Emulator, **kwargs: Any) -> openai.OpenAI:
 
 
 @pytest.fixture
-def client(emu: Emulator) -> Iterator[openai.OpenAI]:
-    with sdk_client(emu) as sdk:
+def client(openai_files_emulator: Emulator) -> Iterator[openai.OpenAI]:
+    with sdk_client(openai_files_emulator) as sdk:
         yield sdk
 
 
 @pytest.fixture
-def http(emu: Emulator) -> Iterator[ValidatingSession]:
-    with ValidatingSession(emu) as session:
+def http(openai_files_emulator: Emulator) -> Iterator[ValidatingSession]:
+    with ValidatingSession(openai_files_emulator) as session:
         yield session

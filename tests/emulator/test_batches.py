@@ -54,7 +54,12 @@ def _error(response: Any) -> dict[str, Any]:
     ],
 )
 def test_create_is_strict(
-    http: ValidatingSession, emu: Emulator, change: dict[str, Any], status: int, message: str, param: str | None
+    http: ValidatingSession,
+    openai_files_emulator: Emulator,
+    change: dict[str, Any],
+    status: int,
+    message: str,
+    param: str | None,
 ) -> None:
     file_id = http.post("/files", files={"file": ("b.jsonl", jsonl([chat_line(1)]))}, data={"purpose": "batch"})
     payload = {"input_file_id": file_id.json()["id"], "endpoint": CHAT, "completion_window": "24h", **change}
@@ -63,10 +68,10 @@ def test_create_is_strict(
     assert response.status_code == status
     error = _error(response)
     assert message in error["message"] and error["param"] == param
-    assert emu.batches() == []
+    assert openai_files_emulator.batches() == []
 
 
-def test_input_must_have_purpose_batch(http: ValidatingSession, emu: Emulator) -> None:
+def test_input_must_have_purpose_batch(http: ValidatingSession, openai_files_emulator: Emulator) -> None:
     tuned = http.post("/files", files={"file": ("t.jsonl", b'{"prompt": "a"}\n')}, data={"purpose": "user_data"})
     response = http.post(
         "/batches", json={"input_file_id": tuned.json()["id"], "endpoint": CHAT, "completion_window": "24h"}
@@ -74,7 +79,7 @@ def test_input_must_have_purpose_batch(http: ValidatingSession, emu: Emulator) -
     assert response.status_code == 400 and _error(response)["param"] == "input_file_id"
     assert "purpose 'batch'" in _error(response)["message"]
     assert http.post("/batches", data=b"{", headers={"content-type": "application/json"}).status_code == 400
-    assert emu.batches() == []
+    assert openai_files_emulator.batches() == []
 
 
 def test_enqueued_token_limit_fails_the_batch(tmp_path: Path) -> None:
@@ -101,10 +106,10 @@ def test_enqueued_token_limit_fails_the_batch(tmp_path: Path) -> None:
         assert third.status == "in_progress"  # room again once the first one finished
 
 
-def test_token_limit_fault_at_creation(client: openai.OpenAI, emu: Emulator) -> None:
+def test_token_limit_fault_at_creation(client: openai.OpenAI, openai_files_emulator: Emulator) -> None:
     file_id = upload(client, [chat_line(1)])
     message = "Enqueued token limit reached for gpt-4o-mini in organization org-x. Limit: 2,000,000 enqueued tokens."
-    emu.add_fault(
+    openai_files_emulator.add_fault(
         method="POST",
         path="/v1/batches",
         status=400,
@@ -113,24 +118,24 @@ def test_token_limit_fault_at_creation(client: openai.OpenAI, emu: Emulator) -> 
     with pytest.raises(openai.BadRequestError) as refused:
         client.batches.create(input_file_id=file_id, endpoint=CHAT, completion_window="24h")
     assert refused.value.code == "token_limit_exceeded"
-    assert emu.batches() == []
+    assert openai_files_emulator.batches() == []
     assert client.batches.create(input_file_id=file_id, endpoint=CHAT, completion_window="24h").status == "validating"
-    assert len(emu.batches()) == 1
+    assert len(openai_files_emulator.batches()) == 1
 
 
-def test_server_errors_on_retrieve_heal(client: openai.OpenAI, emu: Emulator) -> None:
+def test_server_errors_on_retrieve_heal(client: openai.OpenAI, openai_files_emulator: Emulator) -> None:
     batch = create(client, [chat_line(1)])
-    emu.add_fault(method="GET", path="/v1/batches/*", status=503, times=1)
+    openai_files_emulator.add_fault(method="GET", path="/v1/batches/*", status=503, times=1)
     with pytest.raises(openai.InternalServerError):
         client.batches.retrieve(batch.id)
     assert client.batches.retrieve(batch.id).status == "completed"
 
 
-def test_reset_forgets_batches(client: openai.OpenAI, emu: Emulator) -> None:
+def test_reset_forgets_batches(client: openai.OpenAI, openai_files_emulator: Emulator) -> None:
     create(client, [chat_line(1)])
-    assert len(emu.batches()) == 1
-    emu.reset()
-    assert emu.batches() == [] and emu.files() == []
+    assert len(openai_files_emulator.batches()) == 1
+    openai_files_emulator.reset()
+    assert openai_files_emulator.batches() == [] and openai_files_emulator.files() == []
 
 
 def test_cli_flags_and_process_accessor(tmp_path: Path) -> None:
@@ -161,14 +166,14 @@ def test_input_check_and_model_units(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_fifty_thousand_lines(tmp_path: Path, emu: Emulator) -> None:
+def test_fifty_thousand_lines(tmp_path: Path, openai_files_emulator: Emulator) -> None:
     """50,000 requests (the service's maximum) through create -> completed -> download."""
     source = tmp_path / "in.jsonl"
     with open(source, "w") as handle:
         for i in range(50_000):
             handle.write(json.dumps(chat_line(i, text=f"Summarise catalogue item {i} in one line")) + "\n")
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    with sdk_client(emu, timeout=600) as client:
+    with sdk_client(openai_files_emulator, timeout=600) as client:
         began = time.monotonic()
         with open(source, "rb") as handle:
             file_id = client.files.create(file=handle, purpose="batch").id

@@ -3,7 +3,6 @@ completed, failed, expired and cancelled batches, on the emulator's clock (no sl
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,27 +13,15 @@ from airflow_openai_files.emulator import Emulator
 from tests.emulator.batch_support import CHAT, by_custom_id, chat_line, create, read_lines, upload
 from tests.emulator.conftest import VALIDATED, sdk_client
 
-
-@pytest.fixture
-def slow_emu(tmp_path: Path) -> Iterator[Emulator]:
-    """Validating 10 s, in_progress 100 s (whatever the size), finalizing 5 s, cancelling 0 s."""
-    with Emulator(
-        data_dir=tmp_path / "emu",
-        batch_validating_seconds=10,
-        batch_in_progress_seconds=100,
-        batch_finalizing_seconds=5,
-    ) as emulator:
-        yield emulator
+#: Validating 10 s, in_progress 100 s (whatever the size), finalizing 5 s, cancelling 0 s.
+SLOW = pytest.mark.openai_files_emulator(
+    batch_validating_seconds=10, batch_in_progress_seconds=100, batch_finalizing_seconds=5
+)
 
 
-@pytest.fixture
-def slow(slow_emu: Emulator) -> Iterator[openai.OpenAI]:
-    with sdk_client(slow_emu) as client:
-        yield client
-
-
-def test_lifecycle_states_timestamps_and_results(slow: openai.OpenAI, slow_emu: Emulator) -> None:
-    created = create(slow, [chat_line(i) for i in range(10)], metadata={"pipeline": "nightly"})
+@SLOW
+def test_lifecycle_states_timestamps_and_results(client: openai.OpenAI, openai_files_emulator: Emulator) -> None:
+    created = create(client, [chat_line(i) for i in range(10)], metadata={"pipeline": "nightly"})
     assert created.status == "validating"
     assert created.id.startswith("batch_") and len(created.id) == len("batch_") + 24
     assert created.request_counts is not None and created.request_counts.total == 0
@@ -42,36 +29,36 @@ def test_lifecycle_states_timestamps_and_results(slow: openai.OpenAI, slow_emu: 
     assert created.expires_at is None and created.in_progress_at is None
     t0 = created.created_at
 
-    assert slow.batches.retrieve(created.id).status == "validating"
-    slow_emu.advance_clock(10)
-    running = slow.batches.retrieve(created.id)
+    assert client.batches.retrieve(created.id).status == "validating"
+    openai_files_emulator.advance_clock(10)
+    running = client.batches.retrieve(created.id)
     assert running.status == "in_progress" and running.in_progress_at == t0 + 10
     assert running.model == "gpt-4o-mini" and running.expires_at == t0 + 24 * 3600
     assert running.request_counts is not None and running.request_counts.total == 10
     assert running.output_file_id is None and running.finalizing_at is None
 
-    slow_emu.advance_clock(50)  # half of the in_progress time: half of the lines answered
-    half = slow.batches.retrieve(created.id)
+    openai_files_emulator.advance_clock(50)  # half of the in_progress time: half of the lines answered
+    half = client.batches.retrieve(created.id)
     assert half.status == "in_progress"
     assert half.request_counts is not None and half.request_counts.completed == 5
 
-    slow_emu.advance_clock(50)
-    finalizing = slow.batches.retrieve(created.id)
+    openai_files_emulator.advance_clock(50)
+    finalizing = client.batches.retrieve(created.id)
     assert finalizing.status == "finalizing" and finalizing.finalizing_at == t0 + 110
     assert finalizing.output_file_id is None
 
-    slow_emu.advance_clock(5)
-    done = slow.batches.retrieve(created.id)
+    openai_files_emulator.advance_clock(5)
+    done = client.batches.retrieve(created.id)
     assert done.status == "completed" and done.completed_at == t0 + 115
     assert (done.failed_at, done.expired_at, done.cancelled_at, done.cancelling_at, done.errors) == (None,) * 5
     assert done.request_counts is not None
     assert (done.request_counts.total, done.request_counts.completed, done.request_counts.failed) == (10, 10, 0)
     assert done.error_file_id is None and done.output_file_id is not None
 
-    out = slow.files.retrieve(done.output_file_id)
+    out = client.files.retrieve(done.output_file_id)
     assert (out.purpose, out.filename) == ("batch_output", f"{done.id}_output.jsonl")
-    assert out.id in {f.id for f in slow.files.list(purpose="batch_output")}
-    lines = by_custom_id(read_lines(slow, done.output_file_id))
+    assert out.id in {f.id for f in client.files.list(purpose="batch_output")}
+    lines = by_custom_id(read_lines(client, done.output_file_id))
     assert set(lines) == {f"r{i}" for i in range(10)}
     line = lines["r3"]
     assert line["id"].startswith("batch_req_") and line["error"] is None
@@ -84,7 +71,7 @@ def test_lifecycle_states_timestamps_and_results(slow: openai.OpenAI, slow_emu: 
     assert done.usage.input_tokens == sum(x["response"]["body"]["usage"]["prompt_tokens"] for x in lines.values())
     assert done.usage.output_tokens == sum(x["response"]["body"]["usage"]["completion_tokens"] for x in lines.values())
     assert done.usage.total_tokens == done.usage.input_tokens + done.usage.output_tokens > 0
-    assert [b["id"] for b in slow_emu.batches()] == [done.id]
+    assert [b["id"] for b in openai_files_emulator.batches()] == [done.id]
     assert "Batch" in VALIDATED  # every answer above was checked against the spec's Batch schema
 
 
@@ -175,7 +162,7 @@ def test_failed_at_validation(client: openai.OpenAI) -> None:
     )
 
 
-def test_empty_and_too_many_requests(client: openai.OpenAI, emu: Emulator) -> None:
+def test_empty_and_too_many_requests(client: openai.OpenAI, openai_files_emulator: Emulator) -> None:
     empty = client.batches.create(
         input_file_id=client.files.create(file=("e.jsonl", b"\n"), purpose="batch").id,
         endpoint=CHAT,
@@ -250,7 +237,7 @@ def test_cancel_while_validating_and_of_a_finished_batch(tmp_path: Path) -> None
             client.batches.cancel(done.id)
 
 
-def test_list_pages_newest_first(client: openai.OpenAI, emu: Emulator) -> None:
+def test_list_pages_newest_first(client: openai.OpenAI, openai_files_emulator: Emulator) -> None:
     file_id = upload(client, [chat_line(1)])
     ids = [client.batches.create(input_file_id=file_id, endpoint=CHAT, completion_window="24h").id for _ in range(5)]
     page = client.batches.list(limit=2)
@@ -259,7 +246,7 @@ def test_list_pages_newest_first(client: openai.OpenAI, emu: Emulator) -> None:
     assert {b.status for b in client.batches.list()} == {"completed"}
     last = client.batches.list(after=ids[1], limit=20)
     assert [b.id for b in last.data] == [ids[0]] and not last.has_more
-    assert [b["id"] for b in emu.batches()] == ids
+    assert [b["id"] for b in openai_files_emulator.batches()] == ids
 
 
 def test_unknown_ids(client: openai.OpenAI) -> None:
@@ -285,12 +272,12 @@ def test_input_file_deleted_while_running_still_completes(tmp_path: Path) -> Non
         assert done.status == "completed" and len(read_lines(client, done.output_file_id)) == 4
 
 
-def test_output_expires_after(client: openai.OpenAI, emu: Emulator) -> None:
+def test_output_expires_after(client: openai.OpenAI, openai_files_emulator: Emulator) -> None:
     batch = create(client, [chat_line(1)], output_expires_after={"anchor": "created_at", "seconds": 7200})
     done = client.batches.retrieve(batch.id)
     out = client.files.retrieve(done.output_file_id)  # type: ignore[arg-type]
     assert out.expires_at == out.created_at + 7200
-    emu.advance_clock(7201)
+    openai_files_emulator.advance_clock(7201)
     with pytest.raises(openai.NotFoundError):
         client.files.retrieve(out.id)
 

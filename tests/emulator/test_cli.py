@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -51,3 +52,29 @@ def test_cli_help() -> None:
     ).stdout
     for option in ("--host", "--port", "--data-dir", "--api-key", "--processing-delay", "--log-level"):
         assert option in out
+
+
+def test_cli_help_describes_every_api_and_shows_the_timing_defaults() -> None:
+    from airflow_openai_files.emulator.core.config import EmulatorConfig
+
+    out = subprocess.run(
+        [sys.executable, "-m", "airflow_openai_files.emulator", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "Files and Uploads API" not in out
+    for api in ("Files", "Uploads", "Batch", "fine-tuning"):
+        assert api in out.split("options:")[0], api
+    defaults = EmulatorConfig()
+    # One entry per option, its help wrapped over several lines joined into one.
+    entries = [" ".join(entry.split()) for entry in re.split(r"\n\s+(?=--)", out)]
+    lines = {entry.split()[0]: entry for entry in entries if entry.startswith("--")}
+    for option, value in (
+        ("--fine-tuning-validate-seconds", defaults.fine_tuning_validate_seconds),
+        ("--fine-tuning-queue-seconds", defaults.fine_tuning_queue_seconds),
+        ("--fine-tuning-train-seconds", defaults.fine_tuning_train_seconds),
+        ("--batch-in-progress-seconds", defaults.batch_in_progress_seconds),
+        ("--processing-delay", defaults.processing_delay),
+    ):
+        assert f"(default {value:g})" in lines[option], lines[option]

@@ -14,10 +14,10 @@ THREADS = 16
 PER_THREAD = 8
 
 
-def test_sixteen_clients_upload_and_list(emu: Emulator) -> None:
+def test_sixteen_clients_upload_and_list(openai_files_emulator: Emulator) -> None:
     def worker(n: int) -> list[str]:
         ids = []
-        with ValidatingSession(emu) as http:
+        with ValidatingSession(openai_files_emulator) as http:
             for i in range(PER_THREAD):
                 payload = f"{n}-{i}-".encode() * 1000
                 created = http.post("/files", files={"file": (f"{n}-{i}.png", payload)}, data={"purpose": "vision"})
@@ -31,8 +31,8 @@ def test_sixteen_clients_upload_and_list(emu: Emulator) -> None:
     with ThreadPoolExecutor(THREADS) as pool:
         all_ids = [i for ids in pool.map(worker, range(THREADS)) for i in ids]
     assert len(set(all_ids)) == THREADS * PER_THREAD
-    assert sorted(f["id"] for f in emu.files()) == sorted(all_ids)
-    with ValidatingSession(emu) as http:
+    assert sorted(f["id"] for f in openai_files_emulator.files()) == sorted(all_ids)
+    with ValidatingSession(openai_files_emulator) as http:
         paged: list[str] = []
         after = None
         while True:
@@ -45,10 +45,10 @@ def test_sixteen_clients_upload_and_list(emu: Emulator) -> None:
     assert sorted(paged) == sorted(all_ids) and len(paged) == len(all_ids)
 
 
-def test_parts_in_parallel(emu: Emulator) -> None:
+def test_parts_in_parallel(openai_files_emulator: Emulator) -> None:
     chunks = [bytes([i]) * 200_000 for i in range(12)]
     whole = b"".join(chunks)
-    with ValidatingSession(emu) as http:
+    with ValidatingSession(openai_files_emulator) as http:
         upload = http.post(
             "/uploads",
             json={"filename": "p.bin", "purpose": "user_data", "bytes": len(whole), "mime_type": "application/x"},
@@ -56,9 +56,9 @@ def test_parts_in_parallel(emu: Emulator) -> None:
 
     def send(chunk: bytes) -> str:
         response = requests.post(
-            f"{emu.base_url}/uploads/{upload['id']}/parts",
+            f"{openai_files_emulator.base_url}/uploads/{upload['id']}/parts",
             files={"data": ("blob", chunk)},
-            headers={"Authorization": f"Bearer {emu.api_key}"},
+            headers={"Authorization": f"Bearer {openai_files_emulator.api_key}"},
         )
         assert response.ok, response.text
         part_id: str = response.json()["id"]
@@ -66,10 +66,10 @@ def test_parts_in_parallel(emu: Emulator) -> None:
 
     with ThreadPoolExecutor(THREADS) as pool:
         part_ids = list(pool.map(send, chunks))
-    with ValidatingSession(emu) as http:
+    with ValidatingSession(openai_files_emulator) as http:
         done = http.post(
             f"/uploads/{upload['id']}/complete",
             json={"part_ids": part_ids, "md5": hashlib.md5(whole).hexdigest()},
         ).json()
     assert done["status"] == "completed"
-    assert emu.content(done["file"]["id"]) == whole
+    assert openai_files_emulator.content(done["file"]["id"]) == whole

@@ -50,9 +50,11 @@ def test_auth_missing_and_bad_keys(tmp_path: Path) -> None:
         assert ok.status_code == 200
 
 
-def test_any_non_empty_key_without_configured_keys(emu: Emulator) -> None:
-    assert requests.get(f"{emu.base_url}/files", headers={"Authorization": "Bearer whatever"}).ok
-    assert requests.get(f"{emu.base_url}/files", headers={"Authorization": "Bearer "}).status_code == 401
+def test_any_non_empty_key_without_configured_keys(openai_files_emulator: Emulator) -> None:
+    assert requests.get(f"{openai_files_emulator.base_url}/files", headers={"Authorization": "Bearer whatever"}).ok
+    assert (
+        requests.get(f"{openai_files_emulator.base_url}/files", headers={"Authorization": "Bearer "}).status_code == 401
+    )
 
 
 def test_list_limits_order_cursor_and_purpose(http: ValidatingSession) -> None:
@@ -84,7 +86,7 @@ def test_list_limits_order_cursor_and_purpose(http: ValidatingSession) -> None:
     assert error_of(http.get("/files", params={"order": "up"}), 400)["param"] == "order"
 
 
-def test_create_validation_errors(emu: Emulator, http: ValidatingSession) -> None:
+def test_create_validation_errors(openai_files_emulator: Emulator, http: ValidatingSession) -> None:
     assert error_of(upload(http, b"x", purpose="nope"), 400)["param"] == "purpose"
     no_file = http.post("/files", files={"purpose": (None, "user_data")})  # multipart, no file part
     assert error_of(no_file, 400)["param"] == "file"
@@ -103,8 +105,8 @@ def test_create_validation_errors(emu: Emulator, http: ValidatingSession) -> Non
         "param": None,
         "code": None,
     }
-    assert emu.files() == []
-    assert list((emu.data_dir / "tmp").iterdir()) == []  # type: ignore[operator]
+    assert openai_files_emulator.files() == []
+    assert list((openai_files_emulator.data_dir / "tmp").iterdir()) == []  # type: ignore[operator]
 
 
 def test_too_large_file_is_refused_while_streaming(tmp_path: Path) -> None:
@@ -122,7 +124,7 @@ def test_batch_size_cap(tmp_path: Path) -> None:
         assert "Batch" in error["message"] and emu.files() == []
 
 
-def test_expires_after_and_expiry(emu: Emulator, http: ValidatingSession) -> None:
+def test_expires_after_and_expiry(openai_files_emulator: Emulator, http: ValidatingSession) -> None:
     fields = {"expires_after[anchor]": "created_at", "expires_after[seconds]": "3600"}
     created = upload(http, b"x", **fields).json()
     assert created["expires_at"] == created["created_at"] + 3600
@@ -134,11 +136,11 @@ def test_expires_after_and_expiry(emu: Emulator, http: ValidatingSession) -> Non
     bad = upload(http, b"x", **{**fields, "expires_after[anchor]": "last_active_at"})
     assert error_of(bad, 400)["param"] == "expires_after[anchor]"
 
-    emu.advance_clock(3601)
+    openai_files_emulator.advance_clock(3601)
     assert error_of(http.get(f"/files/{created['id']}"), 404)["message"] == f"No such File object: {created['id']}"
     assert http.get(f"/files/{created['id']}/content").status_code == 404
     assert [f["id"] for f in http.get("/files").json()["data"]] == [keep["id"]]
-    assert [f["id"] for f in emu.files()] == [keep["id"]]
+    assert [f["id"] for f in openai_files_emulator.files()] == [keep["id"]]
 
 
 def test_processing_delay_then_processed(tmp_path: Path) -> None:
@@ -225,11 +227,11 @@ def test_odd_ids_never_touch_paths_outside_the_data_dir(http: ValidatingSession,
     assert http.delete(f"/files/{bad_id}").status_code in (400, 404)
 
 
-def test_raw_traversal_path(emu: Emulator) -> None:
+def test_raw_traversal_path(openai_files_emulator: Emulator) -> None:
     # requests normalises "..", so send the request line by hand
     import socket
 
-    host, port = emu.base_url.split("//")[1].split("/")[0].split(":")
+    host, port = openai_files_emulator.base_url.split("//")[1].split("/")[0].split(":")
     with socket.create_connection((host, int(port))) as sock:
         sock.sendall(
             b"GET /v1/files/../../../etc/passwd/content HTTP/1.1\r\nHost: x\r\n"
@@ -255,7 +257,9 @@ def add_part(http: ValidatingSession, upload_id: str, data: bytes) -> requests.R
     return http.post(f"/uploads/{upload_id}/parts", files={"data": ("blob", data)})
 
 
-def test_upload_happy_path_orders_parts_and_checks_md5(emu: Emulator, http: ValidatingSession) -> None:
+def test_upload_happy_path_orders_parts_and_checks_md5(
+    openai_files_emulator: Emulator, http: ValidatingSession
+) -> None:
     up = create_upload(http, 9, expires_after={"anchor": "created_at", "seconds": 7200})
     assert (up["status"], up["expires_at"], up["file"]) == ("pending", up["created_at"] + 3600, None)
     assert up["id"].startswith("upload_")
@@ -272,9 +276,12 @@ def test_upload_happy_path_orders_parts_and_checks_md5(emu: Emulator, http: Vali
     assert done["status"] == "completed"
     file = done["file"]
     assert (file["bytes"], file["filename"], file["expires_at"]) == (9, "big.jsonl", file["created_at"] + 7200)
-    assert emu.content(file["id"]) == b"aaabbbccc"
-    assert emu.uploads()[0]["id"] == up["id"] and emu.uploads()[0]["status"] == "completed"
-    assert list((emu.data_dir / "parts").iterdir()) == []  # type: ignore[operator]
+    assert openai_files_emulator.content(file["id"]) == b"aaabbbccc"
+    assert (
+        openai_files_emulator.uploads()[0]["id"] == up["id"]
+        and openai_files_emulator.uploads()[0]["status"] == "completed"
+    )
+    assert list((openai_files_emulator.data_dir / "parts").iterdir()) == []  # type: ignore[operator]
     # no parts, completion or cancel after completion
     assert error_of(add_part(http, up["id"], b"x"), 400)["param"] == "upload_id"
     assert http.post(f"/uploads/{up['id']}/complete", json={"part_ids": order}).status_code == 400
@@ -311,7 +318,7 @@ def test_upload_create_validation(http: ValidatingSession) -> None:
     assert http.post("/uploads/..%2F..%2Fx/parts", files={"data": ("a", b"x")}).status_code == 404
 
 
-def test_cancel_and_expiry(emu: Emulator, http: ValidatingSession) -> None:
+def test_cancel_and_expiry(openai_files_emulator: Emulator, http: ValidatingSession) -> None:
     up = create_upload(http, 3)
     add_part(http, up["id"], b"abc")
     cancelled = http.post(f"/uploads/{up['id']}/cancel").json()
@@ -319,7 +326,7 @@ def test_cancel_and_expiry(emu: Emulator, http: ValidatingSession) -> None:
     assert error_of(add_part(http, up["id"], b"x"), 400)["param"] == "upload_id"
 
     up = create_upload(http, 3)
-    emu.advance_clock(3600)
+    openai_files_emulator.advance_clock(3600)
     assert error_of(add_part(http, up["id"], b"abc"), 400)["message"] == (
         "Cannot add parts to an Upload with status 'expired'."
     )
@@ -333,9 +340,9 @@ def test_part_size_limit(tmp_path: Path) -> None:
         assert add_part(http, up["id"], b"x" * 10).ok
 
 
-def test_admin_api(emu: Emulator, http: ValidatingSession) -> None:
+def test_admin_api(openai_files_emulator: Emulator, http: ValidatingSession) -> None:
     created = upload(http, b"x").json()
-    root = emu.base_url[: -len("/v1")]
+    root = openai_files_emulator.base_url[: -len("/v1")]
     assert requests.get(f"{root}/_emulator/files").json() == [created]
     log = requests.get(f"{root}/_emulator/requests").json()
     assert log == [["POST", "/v1/files", 200]]
@@ -343,18 +350,18 @@ def test_admin_api(emu: Emulator, http: ValidatingSession) -> None:
     assert added.ok and len(added.json()["pending"]) == 1
     assert requests.post(f"{root}/_emulator/faults", json={"action": "explode"}).status_code == 400
     assert requests.post(f"{root}/_emulator/reset").ok
-    assert emu.files() == [] and emu.request_log() == []
+    assert openai_files_emulator.files() == [] and openai_files_emulator.request_log() == []
     assert requests.get(f"{root}/_emulator/faults").json() == []
     assert json.loads(requests.get(f"{root}/_emulator/health").text)["ok"] is True
 
 
-def test_admin_clock_and_single_file(emu: Emulator, http: ValidatingSession) -> None:
+def test_admin_clock_and_single_file(openai_files_emulator: Emulator, http: ValidatingSession) -> None:
     created = upload(http, b"x").json()
-    root = emu.base_url[: -len("/v1")]
+    root = openai_files_emulator.base_url[: -len("/v1")]
     one = requests.get(f"{root}/_emulator/files/{created['id']}").json()
-    assert one.pop("content_path") == str(emu.content_path(created["id"])) and one == created
+    assert one.pop("content_path") == str(openai_files_emulator.content_path(created["id"])) and one == created
     assert requests.get(f"{root}/_emulator/files/file-nope").status_code == 404
     before = requests.get(f"{root}/_emulator/clock").json()["now"]
     assert requests.post(f"{root}/_emulator/clock", json={"advance": 60}).json()["now"] >= before + 60
     assert requests.post(f"{root}/_emulator/clock", json={"advance": -1}).status_code == 400
-    assert emu.now() >= before + 60
+    assert openai_files_emulator.now() >= before + 60

@@ -13,8 +13,8 @@ from airflow_openai_files.emulator import Emulator
 from tests.emulator.conftest import ValidatingSession, sdk_client
 
 
-def test_status_fault_with_retry_headers_then_normal(emu: Emulator, http: ValidatingSession) -> None:
-    emu.add_fault(
+def test_status_fault_with_retry_headers_then_normal(openai_files_emulator: Emulator, http: ValidatingSession) -> None:
+    openai_files_emulator.add_fault(
         method="POST",
         path="/v1/files",
         times=2,
@@ -34,31 +34,33 @@ def test_status_fault_with_retry_headers_then_normal(emu: Emulator, http: Valida
             "code": "slow_down",
         }
     assert http.post("/files", files={"file": ("a.txt", b"x")}, data={"purpose": "user_data"}).ok
-    assert [s for _, _, s in emu.request_log()] == [503, 503, 200]
-    assert len(emu.files()) == 1
+    assert [s for _, _, s in openai_files_emulator.request_log()] == [503, 503, 200]
+    assert len(openai_files_emulator.files()) == 1
 
 
-def test_sdk_retries_status_faults(emu: Emulator) -> None:
-    emu.add_fault(method="GET", path="/v1/files", times=2, status=429, headers={"retry-after-ms": "5"})
-    with sdk_client(emu, max_retries=2) as client:
+def test_sdk_retries_status_faults(openai_files_emulator: Emulator) -> None:
+    openai_files_emulator.add_fault(
+        method="GET", path="/v1/files", times=2, status=429, headers={"retry-after-ms": "5"}
+    )
+    with sdk_client(openai_files_emulator, max_retries=2) as client:
         assert list(client.files.list()) == []
-    emu.add_fault(method="*", path="/v1/files/*", status=500, headers={"x-should-retry": "false"})
-    with sdk_client(emu, max_retries=2) as client, pytest.raises(openai.InternalServerError):
+    openai_files_emulator.add_fault(method="*", path="/v1/files/*", status=500, headers={"x-should-retry": "false"})
+    with sdk_client(openai_files_emulator, max_retries=2) as client, pytest.raises(openai.InternalServerError):
         client.files.retrieve("file-abc")
-    assert [s for _, _, s in emu.request_log()] == [429, 429, 200, 500]
+    assert [s for _, _, s in openai_files_emulator.request_log()] == [429, 429, 200, 500]
 
 
-def test_fault_matching_by_method_and_glob(emu: Emulator, http: ValidatingSession) -> None:
+def test_fault_matching_by_method_and_glob(openai_files_emulator: Emulator, http: ValidatingSession) -> None:
     created = http.post("/files", files={"file": ("a.png", b"x")}, data={"purpose": "vision"}).json()
-    emu.add_fault(method="GET", path="/v1/files/*/content", status=502)
+    openai_files_emulator.add_fault(method="GET", path="/v1/files/*/content", status=502)
     assert http.get(f"/files/{created['id']}").ok  # no match: not content
     assert http.delete(f"/files/{created['id']}/content").status_code == 404  # wrong method: route 404
     assert http.get(f"/files/{created['id']}/content").status_code == 502
     assert http.get(f"/files/{created['id']}/content").ok  # used up
 
 
-def test_delay_then_normal_answer(emu: Emulator, http: ValidatingSession) -> None:
-    emu.add_fault(method="GET", path="/v1/files", delay=0.3)
+def test_delay_then_normal_answer(openai_files_emulator: Emulator, http: ValidatingSession) -> None:
+    openai_files_emulator.add_fault(method="GET", path="/v1/files", delay=0.3)
     began = time.monotonic()
     assert http.get("/files").ok
     assert time.monotonic() - began >= 0.3
@@ -67,37 +69,37 @@ def test_delay_then_normal_answer(emu: Emulator, http: ValidatingSession) -> Non
     assert time.monotonic() - began < 0.3
 
 
-def test_delay_causes_sdk_timeout(emu: Emulator) -> None:
-    emu.add_fault(method="GET", path="/v1/files", delay=1.0)
-    with sdk_client(emu, timeout=0.2) as client, pytest.raises(openai.APITimeoutError):
+def test_delay_causes_sdk_timeout(openai_files_emulator: Emulator) -> None:
+    openai_files_emulator.add_fault(method="GET", path="/v1/files", delay=1.0)
+    with sdk_client(openai_files_emulator, timeout=0.2) as client, pytest.raises(openai.APITimeoutError):
         client.files.list()
 
 
-def test_close_after_body_still_creates_the_file(emu: Emulator, http: ValidatingSession) -> None:
-    emu.add_fault(method="POST", path="/v1/files", action="close_after_body")
+def test_close_after_body_still_creates_the_file(openai_files_emulator: Emulator, http: ValidatingSession) -> None:
+    openai_files_emulator.add_fault(method="POST", path="/v1/files", action="close_after_body")
     payload = b"z" * 300_000
     with pytest.raises(requests.ConnectionError):
         http.post("/files", files={"file": ("a.txt", payload)}, data={"purpose": "user_data"})
-    files = emu.files()
+    files = openai_files_emulator.files()
     assert len(files) == 1 and files[0]["bytes"] == len(payload)
-    assert emu.content(files[0]["id"]) == payload
-    assert emu.request_log() == [("POST", "/v1/files", 0)]
+    assert openai_files_emulator.content(files[0]["id"]) == payload
+    assert openai_files_emulator.request_log() == [("POST", "/v1/files", 0)]
     # the server carries on normally
     assert http.get("/files").json()["data"] == files
 
 
-def test_sdk_retry_after_close_creates_a_duplicate(emu: Emulator) -> None:
+def test_sdk_retry_after_close_creates_a_duplicate(openai_files_emulator: Emulator) -> None:
     """What the official SDK does (no idempotency key): the file lands twice."""
-    emu.add_fault(method="POST", path="/v1/files", action="close_after_body")
-    with sdk_client(emu, max_retries=1) as client:
+    openai_files_emulator.add_fault(method="POST", path="/v1/files", action="close_after_body")
+    with sdk_client(openai_files_emulator, max_retries=1) as client:
         client.files.create(file=("a.txt", b"abc"), purpose="user_data")
-    assert len(emu.files()) == 2
+    assert len(openai_files_emulator.files()) == 2
 
 
-def test_truncated_download(emu: Emulator, http: ValidatingSession) -> None:
+def test_truncated_download(openai_files_emulator: Emulator, http: ValidatingSession) -> None:
     payload = bytes(range(256)) * 4096  # 1 MiB
     created = http.post("/files", files={"file": ("a.png", payload)}, data={"purpose": "vision"}).json()
-    emu.add_fault(method="GET", path="/v1/files/*/content", action="truncate_body")
+    openai_files_emulator.add_fault(method="GET", path="/v1/files/*/content", action="truncate_body")
     response = http.get(f"/files/{created['id']}/content", stream=True)
     assert response.status_code == 200
     assert response.headers["content-length"] == str(len(payload))
@@ -111,9 +113,9 @@ def test_truncated_download(emu: Emulator, http: ValidatingSession) -> None:
     assert http.get(f"/files/{created['id']}/content").content == payload
 
 
-def test_truncated_json_answer_raw(emu: Emulator) -> None:
-    emu.add_fault(method="GET", path="/v1/files", action="truncate_body")
-    host, port = emu.base_url.split("//")[1].split("/")[0].split(":")
+def test_truncated_json_answer_raw(openai_files_emulator: Emulator) -> None:
+    openai_files_emulator.add_fault(method="GET", path="/v1/files", action="truncate_body")
+    host, port = openai_files_emulator.base_url.split("//")[1].split("/")[0].split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=5)
     conn.request("GET", "/v1/files", headers={"Authorization": "Bearer k"})
     response = conn.getresponse()
@@ -122,14 +124,17 @@ def test_truncated_json_answer_raw(emu: Emulator) -> None:
     conn.close()
 
 
-def test_fault_over_admin_api(emu: Emulator) -> None:
-    root = emu.base_url[: -len("/v1")]
+def test_fault_over_admin_api(openai_files_emulator: Emulator) -> None:
+    root = openai_files_emulator.base_url[: -len("/v1")]
     requests.post(f"{root}/_emulator/faults", json={"method": "GET", "path": "/v1/files", "status": 504})
-    assert requests.get(f"{emu.base_url}/files", headers={"Authorization": "Bearer k"}).status_code == 504
+    assert (
+        requests.get(f"{openai_files_emulator.base_url}/files", headers={"Authorization": "Bearer k"}).status_code
+        == 504
+    )
 
 
-def test_invalid_fault_definitions(emu: Emulator) -> None:
+def test_invalid_fault_definitions(openai_files_emulator: Emulator) -> None:
     with pytest.raises(ValueError):
-        emu.add_fault(path="/v1/files")  # nothing to do
+        openai_files_emulator.add_fault(path="/v1/files")  # nothing to do
     with pytest.raises(ValueError):
-        emu.add_fault(path="/v1/files", action="explode")
+        openai_files_emulator.add_fault(path="/v1/files", action="explode")

@@ -46,7 +46,7 @@ def test_the_table_covers_every_purpose_and_matches_limits() -> None:
 
 @pytest.mark.parametrize(("purpose", "upload_allowed", "download_allowed"), [(p, *v) for p, v in PURPOSE_TABLE.items()])
 def test_purpose_table(
-    emu: Emulator, http: ValidatingSession, purpose: str, upload_allowed: bool, download_allowed: bool
+    openai_files_emulator: Emulator, http: ValidatingSession, purpose: str, upload_allowed: bool, download_allowed: bool
 ) -> None:
     content = batch_lines(2, prefix="r")
     filename = FILENAMES.get(purpose, "data.jsonl")
@@ -62,7 +62,7 @@ def test_purpose_table(
         error = error_of(response, 400)
         assert (error["message"], error["param"]) == (BAD_PURPOSE.format(purpose), "purpose")
         assert error_of(upload_via_uploads, 400)["param"] == "purpose"
-        file = emu.create_service_file(purpose, filename, content)
+        file = openai_files_emulator.create_service_file(purpose, filename, content)
     assert file["purpose"] == purpose and file["status"] == "processed"
     listed = http.get("/files", params={"purpose": purpose}).json()["data"]
     assert [f["id"] for f in listed] == [file["id"]]
@@ -78,9 +78,9 @@ def test_purpose_table(
             "param": None,
             "code": None,
         }
-    assert emu.content(file["id"]) == content  # stored either way
+    assert openai_files_emulator.content(file["id"]) == content  # stored either way
     assert http.delete(f"/files/{file['id']}").json()["deleted"] is True
-    assert emu.files() == []
+    assert openai_files_emulator.files() == []
 
 
 @pytest.mark.parametrize("purpose", [p for p in UPLOAD_PURPOSES if p not in DOWNLOADABLE_PURPOSES])
@@ -95,10 +95,12 @@ def test_sdk_gets_bad_request_for_non_downloadable_purposes(client: openai.OpenA
 
 
 @pytest.mark.parametrize("purpose", ["batch", "vision", *SERVICE_PURPOSES])
-def test_sdk_gets_bytes_for_downloadable_purposes(client: openai.OpenAI, emu: Emulator, purpose: str) -> None:
+def test_sdk_gets_bytes_for_downloadable_purposes(
+    client: openai.OpenAI, openai_files_emulator: Emulator, purpose: str
+) -> None:
     payload = bytes(range(256)) * 3
     if purpose in SERVICE_PURPOSES:
-        file_id = emu.create_service_file(purpose, "out.jsonl", payload)["id"]
+        file_id = openai_files_emulator.create_service_file(purpose, "out.jsonl", payload)["id"]
         assert [f.id for f in client.files.list(purpose=purpose)] == [file_id]
     else:
         file_id = client.files.create(file=(FILENAMES.get(purpose, "a.png"), payload), purpose=purpose).id  # type: ignore[arg-type]
@@ -113,7 +115,7 @@ def test_sdk_refuses_service_purposes_on_upload(client: openai.OpenAI) -> None:
         assert refused.value.body["message"] == BAD_PURPOSE.format(purpose)  # type: ignore[index]
 
 
-def test_unknown_form_field_on_create_file(emu: Emulator, http: ValidatingSession) -> None:
+def test_unknown_form_field_on_create_file(openai_files_emulator: Emulator, http: ValidatingSession) -> None:
     response = http.post("/files", files={"file": ("a.txt", b"x")}, data={"purpose": "user_data", "colour": "red"})
     assert error_of(response, 400) == {
         "message": "Unrecognized request argument supplied: colour",
@@ -123,8 +125,8 @@ def test_unknown_form_field_on_create_file(emu: Emulator, http: ValidatingSessio
     }
     two = http.post("/files", files={"file": ("a.txt", b"x")}, data={"purpose": "user_data", "b": "1", "a": "2"})
     assert error_of(two, 400)["message"] == "Unrecognized request arguments supplied: a, b"
-    assert emu.files() == []
-    assert list((emu.data_dir / "tmp").iterdir()) == []  # type: ignore[operator]
+    assert openai_files_emulator.files() == []
+    assert list((openai_files_emulator.data_dir / "tmp").iterdir()) == []  # type: ignore[operator]
 
 
 def test_unknown_json_fields_on_uploads(http: ValidatingSession) -> None:
@@ -159,27 +161,27 @@ def test_sdk_vision_upload_with_text_mime_type_is_refused(client: openai.OpenAI)
     assert refused.value.body["param"] == "mime_type"  # type: ignore[index]
 
 
-def test_service_files_through_the_admin_api(emu: Emulator) -> None:
-    root = emu.base_url[: -len("/v1")]
+def test_service_files_through_the_admin_api(openai_files_emulator: Emulator) -> None:
+    root = openai_files_emulator.base_url[: -len("/v1")]
     created = requests.post(
         f"{root}/_emulator/service_files",
         json={"purpose": "fine-tune-results", "filename": "step_metrics.csv", "content_base64": "c3RlcCwx"},
     ).json()
     assert (created["purpose"], created["bytes"]) == ("fine-tune-results", 6)
-    assert emu.content(created["id"]) == b"step,1"
+    assert openai_files_emulator.content(created["id"]) == b"step,1"
     bad = requests.post(f"{root}/_emulator/service_files", json={"purpose": "x", "content_base64": ""})
     assert bad.status_code == 400
 
 
-def test_airflow_connection_value(emu: Emulator) -> None:
+def test_airflow_connection_value(openai_files_emulator: Emulator) -> None:
     import json
 
-    assert json.loads(emu.airflow_connection()) == {
+    assert json.loads(openai_files_emulator.airflow_connection()) == {
         "conn_type": "openai_files",
-        "host": emu.base_url,
-        "password": emu.api_key,
+        "host": openai_files_emulator.base_url,
+        "password": openai_files_emulator.api_key,
     }
-    value = json.loads(emu.airflow_connection(timeout=30, max_retries=0))
+    value = json.loads(openai_files_emulator.airflow_connection(timeout=30, max_retries=0))
     assert value["extra"] == {"timeout": 30, "max_retries": 0}
 
 

@@ -5,7 +5,6 @@ through the constructor, the configuration and the CLI of the child process."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -22,15 +21,12 @@ from tests.openapi_schemas import validate
 BASE = "gpt-4o-mini-2024-07-18"
 
 
-@pytest.fixture(scope="module")
-def ft_emu() -> Iterator[Emulator]:
-    with Emulator(**SLOW) as emulator:
-        yield emulator
+pytestmark = pytest.mark.openai_files_emulator(**SLOW)
 
 
 @pytest.fixture
-def training(ft_emu: Emulator) -> str:
-    with ft_client(ft_emu) as client:
+def training(openai_files_emulator: Emulator) -> str:
+    with ft_client(openai_files_emulator) as client:
         return upload(client, chat(10))
 
 
@@ -84,26 +80,30 @@ def error_of(response: requests.Response) -> dict[str, Any]:
     ],
 )
 def test_bad_requests_are_refused_like_the_service(
-    ft_emu: Emulator, training: str, extra: dict[str, Any], status: int, message: str, param: str | None
+    openai_files_emulator: Emulator, training: str, extra: dict[str, Any], status: int, message: str, param: str | None
 ) -> None:
-    before = len(ft_emu.fine_tuning_jobs())
-    response = post(ft_emu, {"training_file": training, "model": BASE, **extra})
+    before = len(openai_files_emulator.fine_tuning_jobs())
+    response = post(openai_files_emulator, {"training_file": training, "model": BASE, **extra})
     assert response.status_code == status
     error = error_of(response)
     assert message in error["message"] and error["type"] == "invalid_request_error"
     if param is not None:
         assert error["param"] == param
-    assert len(ft_emu.fine_tuning_jobs()) == before, "a refused request creates nothing"
+    assert len(openai_files_emulator.fine_tuning_jobs()) == before, "a refused request creates nothing"
 
 
-def test_training_and_validation_files_must_exist_and_be_fine_tune_files(ft_emu: Emulator, training: str) -> None:
-    error = error_of(post(ft_emu, {"training_file": "file-nope", "model": BASE}))
+def test_training_and_validation_files_must_exist_and_be_fine_tune_files(
+    openai_files_emulator: Emulator, training: str
+) -> None:
+    error = error_of(post(openai_files_emulator, {"training_file": "file-nope", "model": BASE}))
     assert (error["message"], error["param"]) == ("invalid training_file: file-nope", "training_file")
-    error = error_of(post(ft_emu, {"training_file": training, "validation_file": "file-nope", "model": BASE}))
+    error = error_of(
+        post(openai_files_emulator, {"training_file": training, "validation_file": "file-nope", "model": BASE})
+    )
     assert (error["message"], error["param"]) == ("invalid validation_file: file-nope", "validation_file")
-    with ft_client(ft_emu) as client:
+    with ft_client(openai_files_emulator) as client:
         batch = upload(client, chat(10), purpose="batch")
-    error = error_of(post(ft_emu, {"training_file": batch, "model": BASE}))
+    error = error_of(post(openai_files_emulator, {"training_file": batch, "model": BASE}))
     assert (
         error["param"] == "training_file"
         and "purpose 'batch'" in error["message"]
@@ -111,7 +111,7 @@ def test_training_and_validation_files_must_exist_and_be_fine_tune_files(ft_emu:
     )
 
 
-def test_the_created_job_echoes_the_request(ft_emu: Emulator, training: str) -> None:
+def test_the_created_job_echoes_the_request(openai_files_emulator: Emulator, training: str) -> None:
     body = {
         "training_file": training,
         "model": BASE,
@@ -121,7 +121,7 @@ def test_the_created_job_echoes_the_request(ft_emu: Emulator, training: str) -> 
         "integrations": [{"type": "wandb", "wandb": {"project": "p"}}],
         "hyperparameters": {"n_epochs": 2, "learning_rate_multiplier": 0.5},
     }
-    job = post(ft_emu, body).json()
+    job = post(openai_files_emulator, body).json()
     assert job["status"] == "validating_files" and re.fullmatch(r"ftjob-[A-Za-z0-9]{24}", job["id"])
     assert job["metadata"] == body["metadata"] and job["integrations"] == body["integrations"] and job["seed"] == 42
     assert job["hyperparameters"] == {"n_epochs": 2, "batch_size": "auto", "learning_rate_multiplier": 0.5}
@@ -131,22 +131,26 @@ def test_the_created_job_echoes_the_request(ft_emu: Emulator, training: str) -> 
     }
     assert job["user_provided_suffix"] == "s" and job["error"] is None and job["result_files"] == []
     listed = requests.get(
-        ft_emu.base_url + "/fine_tuning/jobs",
+        openai_files_emulator.base_url + "/fine_tuning/jobs",
         params={"metadata[airflow_task_key]": "dag.task.run"},
-        headers={"Authorization": f"Bearer {ft_emu.api_key}"},
+        headers={"Authorization": f"Bearer {openai_files_emulator.api_key}"},
         timeout=30,
     ).json()
     validate("ListPaginatedFineTuningJobsResponse", listed)
     assert [j["id"] for j in listed["data"]] == [job["id"]]
 
 
-def test_bad_json_and_bad_cursor(ft_emu: Emulator, training: str) -> None:
-    headers = {"Authorization": f"Bearer {ft_emu.api_key}", "Content-Type": "application/json"}
-    response = requests.post(ft_emu.base_url + "/fine_tuning/jobs", data=b"{nope", headers=headers, timeout=30)
+def test_bad_json_and_bad_cursor(openai_files_emulator: Emulator, training: str) -> None:
+    headers = {"Authorization": f"Bearer {openai_files_emulator.api_key}", "Content-Type": "application/json"}
+    response = requests.post(
+        openai_files_emulator.base_url + "/fine_tuning/jobs", data=b"{nope", headers=headers, timeout=30
+    )
     assert response.status_code == 400 and "could not parse the JSON body" in response.json()["error"]["message"]
-    response = requests.get(ft_emu.base_url + "/fine_tuning/jobs?after=ftjob-unknown", headers=headers, timeout=30)
+    response = requests.get(
+        openai_files_emulator.base_url + "/fine_tuning/jobs?after=ftjob-unknown", headers=headers, timeout=30
+    )
     assert response.status_code == 400 and response.json()["error"]["param"] == "after"
-    response = requests.get(ft_emu.base_url + "/fine_tuning/jobs?limit=0", headers=headers, timeout=30)
+    response = requests.get(openai_files_emulator.base_url + "/fine_tuning/jobs?limit=0", headers=headers, timeout=30)
     assert response.status_code == 400 and response.json()["error"]["code"] == "integer_below_min_value"
 
 
@@ -184,34 +188,34 @@ def test_the_child_process_takes_the_same_options_and_answers_the_accessor(tmp_p
         assert (listed["id"], listed["status"]) == (job["id"], "queued"), "the file and the job persist"
 
 
-def test_reset_forgets_jobs(training: str, ft_emu: Emulator) -> None:
-    post(ft_emu, {"training_file": training, "model": BASE})
-    assert ft_emu.fine_tuning_jobs()
-    ft_emu.reset()
-    assert ft_emu.fine_tuning_jobs() == []
+def test_reset_forgets_jobs(training: str, openai_files_emulator: Emulator) -> None:
+    post(openai_files_emulator, {"training_file": training, "model": BASE})
+    assert openai_files_emulator.fine_tuning_jobs()
+    openai_files_emulator.reset()
+    assert openai_files_emulator.fine_tuning_jobs() == []
 
 
-def test_events_after_an_unknown_event_is_a_400(ft_emu: Emulator) -> None:
-    with ft_client(ft_emu) as client:
+def test_events_after_an_unknown_event_is_a_400(openai_files_emulator: Emulator) -> None:
+    with ft_client(openai_files_emulator) as client:
         job = client.fine_tuning.jobs.create(training_file=upload(client, chat(10)), model=BASE)
     response = requests.get(
-        f"{ft_emu.base_url}/fine_tuning/jobs/{job.id}/events?after=ftevent-nope",
-        headers={"Authorization": f"Bearer {ft_emu.api_key}"},
+        f"{openai_files_emulator.base_url}/fine_tuning/jobs/{job.id}/events?after=ftevent-nope",
+        headers={"Authorization": f"Bearer {openai_files_emulator.api_key}"},
         timeout=30,
     )
     assert response.status_code == 400 and response.json()["error"]["param"] == "after"
 
 
-def test_pause_and_resume_shift_the_finish(ft_emu: Emulator, training: str) -> None:
-    with ft_client(ft_emu) as client:
+def test_pause_and_resume_shift_the_finish(openai_files_emulator: Emulator, training: str) -> None:
+    with ft_client(openai_files_emulator) as client:
         job = client.fine_tuning.jobs.create(training_file=training, model=BASE)
         with pytest.raises(openai.BadRequestError, match="Cannot pause"):
             client.fine_tuning.jobs.pause(job.id)  # still validating_files
-        ft_emu.advance_clock(70)  # half of the 100 s of training
+        openai_files_emulator.advance_clock(70)  # half of the 100 s of training
         paused = client.fine_tuning.jobs.pause(job.id)
         assert paused.status == "paused" and paused.estimated_finish is None
         steps = sum(e.type == "metrics" for e in client.fine_tuning.jobs.list_events(job.id, limit=100))
-        ft_emu.advance_clock(1000)
+        openai_files_emulator.advance_clock(1000)
         assert client.fine_tuning.jobs.retrieve(job.id).status == "paused"
         assert sum(e.type == "metrics" for e in client.fine_tuning.jobs.list_events(job.id, limit=100)) == steps
         with pytest.raises(openai.BadRequestError, match="Cannot pause"):
@@ -220,36 +224,36 @@ def test_pause_and_resume_shift_the_finish(ft_emu: Emulator, training: str) -> N
         assert resumed.status == "running"
         # Wall time passes between the calls too: stamps may be a second later.
         assert resumed.estimated_finish is not None and 0 <= resumed.estimated_finish - (job.created_at + 1120) <= 1
-        ft_emu.advance_clock(49)
+        openai_files_emulator.advance_clock(49)
         assert client.fine_tuning.jobs.retrieve(job.id).status == "running"
-        ft_emu.advance_clock(2)
+        openai_files_emulator.advance_clock(2)
         done = client.fine_tuning.jobs.retrieve(job.id)
         assert done.status == "succeeded" and done.finished_at == resumed.estimated_finish
         with pytest.raises(openai.BadRequestError, match="Cannot resume"):
             client.fine_tuning.jobs.resume(job.id)
 
 
-def test_concurrent_readers_finish_a_job_once(ft_emu: Emulator, training: str) -> None:
-    with ft_client(ft_emu) as client:
+def test_concurrent_readers_finish_a_job_once(openai_files_emulator: Emulator, training: str) -> None:
+    with ft_client(openai_files_emulator) as client:
         job = client.fine_tuning.jobs.create(training_file=training, model=BASE)
-    ft_emu.advance_clock(121)
+    openai_files_emulator.advance_clock(121)
 
     def read(_: int) -> list[str]:
-        with ft_client(ft_emu) as own:
+        with ft_client(openai_files_emulator) as own:
             return own.fine_tuning.jobs.retrieve(job.id).result_files
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         seen = list(pool.map(read, range(16)))
     assert all(files == seen[0] and len(files) == 1 for files in seen)
-    results = [f for f in ft_emu.files() if f["purpose"] == "fine-tune-results"]
+    results = [f for f in openai_files_emulator.files() if f["purpose"] == "fine-tune-results"]
     assert [f["id"] for f in results if f["id"] in seen[0]] == seen[0]
-    (finished,) = [j for j in ft_emu.fine_tuning_jobs() if j["id"] == job.id]
+    (finished,) = [j for j in openai_files_emulator.fine_tuning_jobs() if j["id"] == job.id]
     assert finished["result_files"] == seen[0]
     events = [
         e
         for e in requests.get(
-            f"{ft_emu.base_url}/fine_tuning/jobs/{job.id}/events?limit=100",
-            headers={"Authorization": f"Bearer {ft_emu.api_key}"},
+            f"{openai_files_emulator.base_url}/fine_tuning/jobs/{job.id}/events?limit=100",
+            headers={"Authorization": f"Bearer {openai_files_emulator.api_key}"},
             timeout=30,
         ).json()["data"]
         if e["message"] == "The job has successfully completed"
@@ -257,15 +261,15 @@ def test_concurrent_readers_finish_a_job_once(ft_emu: Emulator, training: str) -
     assert len(events) == 1
 
 
-def test_list_jobs_without_metadata(ft_emu: Emulator, training: str) -> None:
-    ft_emu.reset()
-    with ft_client(ft_emu) as client:
+def test_list_jobs_without_metadata(openai_files_emulator: Emulator, training: str) -> None:
+    openai_files_emulator.reset()
+    with ft_client(openai_files_emulator) as client:
         training_file = upload(client, chat(10))
         plain = client.fine_tuning.jobs.create(training_file=training_file, model=BASE)
         client.fine_tuning.jobs.create(training_file=training_file, model=BASE, metadata={"k": "v"})
     response = requests.get(
-        ft_emu.base_url + "/fine_tuning/jobs?metadata=null",
-        headers={"Authorization": f"Bearer {ft_emu.api_key}"},
+        openai_files_emulator.base_url + "/fine_tuning/jobs?metadata=null",
+        headers={"Authorization": f"Bearer {openai_files_emulator.api_key}"},
         timeout=30,
     )
     validate("ListPaginatedFineTuningJobsResponse", response.json())

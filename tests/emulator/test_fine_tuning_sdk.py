@@ -30,20 +30,19 @@ BASE = "gpt-4o-mini-2024-07-18"
 CUTOFF_TS = datetime(2027, 1, 6, tzinfo=timezone.utc).timestamp()
 
 
-@pytest.fixture(scope="module")
-def ft_emu() -> Iterator[Emulator]:
-    with Emulator(**SLOW) as emulator:
-        yield emulator
+pytestmark = pytest.mark.openai_files_emulator(**SLOW)
 
 
 @pytest.fixture
-def client(ft_emu: Emulator) -> Iterator[openai.OpenAI]:
-    ft_emu.reset()
-    with ft_client(ft_emu) as sdk:
+def client(openai_files_emulator: Emulator) -> Iterator[openai.OpenAI]:
+    openai_files_emulator.reset()
+    with ft_client(openai_files_emulator) as sdk:
         yield sdk
 
 
-def test_a_job_runs_from_validating_files_to_succeeded_on_the_clock(ft_emu: Emulator, client: openai.OpenAI) -> None:
+def test_a_job_runs_from_validating_files_to_succeeded_on_the_clock(
+    openai_files_emulator: Emulator, client: openai.OpenAI
+) -> None:
     training = upload(client, chat(12))
     job = client.fine_tuning.jobs.create(training_file=training, model=BASE, suffix="support-bot", seed=7)
     assert job.status == "validating_files"
@@ -51,20 +50,20 @@ def test_a_job_runs_from_validating_files_to_succeeded_on_the_clock(ft_emu: Emul
     assert job.hyperparameters.n_epochs == "auto" and job.method and job.method.type == "supervised"
     assert job.seed == 7 and job.organization_id == "org-emulator"
 
-    ft_emu.advance_clock(10)
+    openai_files_emulator.advance_clock(10)
     assert client.fine_tuning.jobs.retrieve(job.id).status == "queued"
-    ft_emu.advance_clock(10)
+    openai_files_emulator.advance_clock(10)
     running = client.fine_tuning.jobs.retrieve(job.id)
     assert running.status == "running"
     assert running.estimated_finish == job.created_at + 120
     # "auto" is resolved once training starts: 3 epochs, batch size 1 for 12 examples.
     assert (running.hyperparameters.n_epochs, running.hyperparameters.batch_size) == (3, 1)
 
-    ft_emu.advance_clock(50)
+    openai_files_emulator.advance_clock(50)
     metrics = [e for e in client.fine_tuning.jobs.list_events(job.id, limit=100) if e.type == "metrics"]
     assert 0 < len(metrics) < 36, "about half of the 36 steps have happened"
 
-    ft_emu.advance_clock(50)
+    openai_files_emulator.advance_clock(50)
     done = client.fine_tuning.jobs.retrieve(job.id)
     assert done.status == "succeeded"
     assert done.finished_at == job.created_at + 120 and done.estimated_finish is None
@@ -84,11 +83,11 @@ def test_a_job_runs_from_validating_files_to_succeeded_on_the_clock(ft_emu: Emul
     assert all(r["valid_loss"] == "" for r in rows), "no validation file, no validation metrics"
     # The training file itself stays processed and not downloadable, as on the service.
     assert client.files.retrieve(training).status == "processed"
-    assert [j["status"] for j in ft_emu.fine_tuning_jobs()] == ["succeeded"]
+    assert [j["status"] for j in openai_files_emulator.fine_tuning_jobs()] == ["succeeded"]
 
 
 def test_tokens_scale_with_epochs_and_the_model_name_has_an_empty_suffix_slot(
-    ft_emu: Emulator, client: openai.OpenAI
+    openai_files_emulator: Emulator, client: openai.OpenAI
 ) -> None:
     training = upload(client, chat(10))
     three = client.fine_tuning.jobs.create(training_file=training, model=BASE)
@@ -97,16 +96,16 @@ def test_tokens_scale_with_epochs_and_the_model_name_has_an_empty_suffix_slot(
         model=BASE,
         method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 6}}},
     )
-    ft_emu.advance_clock(121)
+    openai_files_emulator.advance_clock(121)
     a, b = client.fine_tuning.jobs.retrieve(three.id), client.fine_tuning.jobs.retrieve(six.id)
     assert a.trained_tokens and b.trained_tokens == 2 * a.trained_tokens
     assert a.fine_tuned_model and re.fullmatch(rf"ft:{BASE}:emulator-org::[A-Za-z0-9]{{8}}", a.fine_tuned_model)
 
 
-def test_validation_file_adds_validation_metrics(ft_emu: Emulator, client: openai.OpenAI) -> None:
+def test_validation_file_adds_validation_metrics(openai_files_emulator: Emulator, client: openai.OpenAI) -> None:
     training, validation = upload(client, chat(10)), upload(client, chat(3), name="valid.jsonl")
     job = client.fine_tuning.jobs.create(training_file=training, validation_file=validation, model=BASE)
-    ft_emu.advance_clock(121)
+    openai_files_emulator.advance_clock(121)
     done = client.fine_tuning.jobs.retrieve(job.id)
     assert done.status == "succeeded" and done.validation_file == validation
     rows = list(csv.DictReader(io.StringIO(client.files.content(done.result_files[0]).text)))
@@ -136,12 +135,12 @@ def test_validation_file_adds_validation_metrics(ft_emu: Emulator, client: opena
     ids=["bad-json", "no-assistant", "mixed-formats", "blank-line", "too-few"],
 )
 def test_a_bad_training_file_fails_the_job_at_validating_files(
-    ft_emu: Emulator, client: openai.OpenAI, lines: list[object], code: str, needle: str
+    openai_files_emulator: Emulator, client: openai.OpenAI, lines: list[object], code: str, needle: str
 ) -> None:
     training = upload(client, lines)
     job = client.fine_tuning.jobs.create(training_file=training, model=BASE)
     assert client.files.retrieve(training).status == "processed", "the file itself is not marked"
-    ft_emu.advance_clock(10)
+    openai_files_emulator.advance_clock(10)
     failed = client.fine_tuning.jobs.retrieve(job.id)
     assert failed.status == "failed" and failed.finished_at == job.created_at + 10
     assert failed.error is not None
@@ -152,20 +151,24 @@ def test_a_bad_training_file_fails_the_job_at_validating_files(
     assert failed.fine_tuned_model is None and failed.result_files == []
     newest = next(iter(client.fine_tuning.jobs.list_events(job.id, limit=1)))
     assert (newest.level, newest.message) == ("error", failed.error.message)
-    ft_emu.advance_clock(500)
+    openai_files_emulator.advance_clock(500)
     assert client.fine_tuning.jobs.retrieve(job.id).status == "failed"
 
 
-def test_a_bad_validation_file_names_the_validation_file(ft_emu: Emulator, client: openai.OpenAI) -> None:
+def test_a_bad_validation_file_names_the_validation_file(
+    openai_files_emulator: Emulator, client: openai.OpenAI
+) -> None:
     training, validation = upload(client, chat(10)), upload(client, ["[1, 2]"])
     job = client.fine_tuning.jobs.create(training_file=training, validation_file=validation, model=BASE)
-    ft_emu.advance_clock(10)
+    openai_files_emulator.advance_clock(10)
     error = client.fine_tuning.jobs.retrieve(job.id).error
     assert error is not None and (error.code, error.param) == ("invalid_validation_file", "validation_file")
     assert "(line 1)" in error.message
 
 
-def test_dpo_and_reinforcement_jobs_check_their_own_formats(ft_emu: Emulator, client: openai.OpenAI) -> None:
+def test_dpo_and_reinforcement_jobs_check_their_own_formats(
+    openai_files_emulator: Emulator, client: openai.OpenAI
+) -> None:
     dpo_ok = client.fine_tuning.jobs.create(
         training_file=upload(client, preference(10)),
         model=BASE,
@@ -177,7 +180,7 @@ def test_dpo_and_reinforcement_jobs_check_their_own_formats(ft_emu: Emulator, cl
         training_file=upload(client, reinforcement(10)), model="o4-mini", method=rft
     )
     rft_bad = client.fine_tuning.jobs.create(training_file=upload(client, chat(10)), model="o4-mini", method=rft)
-    ft_emu.advance_clock(121)
+    openai_files_emulator.advance_clock(121)
     jobs = {j.id: j for j in client.fine_tuning.jobs.list(limit=10)}
     assert jobs[dpo_ok.id].status == "succeeded"
     assert jobs[dpo_ok.id].method.dpo.hyperparameters.beta == 0.1  # type: ignore[union-attr]
@@ -189,32 +192,34 @@ def test_dpo_and_reinforcement_jobs_check_their_own_formats(ft_emu: Emulator, cl
         assert "(line 1)" in error.message
 
 
-def test_cancel_a_running_job_and_not_a_finished_one(ft_emu: Emulator, client: openai.OpenAI) -> None:
+def test_cancel_a_running_job_and_not_a_finished_one(openai_files_emulator: Emulator, client: openai.OpenAI) -> None:
     training = upload(client, chat(10))
     job = client.fine_tuning.jobs.create(training_file=training, model=BASE)
-    ft_emu.advance_clock(30)
+    openai_files_emulator.advance_clock(30)
     assert client.fine_tuning.jobs.retrieve(job.id).status == "running"
     cancelled = client.fine_tuning.jobs.cancel(job.id)
     assert cancelled.status == "cancelled" and cancelled.fine_tuned_model is None and cancelled.result_files == []
-    ft_emu.advance_clock(500)
+    openai_files_emulator.advance_clock(500)
     assert client.fine_tuning.jobs.retrieve(job.id).status == "cancelled", "a cancelled job stays cancelled"
     with pytest.raises(openai.BadRequestError) as raised:
         client.fine_tuning.jobs.cancel(job.id)
     assert raised.value.status_code == 400 and "cancelled" in raised.value.message
 
     queued = client.fine_tuning.jobs.create(training_file=training, model=BASE)
-    ft_emu.advance_clock(15)
+    openai_files_emulator.advance_clock(15)
     assert client.fine_tuning.jobs.cancel(queued.id).status == "cancelled"
     finished = client.fine_tuning.jobs.create(training_file=training, model=BASE)
-    ft_emu.advance_clock(121)
+    openai_files_emulator.advance_clock(121)
     with pytest.raises(openai.BadRequestError, match="succeeded"):
         client.fine_tuning.jobs.cancel(finished.id)
-    assert [j["status"] for j in ft_emu.fine_tuning_jobs()] == ["cancelled", "cancelled", "succeeded"]
+    assert [j["status"] for j in openai_files_emulator.fine_tuning_jobs()] == ["cancelled", "cancelled", "succeeded"]
 
 
-def test_events_page_newest_first_without_gaps_or_repeats(ft_emu: Emulator, client: openai.OpenAI) -> None:
+def test_events_page_newest_first_without_gaps_or_repeats(
+    openai_files_emulator: Emulator, client: openai.OpenAI
+) -> None:
     job = client.fine_tuning.jobs.create(training_file=upload(client, chat(10)), model=BASE)
-    ft_emu.advance_clock(121)
+    openai_files_emulator.advance_clock(121)
     first = client.fine_tuning.jobs.list_events(job.id, limit=4)
     assert len(first.data) == 4 and first.has_more
     paged = list(client.fine_tuning.jobs.list_events(job.id, limit=4))  # SDK auto-pagination with after=
@@ -234,13 +239,13 @@ def test_events_page_newest_first_without_gaps_or_repeats(ft_emu: Emulator, clie
     assert sum(e.type == "metrics" for e in paged) == 30
 
 
-def test_checkpoints_and_job_listing(ft_emu: Emulator, client: openai.OpenAI) -> None:
+def test_checkpoints_and_job_listing(openai_files_emulator: Emulator, client: openai.OpenAI) -> None:
     training = upload(client, chat(10))
     ids = [
         client.fine_tuning.jobs.create(training_file=training, model=BASE, metadata={"team": t}).id
         for t in ("a", "b", "a", "c", "a")
     ]
-    ft_emu.advance_clock(121)
+    openai_files_emulator.advance_clock(121)
     listed = list(client.fine_tuning.jobs.list(limit=2))
     assert [j.id for j in listed] == ids[::-1]
     assert [j.id for j in client.fine_tuning.jobs.list(metadata={"team": "a"})] == [ids[4], ids[2], ids[0]]
@@ -280,3 +285,25 @@ def test_creation_is_refused_after_the_cutoff_and_nothing_is_created() -> None:
         # Jobs created before the cutoff keep running, as on the service.
         assert all(j["status"] == "succeeded" for j in emu.fine_tuning_jobs())
     assert "ErrorResponse" in CHECKED and "FineTuningJob" in CHECKED
+
+
+def test_reported_accuracies_are_fractions_from_the_first_step(ft_emu: Emulator, client: openai.OpenAI) -> None:
+    """Every accuracy in the metric events and the results file is in [0, 1], step 1 included (it was negative)."""
+    training, validation = upload(client, chat(12)), upload(client, chat(6))
+    job = client.fine_tuning.jobs.create(training_file=training, validation_file=validation, model=BASE)
+    ft_emu.advance_clock(121)
+    done = client.fine_tuning.jobs.retrieve(job.id)
+    assert done.status == "succeeded"
+
+    events = [e for e in client.fine_tuning.jobs.list_events(job.id, limit=100) if e.type == "metrics"]
+    by_step = {int(e.data["step"]): e.data for e in events}  # type: ignore[index]
+    assert 1 in by_step and "valid_mean_token_accuracy" in by_step[1]
+    (results_id,) = done.result_files
+    rows = list(csv.DictReader(io.StringIO(client.files.content(results_id).text)))
+    assert [int(r["step"]) for r in rows] == list(range(1, 37))
+    accuracies = [float(m[key]) for m in by_step.values() for key in m if "accuracy" in key]
+    accuracies += [float(r[key]) for r in rows for key in ("train_accuracy", "valid_mean_token_accuracy")]
+    assert len(accuracies) == 2 * len(by_step) + 2 * 36
+    assert all(0.0 <= value <= 1.0 for value in accuracies), min(accuracies)
+    # Still a learning curve: validation accuracy rises from the first step to the last.
+    assert float(rows[0]["valid_mean_token_accuracy"]) < float(rows[-1]["valid_mean_token_accuracy"])

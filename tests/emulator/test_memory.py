@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from airflow_openai_files.emulator import EmulatorProcess
-from tests.benchmarks.bench_emulator import BOUNDARY, multipart_body
+from benchmarks.bench_emulator import BOUNDARY, multipart_body
 
 MiB = 1024 * 1024
 SIZE = 256 * MiB

@@ -32,7 +32,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
     ],
 )
 def test_create_retrieve_content_delete(
-    client: openai.OpenAI, emu: Emulator, purpose: str, filename: str, content: bytes
+    client: openai.OpenAI, openai_files_emulator: Emulator, purpose: str, filename: str, content: bytes
 ) -> None:
     created = client.files.create(file=(filename, io.BytesIO(content)), purpose=purpose)  # type: ignore[arg-type]
     assert created.id.startswith("file-") and len(created.id) == len("file-") + 24
@@ -55,7 +55,7 @@ def test_create_retrieve_content_delete(
             "param": None,
             "code": None,
         }
-    assert emu.content(created.id) == content
+    assert openai_files_emulator.content(created.id) == content
 
     deleted = client.files.delete(created.id)
     assert (deleted.id, deleted.deleted) == (created.id, True)
@@ -63,7 +63,7 @@ def test_create_retrieve_content_delete(
         client.files.retrieve(created.id)
     assert err.value.body["message"] == f"No such File object: {created.id}"  # type: ignore[index]
     assert err.value.body["param"] == "id"  # type: ignore[index]
-    assert emu.files() == []
+    assert openai_files_emulator.files() == []
     assert {"OpenAIFile", "DeleteFileResponse", "ErrorResponse"} <= set(VALIDATED)
 
 
@@ -117,7 +117,7 @@ def test_wait_for_processing_default_is_processed_like_openai(client: openai.Ope
     assert (done.status, done.status_details) == ("processed", None)
 
 
-def test_upload_file_chunked(client: openai.OpenAI, emu: Emulator, tmp_path: Path) -> None:
+def test_upload_file_chunked(client: openai.OpenAI, openai_files_emulator: Emulator, tmp_path: Path) -> None:
     payload = bytes(range(256)) * 4096 + b"tail"  # 1 MiB + 4 bytes -> 5 parts of 256 KiB
     source = tmp_path / "train.jsonl"
     source.write_bytes(payload)
@@ -132,7 +132,7 @@ def test_upload_file_chunked(client: openai.OpenAI, emu: Emulator, tmp_path: Pat
     assert upload.file is not None and upload.file.bytes == len(payload)
     assert upload.file.filename == "train.jsonl"
     assert client.files.content(upload.file.id).content == payload
-    assert sum(1 for m, p, _ in emu.request_log() if p.endswith("/parts")) == 5
+    assert sum(1 for m, p, _ in openai_files_emulator.request_log() if p.endswith("/parts")) == 5
     assert {"Upload", "UploadPart"} <= set(VALIDATED)
 
 
@@ -145,7 +145,7 @@ def test_upload_file_chunked_from_bytes(client: openai.OpenAI) -> None:
     assert client.files.content(upload.file.id).content == data
 
 
-def test_errors_map_to_sdk_exceptions(emu: Emulator, client: openai.OpenAI) -> None:
+def test_errors_map_to_sdk_exceptions(openai_files_emulator: Emulator, client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError):
         client.files.content("file-doesnotexist")
     with pytest.raises(openai.NotFoundError):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +15,14 @@ from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesRequest
 from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.hooks.fine_tuning import is_cutoff_refusal
 from airflow_openai_files.resume import REQUEST_KEY_METADATA
-from tests.conftest import BASE_URL, set_connection
+from tests.conftest import BASE_URL
 from tests.support.task_helpers import fine_tune_lines
 
 MODEL = "gpt-4.1-mini-2025-04-14"
 CSV = b"step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy\n1,2.5,0.1,,\n2,1.25,0.5,1.5,0.4\n"
 
 
-@pytest.fixture
-def emu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from airflow_openai_files.emulator import Emulator
-
-    with Emulator(data_dir=tmp_path / "emu", fine_tuning_train_seconds=0.5) as emulator:
-        set_connection(monkeypatch, host=emulator.base_url, password=emulator.api_key)
-        yield emulator
+pytestmark = pytest.mark.openai_files_emulator(fine_tuning_train_seconds=0.5)
 
 
 def quiet_hook(**kwargs: Any) -> OpenAIFilesHook:
@@ -44,11 +37,15 @@ def upload(hook: OpenAIFilesHook, body: bytes | None = None) -> str:
     return str(file["id"])
 
 
-def posts(emu: Any) -> int:
-    return sum(1 for method, path, _ in emu.request_log() if method == "POST" and path == "/v1/fine_tuning/jobs")
+def posts(openai_files_connection: Any) -> int:
+    return sum(
+        1
+        for method, path, _ in openai_files_connection.request_log()
+        if method == "POST" and path == "/v1/fine_tuning/jobs"
+    )
 
 
-def test_create_get_list_events_cancel(emu: Any) -> None:
+def test_create_get_list_events_cancel(openai_files_connection: Any) -> None:
     hook = quiet_hook()
     training = upload(hook)
     job = hook.create_fine_tuning_job(
@@ -68,67 +65,67 @@ def test_create_get_list_events_cancel(emu: Any) -> None:
     cancelled = hook.cancel_fine_tuning_job(job["id"])
     assert cancelled["status"] == "cancelled" == hook.get_fine_tuning_job(job["id"])["status"]
     assert hook.cancel_fine_tuning_job(job["id"])["status"] == "cancelled"  # ended: a no-op, not an error
-    assert [j["status"] for j in emu.fine_tuning_jobs()] == ["cancelled"]
+    assert [j["status"] for j in openai_files_connection.fine_tuning_jobs()] == ["cancelled"]
 
 
-def test_list_and_events_follow_every_page(emu: Any) -> None:
+def test_list_and_events_follow_every_page(openai_files_connection: Any) -> None:
     hook = quiet_hook()
     training = upload(hook)
     created = [hook.create_fine_tuning_job(training, MODEL, metadata={"n": str(i)})["id"] for i in range(5)]
     assert [j["id"] for j in hook.list_fine_tuning_jobs(page_size=2)] == created[::-1]
-    emu.advance_clock(3600)
+    openai_files_connection.advance_clock(3600)
     events = list(hook.list_fine_tuning_events(created[0], page_size=3))
     assert len(events) > 6 and len({e["id"] for e in events}) == len(events)
     assert events[0]["message"] == "The job has successfully completed"  # newest first
     assert any(e["type"] == "metrics" and "train_loss" in e["data"] for e in events)
-    pages = [p for m, p, _ in emu.request_log() if m == "GET" and p.endswith("/events")]
+    pages = [p for m, p, _ in openai_files_connection.request_log() if m == "GET" and p.endswith("/events")]
     assert len(pages) == -(-len(events) // 3)
 
 
-def test_dropped_answer_does_not_create_a_second_job(emu: Any) -> None:
+def test_dropped_answer_does_not_create_a_second_job(openai_files_connection: Any) -> None:
     hook = quiet_hook()
     training = upload(hook)
-    emu.add_fault(method="POST", path="/v1/fine_tuning/jobs", times=1, action="close_after_body")
+    openai_files_connection.add_fault(method="POST", path="/v1/fine_tuning/jobs", times=1, action="close_after_body")
     job = hook.create_fine_tuning_job(training, MODEL)
-    jobs = emu.fine_tuning_jobs()
+    jobs = openai_files_connection.fine_tuning_jobs()
     assert [j["id"] for j in jobs] == [job["id"]]
-    assert posts(emu) == 1  # found by its request key: the creation was not sent again
+    assert posts(openai_files_connection) == 1  # found by its request key: the creation was not sent again
     assert hook.waits  # type: ignore[attr-defined]
 
 
-def test_server_error_before_creation_is_retried_once_created(emu: Any) -> None:
+def test_server_error_before_creation_is_retried_once_created(openai_files_connection: Any) -> None:
     hook = quiet_hook()
     training = upload(hook)
-    emu.add_fault(method="POST", path="/v1/fine_tuning/jobs", times=2, status=503)
+    openai_files_connection.add_fault(method="POST", path="/v1/fine_tuning/jobs", times=2, status=503)
     job = hook.create_fine_tuning_job(training, MODEL)
-    assert [j["id"] for j in emu.fine_tuning_jobs()] == [job["id"]]
+    assert [j["id"] for j in openai_files_connection.fine_tuning_jobs()] == [job["id"]]
     assert len(hook.waits) == 2  # type: ignore[attr-defined]
 
 
-def test_bad_request_is_final_and_not_retried(emu: Any) -> None:
+def test_bad_request_is_final_and_not_retried(openai_files_connection: Any) -> None:
     hook = quiet_hook()
     with pytest.raises(OpenAIFilesRequestError) as info:
         hook.create_fine_tuning_job("file-doesnotexist", MODEL)
     assert info.value.http_status == 400 and info.value.param == "training_file"
-    assert posts(emu) == 1 and emu.fine_tuning_jobs() == []
+    assert posts(openai_files_connection) == 1 and openai_files_connection.fine_tuning_jobs() == []
 
 
-def test_cutoff_refusal_is_final_and_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow_openai_files.emulator import Emulator
+@pytest.mark.openai_files_emulator(fine_tuning_available_until="2027-01-06")
+def test_cutoff_refusal_is_final_and_says_why(
+    openai_files_connection: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
 
-    with Emulator(data_dir=tmp_path / "emu", fine_tuning_available_until="2027-01-06") as emu:
-        set_connection(monkeypatch, host=emu.base_url, password=emu.api_key)
-        emu.advance_clock(400 * 86400)  # past the cutoff on the emulator's clock, whatever today is
-        hook = quiet_hook()
-        training = upload(hook)
-        with pytest.raises(OpenAIFilesRequestError) as info:
-            hook.create_fine_tuning_job(training, MODEL)
-        message = str(info.value)
-        assert "OpenAI stopped new self-serve fine-tuning jobs on 2027-01-06" in message
-        assert "Azure OpenAI (flavor=azure)" in message and "The service said:" in message
-        assert info.value.http_status == 403
-        assert posts(emu) == 1 and hook.waits == []  # type: ignore[attr-defined]
-        assert emu.fine_tuning_jobs() == []
+    openai_files_connection.advance_clock(400 * 86400)  # past the cutoff on the emulator's clock, whatever today is
+    hook = quiet_hook()
+    training = upload(hook)
+    with pytest.raises(OpenAIFilesRequestError) as info:
+        hook.create_fine_tuning_job(training, MODEL)
+    message = str(info.value)
+    assert "OpenAI stopped new self-serve fine-tuning jobs on 2027-01-06" in message
+    assert "Azure OpenAI (flavor=azure)" in message and "The service said:" in message
+    assert info.value.http_status == 403
+    assert posts(openai_files_connection) == 1 and hook.waits == []  # type: ignore[attr-defined]
+    assert openai_files_connection.fine_tuning_jobs() == []
 
 
 def test_openai_403_after_cutoff_date_is_recognised() -> None:

@@ -14,7 +14,6 @@ import secrets
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +24,16 @@ from tests.integration.test_real_airflow import REPO, Processes, free_port, quer
 DAG_ID = "openai_batch_pipeline"
 TASK = "run_batch"
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [
+    pytest.mark.openai_files_emulator(batch_validating_seconds=2.0, batch_in_progress_seconds=4.0),
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.timeout(300),
+]
 
 
-@pytest.fixture
-def batch_emulator(tmp_path: Path) -> Iterator[Any]:
-    from airflow_openai_files.emulator import Emulator
-
-    with Emulator(data_dir=tmp_path / "emulator", batch_validating_seconds=2.0, batch_in_progress_seconds=4.0) as emu:
-        yield emu
-
-
-def test_batch_dag_under_scheduler_and_triggerer(tmp_path: Path, batch_emulator: Any) -> None:
-    emu = batch_emulator
+def test_batch_dag_under_scheduler_and_triggerer(tmp_path: Path, openai_files_emulator: Any) -> None:
+    emu = openai_files_emulator
     dags = tmp_path / "dags"
     dags.mkdir()
     (dags / "openai_batch_pipeline.py").symlink_to(REPO / "dags_examples" / "openai_batch_pipeline.py")

@@ -17,7 +17,6 @@ import sqlite3
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,7 +30,12 @@ SENSOR = "fine_tune"  # the deferrable task
 EVALUATION_DAG_ID = "openai_fine_tuned_model_evaluation"
 T = TypeVar("T")
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [
+    pytest.mark.openai_files_emulator(processing_delay=3.0),
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.timeout(300),
+]
 
 
 class Processes:
@@ -80,14 +84,6 @@ class Processes:
                 os.killpg(proc.pid, signal.SIGKILL)  # leftover workers of this process's own session
 
 
-@pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[Any]:
-    from airflow_openai_files.emulator import Emulator
-
-    with Emulator(data_dir=tmp_path / "emulator", processing_delay=3.0) as emu:
-        yield emu
-
-
 def query(db: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     if not db.exists():
         return []
@@ -100,7 +96,7 @@ def query(db: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         conn.close()
 
 
-def test_fine_tune_dag_under_scheduler_and_triggerer(tmp_path: Path, emulator: Any) -> None:
+def test_fine_tune_dag_under_scheduler_and_triggerer(tmp_path: Path, openai_files_emulator: Any) -> None:
     home = tmp_path / "airflow_home"
     home.mkdir()
     staging = tmp_path / "staging"
@@ -124,7 +120,11 @@ def test_fine_tune_dag_under_scheduler_and_triggerer(tmp_path: Path, emulator: A
         AIRFLOW__API__SECRET_KEY=secrets.token_hex(32),
         AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL="1",
         AIRFLOW_CONN_OPENAI_FILES_DEFAULT=json.dumps(
-            {"conn_type": "openai_files", "host": emulator.base_url, "password": emulator.api_key}
+            {
+                "conn_type": "openai_files",
+                "host": openai_files_emulator.base_url,
+                "password": openai_files_emulator.api_key,
+            }
         ),
         OPENAI_FILES_STAGING=f"file://{staging}",
     )
@@ -183,16 +183,16 @@ def test_fine_tune_dag_under_scheduler_and_triggerer(tmp_path: Path, emulator: A
         assert "Step 1/" in text and "train_loss" in text, ([p.name for p in task_logs], procs.tail("triggerer"))
         assert "Fine-tuned model ft:" in text, text[-3000:]
 
-        (job,) = emulator.fine_tuning_jobs()
+        (job,) = openai_files_emulator.fine_tuning_jobs()
         assert job["status"] == "succeeded"
-        files = {f["id"]: f for f in emulator.files()}
+        files = {f["id"]: f for f in openai_files_emulator.files()}
         training = files[job["training_file"]]
         assert training["filename"].startswith("support_conversations_")
         built = staging / "fine_tune" / training["filename"]
-        assert emulator.content(training["id"]) == built.read_bytes()
+        assert openai_files_emulator.content(training["id"]) == built.read_bytes()
         (results_file,) = job["result_files"]
         landed = list((staging / "fine_tune" / "results").glob("*.csv"))
-        assert [path.read_bytes() for path in landed] == [emulator.content(results_file)]
+        assert [path.read_bytes() for path in landed] == [openai_files_emulator.content(results_file)]
 
         # The Asset event started the evaluation DAG, which saw the model name.
         def evaluated() -> str | None:

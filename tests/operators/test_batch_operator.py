@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,26 +22,9 @@ from airflow_openai_files.triggers import OpenAIBatchTrigger
 from tests.support.files import batch_lines
 from tests.support.s3 import S3Prefix
 from tests.support.task_helpers import make_context
+from tests.support.triggers import run_trigger
 
 ENDPOINT = "/v1/chat/completions"
-
-
-@pytest.fixture
-def start_emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """``start(**durations)``: an emulator with those batch durations, the default connection pointing at it."""
-    from airflow_openai_files.emulator import Emulator
-
-    started: list[Any] = []
-
-    def start(**settings: Any) -> Any:
-        emu = Emulator(data_dir=tmp_path / f"emu{len(started)}", **settings).__enter__()
-        started.append(emu)
-        monkeypatch.setenv("AIRFLOW_CONN_OPENAI_FILES_DEFAULT", emu.airflow_connection())
-        return emu
-
-    yield start
-    for emu in started:
-        emu.__exit__(None, None, None)
 
 
 def requests_file(tmp_path: Path, count: int = 5, bad: tuple[int, ...] = ()) -> Path:
@@ -96,20 +77,14 @@ def task_context(try_number: int = 1, store: FakeStore | None = None) -> Any:
     return context
 
 
-def run_trigger(trigger: OpenAIBatchTrigger) -> list[dict[str, Any]]:
-    async def collect() -> list[Any]:
-        return [event.payload async for event in trigger.run()]
-
-    return asyncio.run(collect())
-
-
 # -- waiting modes ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.openai_files_emulator(batch_validating_seconds=0.2, batch_in_progress_seconds=0.6)
 def test_worker_polling_lands_output_and_logs_status_changes(
-    start_emulator: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    openai_files_connection: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    emu = start_emulator(batch_validating_seconds=0.2, batch_in_progress_seconds=0.6)
+    emu = openai_files_connection
     source = requests_file(tmp_path)
     out = tmp_path / "landed" / "out.jsonl"
     out.parent.mkdir()
@@ -131,8 +106,8 @@ def test_worker_polling_lands_output_and_logs_status_changes(
     ]
 
 
-def test_file_id_input_without_destinations_returns_ids(start_emulator: Any) -> None:
-    emu = start_emulator()
+def test_file_id_input_without_destinations_returns_ids(openai_files_connection: Any) -> None:
+    emu = openai_files_connection
     import io
 
     uploaded = OpenAIFilesHook().upload_file(io.BytesIO(batch_lines(3)), "batch", filename="in.jsonl")
@@ -143,8 +118,9 @@ def test_file_id_input_without_destinations_returns_ids(start_emulator: Any) -> 
     assert len(emu.files()) == 2  # the input and the output, both left on the service
 
 
-def test_deferrable_defers_then_trigger_and_resume(start_emulator: Any, tmp_path: Path) -> None:
-    emu = start_emulator(batch_in_progress_seconds=0.5)
+@pytest.mark.openai_files_emulator(batch_in_progress_seconds=0.5)
+def test_deferrable_defers_then_trigger_and_resume(openai_files_connection: Any, tmp_path: Path) -> None:
+    emu = openai_files_connection
     op = operator(input_file=str(requests_file(tmp_path)), deferrable=True, output_destination=str(tmp_path / "o"))
     with pytest.raises(TaskDeferred) as info:
         op.execute(task_context())
@@ -161,12 +137,30 @@ def test_deferrable_defers_then_trigger_and_resume(start_emulator: Any, tmp_path
     assert (tmp_path / "o").read_bytes() == emu.content(result["output_file_id"])
 
 
+def test_a_deferred_timeout_logs_the_last_known_counts_on_resume(
+    start_emulator: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    start_emulator(batch_in_progress_seconds=3600)
+    op = operator(input_file=str(requests_file(tmp_path)), deferrable=True)
+    with pytest.raises(TaskDeferred) as info:
+        op.execute(task_context())
+    kwargs = {**info.value.trigger.serialize()[1], "timeout": 0.3, "poll_interval": 0.05}
+    events = run_trigger(OpenAIBatchTrigger(**kwargs))
+    assert [e["status"] for e in events] == ["timeout"]
+    assert events[0]["request_counts"] == {"total": 5, "completed": 0, "failed": 0}
+    with caplog.at_level("INFO"), pytest.raises(AirflowFailException, match="Timed out"):
+        op.resume_execution("execute_complete", {"event": events[0]}, task_context())
+    logged = caplog.text + capsys.readouterr().out
+    assert f"Last known state: Batch {events[0]['batch_id']} is in_progress: 0/5 requests done" in logged
+
+
 # -- retries and kills ------------------------------------------------------------------------------------
 
 
+@pytest.mark.openai_files_emulator(batch_in_progress_seconds=1.0)
 @pytest.mark.parametrize("with_store", [True, False], ids=["task-state-store", "metadata-lookup"])
-def test_retry_resumes_the_same_batch(start_emulator: Any, tmp_path: Path, with_store: bool) -> None:
-    emu = start_emulator(batch_in_progress_seconds=1.0)
+def test_retry_resumes_the_same_batch(openai_files_connection: Any, tmp_path: Path, with_store: bool) -> None:
+    emu = openai_files_connection
     store = FakeStore() if with_store else None
     source = requests_file(tmp_path)
     first = operator(input_file=str(source))
@@ -190,11 +184,11 @@ def test_retry_resumes_the_same_batch(start_emulator: Any, tmp_path: Path, with_
     inputs = [f for f in emu.files() if f["purpose"] == "batch"]
     assert len(inputs) == 1  # and the input was not uploaded twice
     if with_store:
-        assert store is not None and store.values["openai_files.batch.batch_id"] == result["batch_id"]
+        assert store is not None and store.values["openai_files.batch.batch"]["id"] == result["batch_id"]
 
 
-def test_retry_after_a_crash_before_create_reuses_the_upload(start_emulator: Any, tmp_path: Path) -> None:
-    emu = start_emulator()
+def test_retry_after_a_crash_before_create_reuses_the_upload(openai_files_connection: Any, tmp_path: Path) -> None:
+    emu = openai_files_connection
     source = requests_file(tmp_path)
     first = operator(input_file=str(source))
 
@@ -210,8 +204,9 @@ def test_retry_after_a_crash_before_create_reuses_the_upload(start_emulator: Any
     assert [b["id"] for b in emu.batches()] == [result["batch_id"]]
 
 
-def test_kill_cancels_the_batch(start_emulator: Any, tmp_path: Path) -> None:
-    emu = start_emulator(batch_in_progress_seconds=3600, batch_cancelling_seconds=0)
+@pytest.mark.openai_files_emulator(batch_in_progress_seconds=3600, batch_cancelling_seconds=0)
+def test_kill_cancels_the_batch(openai_files_connection: Any, tmp_path: Path) -> None:
+    emu = openai_files_connection
     op = operator(input_file=str(requests_file(tmp_path)), poll_interval=0.1)
     outcome: dict[str, Any] = {}
 
@@ -233,16 +228,18 @@ def test_kill_cancels_the_batch(start_emulator: Any, tmp_path: Path) -> None:
     assert "ended cancelled" in str(outcome["error"])
 
 
-def test_timeout_cancels_then_fails(start_emulator: Any, tmp_path: Path) -> None:
-    emu = start_emulator(batch_in_progress_seconds=3600)
+@pytest.mark.openai_files_emulator(batch_in_progress_seconds=3600)
+def test_timeout_cancels_then_fails(openai_files_connection: Any, tmp_path: Path) -> None:
+    emu = openai_files_connection
     op = operator(input_file=str(requests_file(tmp_path)), timeout=0.5)
     with pytest.raises(AirflowFailException, match=r"Timed out.*the batch was cancelled"):
         op.execute(task_context())
     assert emu.batches()[0]["status"] in ("cancelling", "cancelled")
 
 
-def test_timeout_without_cancel_leaves_the_batch(start_emulator: Any, tmp_path: Path) -> None:
-    emu = start_emulator(batch_in_progress_seconds=3600)
+@pytest.mark.openai_files_emulator(batch_in_progress_seconds=3600)
+def test_timeout_without_cancel_leaves_the_batch(openai_files_connection: Any, tmp_path: Path) -> None:
+    emu = openai_files_connection
     op = operator(input_file=str(requests_file(tmp_path)), timeout=0.3, cancel_on_kill=False)
     with pytest.raises(AirflowFailException, match="Timed out"):
         op.execute(task_context())
@@ -256,9 +253,9 @@ def test_timeout_without_cancel_leaves_the_batch(start_emulator: Any, tmp_path: 
     ("max_failed", "passes"), [(0, False), (1, False), (2, True), (0.3, False), (0.4, True)], ids=str
 )
 def test_partial_failures_against_max_failed_requests(
-    start_emulator: Any, tmp_path: Path, max_failed: Any, passes: bool
+    openai_files_connection: Any, tmp_path: Path, max_failed: Any, passes: bool
 ) -> None:
-    emu = start_emulator()
+    emu = openai_files_connection
     errors = tmp_path / "errors.jsonl"
     op = operator(
         input_file=str(requests_file(tmp_path, 5, bad=(1, 3))),
@@ -278,18 +275,18 @@ def test_partial_failures_against_max_failed_requests(
     assert sorted(json.loads(line)["custom_id"] for line in errors.read_text().splitlines()) == ["q1", "q3"]
 
 
-def test_failed_batch_lists_the_services_errors(start_emulator: Any, tmp_path: Path) -> None:
+def test_failed_batch_lists_the_services_errors(openai_files_connection: Any, tmp_path: Path) -> None:
     import io
 
-    start_emulator()
     bad = batch_lines(2).replace(b"/v1/chat/completions", b"/v1/embeddings", 1)  # line 1 targets another url
     uploaded = OpenAIFilesHook().upload_file(io.BytesIO(bad), "batch", filename="bad.jsonl", validate=False)
     with pytest.raises(AirflowFailException, match=r"failed: line 1: url_mismatch"):
         operator(input_file=uploaded["id"]).execute(task_context())
 
 
-def test_expired_batch_delivers_partial_results(start_emulator: Any, tmp_path: Path) -> None:
-    emu = start_emulator(batch_in_progress_seconds=48 * 3600)
+@pytest.mark.openai_files_emulator(batch_in_progress_seconds=48 * 3600)
+def test_expired_batch_delivers_partial_results(openai_files_connection: Any, tmp_path: Path) -> None:
+    emu = openai_files_connection
     kwargs: dict[str, Any] = {
         "input_file": str(requests_file(tmp_path, 4)),
         "output_destination": str(tmp_path / "out.jsonl"),
@@ -310,16 +307,16 @@ def test_expired_batch_delivers_partial_results(start_emulator: Any, tmp_path: P
     assert len((tmp_path / "out.jsonl").read_text().splitlines()) == counts["completed"]
 
 
-def test_unwritable_destination_fails_before_any_request(start_emulator: Any, tmp_path: Path) -> None:
-    emu = start_emulator()
+def test_unwritable_destination_fails_before_any_request(openai_files_connection: Any, tmp_path: Path) -> None:
+    emu = openai_files_connection
     op = operator(input_file=str(requests_file(tmp_path)), output_destination=str(tmp_path / "missing" / "o.jsonl"))
     with pytest.raises(OpenAIFilesValidationError, match="parent directory does not exist"):
         op.execute(task_context())
     assert emu.request_log() == []
 
 
-def test_bad_input_fails_before_any_request(start_emulator: Any, tmp_path: Path) -> None:
-    emu = start_emulator()
+def test_bad_input_fails_before_any_request(openai_files_connection: Any, tmp_path: Path) -> None:
+    emu = openai_files_connection
     source = requests_file(tmp_path)
     text = source.read_text().splitlines()
     text[2] = text[2].replace('"model": "m"', '"model": "other"')
@@ -342,10 +339,10 @@ def test_arguments_checked_at_parse_time() -> None:
 # -- landing on an S3-compatible server -------------------------------------------------------------------
 
 
-def test_results_land_on_s3(start_emulator: Any, tmp_path: Path, s3: S3Prefix) -> None:
+def test_results_land_on_s3(openai_files_connection: Any, tmp_path: Path, s3: S3Prefix) -> None:
     from airflow.sdk import ObjectStoragePath
 
-    emu = start_emulator()
+    emu = openai_files_connection
     source = ObjectStoragePath(s3.url("in/requests.jsonl"))
     source.write_bytes(requests_file(tmp_path, 4, bad=(2,)).read_bytes())
     result = operator(

@@ -66,3 +66,22 @@ def test_an_id_is_passed_on_as_given_for_the_hook_to_check() -> None:
 def test_a_literal_python_expression_is_never_evaluated() -> None:
     with pytest.raises(AirflowFailException):
         ids_from("[__import__('os').getcwd()]")
+
+
+def test_a_lazy_sequence_is_never_read_past_its_end() -> None:
+    """Airflow's LazyXComSequence logs an error line for each read past its end (issue 22)."""
+
+    class Lazy(Sequence[str]):
+        def __init__(self, items: list[str]) -> None:
+            self.items, self.reads = items, []
+
+        def __len__(self) -> int:
+            return len(self.items)
+
+        def __getitem__(self, index):  # type: ignore[no-untyped-def, override]
+            self.reads.append(index)
+            return self.items[index]  # IndexError past the end, as the task SDK raises after its 404
+
+    lazy = Lazy(["file-a", "file-b", "file-a"])
+    assert ids_from(lazy) == ["file-a", "file-b"]
+    assert lazy.reads == [0, 1, 2]

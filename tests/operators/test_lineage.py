@@ -114,7 +114,7 @@ def test_upload_attaches_file_facts_to_its_asset_event(openai_files_connection: 
 
 def test_example_dag_emits_the_asset_event(openai_files_connection: Any, tmp_path: Path) -> None:
     """The example producer DAG under dag.test(): the Asset event carries the uploaded file's facts."""
-    from tests.dags.test_example_dags import DAGS, RUNNER, airflow_env
+    from tests.integration.dags.test_example_dags import DAGS, RUNNER, airflow_env
 
     env = airflow_env(tmp_path / "home")
     (tmp_path / "home").mkdir()

@@ -25,6 +25,7 @@ from airflow_openai_files.operators import (
     OpenAIUploadFileOperator,
     parse_duration,
 )
+from tests.support.emulators import FILE_STATUS_ERRORS
 from tests.support.task_helpers import batch_lines, fine_tune_lines, make_context
 
 
@@ -87,7 +88,8 @@ def test_upload_validation_refuses_before_any_request(openai_files_connection: A
     assert openai_files_connection.request_log() == []
 
 
-def test_upload_without_validation_lets_the_server_judge(status_emulator: Any, tmp_path: Path) -> None:
+@FILE_STATUS_ERRORS
+def test_upload_without_validation_lets_the_server_judge(openai_files_connection: Any, tmp_path: Path) -> None:
     """Against a target that reports content problems on the file (Azure OpenAI; the emulator's
     ``file_validation="status"``), an unchecked upload shows the server's verdict."""
     bad = tmp_path / "short.jsonl"

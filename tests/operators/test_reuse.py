@@ -1,4 +1,4 @@
-"""A retried upload reuses only what an earlier try uploaded from the same content (issue 12).
+"""A retried upload reuses only what an earlier try uploaded from the same content.
 
 Airflow 3.3's task state store is stood in for by :class:`FakeStateStore` (the same get/set/delete
 over one task instance's scope); older Airflow is a context without one.
@@ -92,7 +92,9 @@ def test_same_content_is_reused_and_says_so(
         second = run(text_file, context(2, store))
     assert second["id"] == first["id"]
     assert [f["id"] for f in emu.files()] == [first["id"]]
-    assert f"Reusing {first['id']} uploaded by try 1 (sha256 match)" in log_text(caplog, capsys)
+    logged = log_text(caplog, capsys)
+    assert f"Try 2: reusing uploaded file {first['id']} recorded by try 1" in logged
+    assert "same filename, bytes, sha256, purpose" in logged
 
 
 def test_recorded_file_deleted_meanwhile_is_uploaded_again(openai_files_connection: Any, text_file: Path) -> None:
@@ -149,7 +151,7 @@ def test_without_state_store_the_window_starts_at_the_run_start(
     with caplog.at_level(logging.INFO):
         fresh = run(text_file, context(2, None, run_start=now + timedelta(hours=1)))
     assert fresh["id"] != first["id"]
-    assert "No earlier upload to reuse" in log_text(caplog, capsys)
+    assert "no uploaded file of an earlier try to reuse" in log_text(caplog, capsys)
 
 
 def test_without_state_store_or_run_start_nothing_is_reused(openai_files_connection: Any, text_file: Path) -> None:
@@ -256,7 +258,7 @@ def test_a_killed_upload_from_an_object_store_is_cancelled_by_the_next_try(
     with monkeypatch.context() as patch:
         crash_at_part(patch, 2)
         # SIGKILL: nothing of the try runs after the crash, so it cannot cancel its own Upload.
-        patch.setattr(_part_journal.JournaledUpload, "_failed", lambda self, err: None)
+        patch.setattr(_part_journal.RecordedRemoteUpload, "_failed", lambda self, err: None)
         with pytest.raises(Exception, match="worker lost"):
             run(source, context(1, store))  # type: ignore[arg-type]
     [left] = emu.uploads()

@@ -5,7 +5,6 @@ whose logs or output show the API key."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 
 from airflow_openai_files.emulator import Emulator
+from airflow_openai_files.emulator.pytest_plugin import EmulatorPool
 from airflow_openai_files.hooks import OpenAIFilesHook
 from tests.reliability.helpers import CONN_ID, SECRET_KEY, SEED_CONN_ID, assert_no_key, tune
 from tests.support.connections import set_connection
@@ -33,38 +33,20 @@ def _no_key_in_logs_or_output(caplog: pytest.LogCaptureFixture, capfd: pytest.Ca
     print(out, end="")
 
 
-@pytest.fixture(scope="session")
-def _emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Emulator]]:
-    """One emulator shared by the suite (starting one costs ~0.4 s), reset before each test."""
-    running: dict[str, Emulator] = {}
-    yield running
-    for emulator in running.values():
-        emulator.stop()
-
-
 @pytest.fixture
-def emu(
-    _emulators: dict[str, Emulator], tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Emulator]:
-    """An emptied emulator that accepts only SECRET_KEY, with ``openai_files_default`` pointing at it."""
-    emulator = _emulators.get("shared")
-    if emulator is None:
-        emulator = Emulator(data_dir=tmp_path_factory.mktemp("emulator-data"), api_key=SECRET_KEY).start()
-        _emulators["shared"] = emulator
-    emulator.reset()
+def emu(openai_files_emulators: EmulatorPool, monkeypatch: pytest.MonkeyPatch) -> Emulator:
+    """The session's emulator that accepts only SECRET_KEY (emptied, from the plugin's pool), with
+    ``openai_files_default`` pointing at it with the suite's timeouts and retries, and
+    ``SEED_CONN_ID`` for seeding and inspection (tests never re-point that one)."""
+    emulator = openai_files_emulators.get(api_key=SECRET_KEY)
     set_connection(
         monkeypatch,
         host=emulator.base_url,
         password=SECRET_KEY,
         extra={"timeout": 30, "connect_timeout": 5, "max_retries": 5},
     )
-    # seeding and inspection go through their own connection, which tests never re-point
     set_connection(monkeypatch, SEED_CONN_ID, host=emulator.base_url, password=SECRET_KEY)
-    yield emulator
-    if abs(emulator.now() - time.time()) > 1:
-        # a test moved the emulator's clock (there is no way back): the next test gets a new emulator
-        emulator.stop()
-        del _emulators["shared"]
+    return emulator
 
 
 @pytest.fixture

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
-from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,15 +14,9 @@ from airflow_openai_files.sensors import OpenAIBatchSensor
 from airflow_openai_files.triggers import OpenAIBatchTrigger
 from tests.support.files import batch_lines
 from tests.support.task_helpers import make_context
+from tests.support.triggers import run_trigger
 
-
-@pytest.fixture
-def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from airflow_openai_files.emulator import Emulator
-
-    with Emulator(data_dir=tmp_path / "emu", batch_in_progress_seconds=1.5) as emu:
-        monkeypatch.setenv("AIRFLOW_CONN_OPENAI_FILES_DEFAULT", emu.airflow_connection())
-        yield emu
+pytestmark = pytest.mark.openai_files_emulator(batch_in_progress_seconds=1.5)
 
 
 def create(body: bytes | None = None) -> dict[str, Any]:
@@ -40,26 +31,19 @@ def sensor(batch_id: Any, **kwargs: Any) -> OpenAIBatchSensor:
     return OpenAIBatchSensor(task_id="wait", batch_id=batch_id, **kwargs)
 
 
-def run_trigger(trigger: OpenAIBatchTrigger) -> list[Any]:
-    async def collect() -> list[Any]:
-        return [event.payload async for event in trigger.run()]
-
-    return asyncio.run(collect())
-
-
-def test_poke_mode_returns_the_batch(emulator: Any) -> None:
+def test_poke_mode_returns_the_batch(openai_files_connection: Any) -> None:
     batch = create()
     result = sensor(batch["id"]).execute(make_context())
     assert result["id"] == batch["id"] and result["status"] == "completed"
-    assert result["output_file_id"] == emulator.batches()[0]["output_file_id"]
+    assert result["output_file_id"] == openai_files_connection.batches()[0]["output_file_id"]
 
 
-def test_accepts_an_operator_summary(emulator: Any) -> None:
+def test_accepts_an_operator_summary(openai_files_connection: Any) -> None:
     batch = create()
     assert sensor({"batch_id": batch["id"], "status": "x"}).execute(make_context())["id"] == batch["id"]
 
 
-def test_reschedule_mode_pokes_without_holding_the_slot(emulator: Any) -> None:
+def test_reschedule_mode_pokes_without_holding_the_slot(openai_files_connection: Any) -> None:
     from airflow_openai_files._compat import AirflowRescheduleException
 
     batch = create()
@@ -68,11 +52,11 @@ def test_reschedule_mode_pokes_without_holding_the_slot(emulator: Any) -> None:
     context["ti"] = SimpleNamespace(try_number=1, get_first_reschedule_date=lambda _context: None)
     with pytest.raises(AirflowRescheduleException):
         op.execute(context)  # still in progress: the worker slot is given back
-    emulator.advance_clock(2)
+    openai_files_connection.advance_clock(2)
     assert op.execute(context)["status"] == "completed"
 
 
-def test_failed_batch_fails_fast_with_the_services_errors(emulator: Any) -> None:
+def test_failed_batch_fails_fast_with_the_services_errors(openai_files_connection: Any) -> None:
     batch = create(batch_lines(2).replace(b'"req-1"', b'"req-0"'))
     with pytest.raises(AirflowFailException, match=r"is failed.*line 2: duplicate_custom_id"):
         sensor(batch["id"]).execute(make_context())
@@ -80,7 +64,7 @@ def test_failed_batch_fails_fast_with_the_services_errors(emulator: Any) -> None
         sensor(batch["id"], soft_fail=True, deferrable=True).execute(make_context())
 
 
-def test_other_terminal_statuses_can_count_as_success(emulator: Any) -> None:
+def test_other_terminal_statuses_can_count_as_success(openai_files_connection: Any) -> None:
     batch = create()
     OpenAIFilesHook().cancel_batch(batch["id"])
     with pytest.raises(AirflowFailException, match="cancel"):
@@ -88,12 +72,12 @@ def test_other_terminal_statuses_can_count_as_success(emulator: Any) -> None:
     assert sensor(batch["id"], success_statuses=("completed", "cancelled")).execute(make_context())["id"]
 
 
-def test_missing_batch_fails_fast(emulator: Any) -> None:
+def test_missing_batch_fails_fast(openai_files_connection: Any) -> None:
     with pytest.raises(AirflowFailException, match="batch_nope does not exist"):
         sensor("batch_nope").execute(make_context())
 
 
-def test_deferrable_defers_and_resumes_with_the_batch(emulator: Any) -> None:
+def test_deferrable_defers_and_resumes_with_the_batch(openai_files_connection: Any) -> None:
     batch = create()
     op = sensor(batch["id"], deferrable=True, poke_interval=0.05)
     with pytest.raises(TaskDeferred) as info:
@@ -105,7 +89,7 @@ def test_deferrable_defers_and_resumes_with_the_batch(emulator: Any) -> None:
     assert result["status"] == "completed"
 
 
-def test_deferred_timeout_and_failure(emulator: Any) -> None:
+def test_deferred_timeout_and_failure(openai_files_connection: Any) -> None:
     op = sensor("batch_x", deferrable=True)
     with pytest.raises(AirflowSensorTimeout):
         op.resume_execution(

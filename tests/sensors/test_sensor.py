@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 from collections.abc import Iterator
@@ -22,9 +21,10 @@ from airflow_openai_files._compat import (
 from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.sensors import OpenAIFileSensor
 from airflow_openai_files.triggers import OpenAIFileTrigger
-from tests.conftest import PROCESSING_DELAY
 from tests.support.connections import use_emulator
+from tests.support.emulators import FILE_STATUS_ERRORS, FILES_STAY_UPLOADED, PROCESSING_DELAY
 from tests.support.task_helpers import fine_tune_lines, make_context
+from tests.support.triggers import run_trigger
 
 
 def put(body: bytes | None = None, purpose: str = "fine-tune") -> dict[str, Any]:
@@ -37,13 +37,6 @@ def sensor(file_id: Any, **kwargs: Any) -> OpenAIFileSensor:
     kwargs.setdefault("poke_interval", 0.05)
     kwargs.setdefault("timeout", 30)
     return OpenAIFileSensor(task_id="wait", file_id=file_id, **kwargs)
-
-
-def run_trigger(trigger: OpenAIFileTrigger) -> list[Any]:
-    async def collect() -> list[Any]:
-        return [event async for event in trigger.run()]
-
-    return asyncio.run(collect())
 
 
 def resume(op: OpenAIFileSensor, payload: dict[str, Any]) -> Any:
@@ -80,12 +73,14 @@ def test_poke_mode_waits_until_processed(tmp_path: Any, monkeypatch: pytest.Monk
         assert len(polls) >= 2
 
 
-def test_target_uploaded_is_reached_at_once(slow_emulator: Any) -> None:
+@FILES_STAY_UPLOADED
+def test_target_uploaded_is_reached_at_once(openai_files_connection: Any) -> None:
     created = put()
     assert sensor(created["id"], target_status="uploaded").execute(make_context())["status"] == "uploaded"
 
 
-def test_error_status_fails_at_once_with_details(status_emulator: Any) -> None:
+@FILE_STATUS_ERRORS
+def test_error_status_fails_at_once_with_details(openai_files_connection: Any) -> None:
     created = put(fine_tune_lines(3))
     with pytest.raises(AirflowFailException, match="at least 10 examples"):
         sensor(created["id"], timeout=600).execute(make_context())
@@ -100,7 +95,8 @@ def test_missing_file_fails_with_clear_message(openai_files_connection: Any) -> 
         sensor("file-nope", soft_fail=True).execute(make_context())
 
 
-def test_poke_timeout_and_soft_fail(slow_emulator: Any) -> None:
+@FILES_STAY_UPLOADED
+def test_poke_timeout_and_soft_fail(openai_files_connection: Any) -> None:
     created = put()
     with pytest.raises(AirflowSensorTimeout):
         sensor(created["id"], timeout=0.2).execute(make_context())
@@ -108,14 +104,15 @@ def test_poke_timeout_and_soft_fail(slow_emulator: Any) -> None:
         sensor(created["id"], timeout=0.2, soft_fail=True).execute(make_context())
 
 
-def test_reschedule_mode(slow_emulator: Any) -> None:
+@FILES_STAY_UPLOADED
+def test_reschedule_mode(openai_files_connection: Any) -> None:
     created = put()
     op = sensor(created["id"], mode="reschedule", poke_interval=5)
     context = make_context()
     context["ti"] = SimpleNamespace(try_number=1, get_first_reschedule_date=lambda _context: None)
     with pytest.raises(AirflowRescheduleException):
         op.execute(context)
-    slow_emulator.advance_clock(PROCESSING_DELAY + 1)
+    openai_files_connection.advance_clock(PROCESSING_DELAY + 1)
     assert op.execute(context)["status"] == "processed"
 
 
@@ -157,11 +154,12 @@ def test_deferrable_default_follows_config(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 @pytest.fixture
-def uploaded(slow_emulator: Any) -> Iterator[dict[str, Any]]:
+def uploaded(openai_files_connection: Any) -> Iterator[dict[str, Any]]:
     yield put()
 
 
-def test_deferrable_checks_once_then_defers_and_resumes(slow_emulator: Any, uploaded: dict[str, Any]) -> None:
+@FILES_STAY_UPLOADED
+def test_deferrable_checks_once_then_defers_and_resumes(openai_files_connection: Any, uploaded: dict[str, Any]) -> None:
     op = sensor(uploaded["id"], deferrable=True, poke_interval=0.05, timeout=120)
     deferred = defer(op)
     assert deferred.method_name == "execute_complete"
@@ -171,15 +169,15 @@ def test_deferrable_checks_once_then_defers_and_resumes(slow_emulator: Any, uplo
     path, kwargs = trigger.serialize()
     assert path == "airflow_openai_files.triggers.OpenAIFileTrigger"
     assert kwargs["file_id"] == uploaded["id"] and kwargs["poll_interval"] == 0.05 and kwargs["timeout"] == 120
-    assert slow_emulator.api_key not in json.dumps(kwargs)
-    gets = [p for m, p, _ in slow_emulator.request_log() if m == "GET"]
+    assert openai_files_connection.api_key not in json.dumps(kwargs)
+    gets = [p for m, p, _ in openai_files_connection.request_log() if m == "GET"]
     assert gets == [f"/v1/files/{uploaded['id']}"]  # exactly one check on the worker
 
-    slow_emulator.advance_clock(PROCESSING_DELAY + 1)
+    openai_files_connection.advance_clock(PROCESSING_DELAY + 1)
     events = run_trigger(trigger)
     assert len(events) == 1
-    assert events[0].payload["status"] == "success"
-    result = resume(op, events[0].payload)
+    assert events[0]["status"] == "success"
+    result = resume(op, events[0])
     assert result["id"] == uploaded["id"] and result["status"] == "processed"
     assert json.loads(json.dumps(result)) == result
 
@@ -189,7 +187,8 @@ def test_deferrable_done_on_first_check_does_not_defer(openai_files_connection: 
     assert sensor(created["id"], deferrable=True).execute(make_context())["status"] == "processed"
 
 
-def test_deferrable_first_check_error_and_soft_fail(status_emulator: Any) -> None:
+@FILE_STATUS_ERRORS
+def test_deferrable_first_check_error_and_soft_fail(openai_files_connection: Any) -> None:
     created = put(fine_tune_lines(2))
     with pytest.raises(AirflowFailException, match="at least 10"):
         sensor(created["id"], deferrable=True).execute(make_context())
@@ -199,19 +198,21 @@ def test_deferrable_first_check_error_and_soft_fail(status_emulator: Any) -> Non
         sensor("file-missing", deferrable=True, soft_fail=True).execute(make_context())
 
 
-def test_deferred_timeout_and_soft_fail(slow_emulator: Any, uploaded: dict[str, Any]) -> None:
+@FILES_STAY_UPLOADED
+def test_deferred_timeout_and_soft_fail(openai_files_connection: Any, uploaded: dict[str, Any]) -> None:
     op = sensor(uploaded["id"], deferrable=True, poke_interval=0.05, timeout=0.3)
     events = run_trigger(defer(op).trigger)
-    assert [e.payload["status"] for e in events] == ["timeout"]
-    assert "Timed out" in events[0].payload["message"]
+    assert [e["status"] for e in events] == ["timeout"]
+    assert "Timed out" in events[0]["message"]
     with pytest.raises(AirflowSensorTimeout, match="Timed out"):
-        resume(op, events[0].payload)
+        resume(op, events[0])
     soft = sensor(uploaded["id"], deferrable=True, soft_fail=True)
     with pytest.raises(AirflowSkipException):
-        resume(soft, events[0].payload)
+        resume(soft, events[0])
 
 
-def test_deferred_error_event_fails_or_skips(slow_emulator: Any) -> None:
+@FILES_STAY_UPLOADED
+def test_deferred_error_event_fails_or_skips(openai_files_connection: Any) -> None:
     payload = {"status": "error", "file_id": "file-x", "file": None, "message": "File file-x failed processing: x"}
     with pytest.raises(AirflowFailException, match="failed processing"):
         resume(sensor("file-x", deferrable=True), payload)
@@ -219,7 +220,8 @@ def test_deferred_error_event_fails_or_skips(slow_emulator: Any) -> None:
         resume(sensor("file-x", deferrable=True, soft_fail=True), payload)
 
 
-def test_deferral_timeout_from_scheduler_is_a_sensor_timeout(slow_emulator: Any) -> None:
+@FILES_STAY_UPLOADED
+def test_deferral_timeout_from_scheduler_is_a_sensor_timeout(openai_files_connection: Any) -> None:
     from airflow.sdk.bases.operator import TriggerFailureReason
 
     fail = {"error": TriggerFailureReason.TRIGGER_TIMEOUT}

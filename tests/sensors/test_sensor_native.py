@@ -17,10 +17,12 @@ from airflow_openai_files._compat import (
 )
 from airflow_openai_files.sensors import OpenAIFileSensor
 from tests.sensors.test_sensor import put, sensor
+from tests.support.emulators import FILES_STAY_UPLOADED
 from tests.support.task_helpers import make_context
 
 
-def test_poke_timeout_names_the_file_and_its_last_status(slow_emulator: Any) -> None:
+@FILES_STAY_UPLOADED
+def test_poke_timeout_names_the_file_and_its_last_status(openai_files_connection: Any) -> None:
     created = put()
     with pytest.raises(AirflowSensorTimeout, match=rf"{created['id']} is uploaded; waiting for processed"):
         sensor(created["id"], timeout=0.2).execute(make_context())
@@ -28,7 +30,8 @@ def test_poke_timeout_names_the_file_and_its_last_status(slow_emulator: Any) -> 
         sensor(created["id"], timeout=0.2, soft_fail=True).execute(make_context())
 
 
-def test_reschedule_timeout_names_the_file_and_its_last_status(slow_emulator: Any) -> None:
+@FILES_STAY_UPLOADED
+def test_reschedule_timeout_names_the_file_and_its_last_status(openai_files_connection: Any) -> None:
     created = put()
     op = sensor(created["id"], mode="reschedule", poke_interval=5, timeout=60)
     context = make_context()

@@ -18,13 +18,13 @@ starts an emulator with other options (``processing_delay=...``) and points the 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import pytest
 
 from airflow_openai_files.emulator import Emulator
+from airflow_openai_files.emulator.pytest_plugin import EmulatorPool
 from airflow_openai_files.limits import AZURE_GA_API_VERSION, DEFAULT_CONN_ID
 
 #: The flavors every parametrised suite runs on.
@@ -71,9 +71,10 @@ def connection_for(emulator: Emulator, flavor: str, **extra: Any) -> str:
     return emulator.airflow_connection(**extra)
 
 
-def start_emulator(flavor: str, data_dir: Path, **kwargs: Any) -> Emulator:
+def emulator_settings(flavor: str, **kwargs: Any) -> dict[str, Any]:
+    """The ``Emulator`` keyword arguments that make it play ``flavor`` (a key of the flavor's shape)."""
     kwargs.setdefault("api_key", AZURE_KEY if flavor.startswith("azure") else OPENAI_KEY)
-    return Emulator(data_dir=data_dir, flavor="azure" if flavor.startswith("azure") else "openai", **kwargs).start()
+    return {"flavor": "azure" if flavor.startswith("azure") else "openai", **kwargs}
 
 
 @pytest.fixture(params=FLAVORS)
@@ -84,23 +85,20 @@ def flavor(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def flavor_target_factory(
-    flavor: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[..., FlavorTarget]]:
-    """``make(conn_id=DEFAULT_CONN_ID, connection_extra=None, **emulator_kwargs) -> FlavorTarget``."""
-    started: list[Emulator] = []
+    flavor: str, openai_files_emulators: EmulatorPool, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., FlavorTarget]:
+    """``make(conn_id=DEFAULT_CONN_ID, connection_extra=None, **emulator_kwargs) -> FlavorTarget``: an
+    emptied emulator of the session (the plugin's ``openai_files_emulators``) playing the test's flavor."""
 
     def make(
         conn_id: str = DEFAULT_CONN_ID, connection_extra: dict[str, Any] | None = None, **emulator_kwargs: Any
     ) -> FlavorTarget:
-        emulator = start_emulator(flavor, tmp_path / f"emulator-{len(started)}", **emulator_kwargs)
-        started.append(emulator)
+        emulator = openai_files_emulators.get(**emulator_settings(flavor, **emulator_kwargs))
         connection = connection_for(emulator, flavor, **(connection_extra or {}))
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", connection)
         return FlavorTarget(emulator, connection, flavor)
 
-    yield make
-    for emulator in started:
-        emulator.stop()
+    return make
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +12,8 @@ import pytest
 from airflow_openai_files.exceptions import OpenAIFilesValidationError
 from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.triggers import OpenAIFineTuningJobTrigger
-from tests.conftest import set_connection
 from tests.support.task_helpers import fine_tune_lines
+from tests.support.triggers import collect
 
 MODEL = "gpt-4.1-mini-2025-04-14"
 TRAIN_SECONDS = 3600.0
@@ -33,13 +31,7 @@ class Recorder:
     info = warning = debug = error = exception = _add
 
 
-@pytest.fixture
-def emu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from airflow_openai_files.emulator import Emulator
-
-    with Emulator(data_dir=tmp_path / "emu", fine_tuning_train_seconds=TRAIN_SECONDS) as emulator:
-        set_connection(monkeypatch, host=emulator.base_url, password=emulator.api_key)
-        yield emulator
+pytestmark = pytest.mark.openai_files_emulator(fine_tuning_train_seconds=TRAIN_SECONDS)
 
 
 def create_job(body: bytes | None = None) -> dict[str, Any]:
@@ -57,30 +49,26 @@ def trigger_for(job_id: str, **kwargs: Any) -> tuple[OpenAIFineTuningJobTrigger,
     return trigger, recorder
 
 
-async def collect(trigger: OpenAIFineTuningJobTrigger) -> list[dict[str, Any]]:
-    return [event.payload async for event in trigger.run()]
-
-
-def test_serialize_round_trips_without_the_key(emu: Any) -> None:
+def test_serialize_round_trips_without_the_key(openai_files_connection: Any) -> None:
     trigger = OpenAIFineTuningJobTrigger("ftjob-abc", last_event_id="ftevent-1", cancel_on_kill=True, timeout=60)
     path, kwargs = trigger.serialize()
     assert path == "airflow_openai_files.triggers.OpenAIFineTuningJobTrigger"
     assert kwargs["job_id"] == "ftjob-abc" and kwargs["last_event_id"] == "ftevent-1" and kwargs["cancel_on_kill"]
-    assert emu.api_key not in json.dumps(kwargs)
+    assert openai_files_connection.api_key not in json.dumps(kwargs)
     assert OpenAIFineTuningJobTrigger(**kwargs).serialize() == (path, kwargs)
     with pytest.raises(OpenAIFilesValidationError):
         OpenAIFineTuningJobTrigger("../jobs")
 
 
-def test_success_logs_each_step_event_once(emu: Any) -> None:
+def test_success_logs_each_step_event_once(openai_files_connection: Any) -> None:
     job = create_job()
 
     async def scenario() -> list[dict[str, Any]]:
-        task = asyncio.ensure_future(collect(trigger))
+        task = asyncio.ensure_future(collect(trigger, serialized=False))
         while not any("Step " in line for line in recorder.lines):  # training half done: some step metrics
-            emu.advance_clock(TRAIN_SECONDS / 4)
+            openai_files_connection.advance_clock(TRAIN_SECONDS / 4)
             await asyncio.sleep(0.15)
-        emu.advance_clock(TRAIN_SECONDS * 2)
+        openai_files_connection.advance_clock(TRAIN_SECONDS * 2)
         return await asyncio.wait_for(task, 20)
 
     trigger, recorder = trigger_for(job["id"])
@@ -97,18 +85,18 @@ def test_success_logs_each_step_event_once(emu: Any) -> None:
     assert any("is running" in line for line in recorder.lines)
 
 
-def test_failed_job_is_an_error_event_with_the_jobs_error(emu: Any) -> None:
+def test_failed_job_is_an_error_event_with_the_jobs_error(openai_files_connection: Any) -> None:
     bad = fine_tune_lines(9)  # fewer than ten examples: the job fails at validating_files
     job = create_job(bad)
-    emu.advance_clock(60)
+    openai_files_connection.advance_clock(60)
     trigger, _ = trigger_for(job["id"])
-    (event,) = asyncio.run(collect(trigger))
+    (event,) = asyncio.run(collect(trigger, serialized=False))
     assert event["status"] == "error"
     assert f"Fine-tuning job {job['id']} failed:" in event["message"]
     assert "code=invalid_n_examples" in event["message"] and "param=training_file" in event["message"]
 
 
-def test_cancelled_and_missing_jobs(emu: Any) -> None:
+def test_cancelled_and_missing_jobs(openai_files_connection: Any) -> None:
     job = create_job()
     OpenAIFilesHook().cancel_fine_tuning_job(job["id"])
     (cancelled,) = asyncio.run(collect(trigger_for(job["id"])[0]))
@@ -117,34 +105,34 @@ def test_cancelled_and_missing_jobs(emu: Any) -> None:
     assert missing["status"] == "error" and "does not exist (HTTP 404" in missing["message"]
 
 
-def test_timeout_leaves_the_job_running(emu: Any) -> None:
+def test_timeout_leaves_the_job_running(openai_files_connection: Any) -> None:
     job = create_job()
     (event,) = asyncio.run(collect(trigger_for(job["id"], timeout=0.3)[0]))
     assert event["status"] == "timeout" and job["id"] in event["message"]
-    assert emu.fine_tuning_jobs()[0]["status"] in ("validating_files", "queued", "running")
+    assert openai_files_connection.fine_tuning_jobs()[0]["status"] in ("validating_files", "queued", "running")
 
 
-def test_on_kill_cancels_only_when_asked(emu: Any) -> None:
+def test_on_kill_cancels_only_when_asked(openai_files_connection: Any) -> None:
     job = create_job()
     asyncio.run(trigger_for(job["id"], cancel_on_kill=False)[0].on_kill())
-    assert emu.fine_tuning_jobs()[0]["status"] != "cancelled"
+    assert openai_files_connection.fine_tuning_jobs()[0]["status"] != "cancelled"
     asyncio.run(trigger_for(job["id"], cancel_on_kill=True)[0].on_kill())
-    assert emu.fine_tuning_jobs()[0]["status"] == "cancelled"
+    assert openai_files_connection.fine_tuning_jobs()[0]["status"] == "cancelled"
 
 
-def test_waits_through_paused_until_resumed(emu: Any) -> None:
+def test_waits_through_paused_until_resumed(openai_files_connection: Any) -> None:
     hook = OpenAIFilesHook()
     job = create_job()
-    emu.advance_clock(10)  # validated and queued: now running, for an hour of the emulator's clock
+    openai_files_connection.advance_clock(10)  # validated and queued: now running, for an hour of the emulator's clock
     assert hook.get_fine_tuning_job(job["id"])["status"] == "running"
     assert hook.pause_fine_tuning_job(job["id"])["status"] == "paused"
-    emu.advance_clock(2 * TRAIN_SECONDS)  # paused jobs do not train
+    openai_files_connection.advance_clock(2 * TRAIN_SECONDS)  # paused jobs do not train
     trigger, recorder = trigger_for(job["id"], timeout=0.5)
-    (event,) = asyncio.run(collect(trigger))
+    (event,) = asyncio.run(collect(trigger, serialized=False))
     assert event["status"] == "timeout" and event["job"]["status"] == "paused"
     assert any(f"Fine-tuning job {job['id']} is paused" in line for line in recorder.lines)
     hook.resume_fine_tuning_job(job["id"])
-    emu.advance_clock(2 * TRAIN_SECONDS)
+    openai_files_connection.advance_clock(2 * TRAIN_SECONDS)
     (done,) = asyncio.run(collect(trigger_for(job["id"], last_event_id=event["last_event_id"])[0]))
     assert done["status"] == "success"
 

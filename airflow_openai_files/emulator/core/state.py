@@ -78,7 +78,11 @@ class EmulatorState:
         return self.backends[name]
 
     def reset(self) -> None:
+        """Empty the emulator as if it had just started: also the clock goes back to the wall clock
+        (the clock only moves forward while objects exist whose times it judges; with none left,
+        going back cannot contradict anything a client saw)."""
         self.faults.clear()
+        self.clock.offset = 0.0
         self.requests.clear()
         # Dependants first (uploads point at files), so reverse registration order.
         for backend in reversed(list(self.backends.values())):

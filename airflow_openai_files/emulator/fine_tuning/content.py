@@ -148,15 +148,29 @@ def resolve_plan(hyperparameters: dict[str, Any], train: FileStats, has_validati
     return Plan(n_epochs, batch_size, lr, steps, train.tokens * n_epochs, has_validation)
 
 
+#: Loss at which the reported accuracy would reach 0: above every loss the curve below gives (training
+#: starts below ``0.1 + 2.4``, validation below ``2.5 * 1.08 + 0.02 = 2.72``), so accuracies stay in (0, 1).
+_ZERO_ACCURACY_LOSS = 3.0
+
+
+def _accuracy(loss: float) -> float:
+    """A mean token accuracy for a loss: falls linearly from 1 at loss 0, always a fraction in [0, 1].
+
+    The service reports accuracies as fractions; a negative one (as ``1 - loss / 2.6`` gave for the
+    first validation steps, where the validation loss is above 2.6) is never something it sends.
+    """
+    return round(min(1.0, max(0.0, 1 - loss / _ZERO_ACCURACY_LOSS)), 4)
+
+
 def step_metrics(plan: Plan, step: int) -> dict[str, float]:
     """The metrics of one step (1-based): losses falling smoothly, accuracies rising."""
     progress = step / plan.total_steps
     train_loss = round(0.1 + 2.4 * math.exp(-3.0 * progress), 4)
-    metrics = {"step": step, "train_loss": train_loss, "train_mean_token_accuracy": round(1 - train_loss / 2.6, 4)}
+    metrics = {"step": step, "train_loss": train_loss, "train_mean_token_accuracy": _accuracy(train_loss)}
     if plan.has_validation:
         valid_loss = round(train_loss * 1.08 + 0.02, 4)
         metrics["valid_loss"] = valid_loss
-        metrics["valid_mean_token_accuracy"] = round(1 - valid_loss / 2.6, 4)
+        metrics["valid_mean_token_accuracy"] = _accuracy(valid_loss)
     return metrics
 
 

@@ -240,7 +240,7 @@ class EmulatorBase:
         return faults
 
     def reset(self) -> None:
-        """Drop every file, upload, fault and logged request."""
+        """Drop every file, upload, batch, job, fault and logged request; the clock goes back to now."""
         self._call("reset")
 
     def start(self) -> EmulatorBase:  # pragma: no cover - overridden
