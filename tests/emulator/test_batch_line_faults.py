@@ -23,7 +23,10 @@ def finished(client: openai.OpenAI, batch_id: str, timeout: float = 20.0) -> Any
         time.sleep(0.05)
 
 
-def test_chosen_lines_fail_their_first_attempts_then_succeed(client: openai.OpenAI, emu: Emulator) -> None:
+def test_chosen_lines_fail_their_first_attempts_then_succeed(
+    client: openai.OpenAI, openai_files_emulator: Emulator
+) -> None:
+    emu = openai_files_emulator
     emu.add_line_fault(status=429, custom_ids=["r1", "r3"], times=1)
     emu.add_line_fault(status=500, custom_ids=["r2"], times=2)
     first = finished(client, create(client, [chat_line(i) for i in range(5)]).id)
@@ -44,7 +47,8 @@ def test_chosen_lines_fail_their_first_attempts_then_succeed(client: openai.Open
     assert third.request_counts.completed == 1 and third.error_file_id is None
 
 
-def test_a_fraction_of_lines_fails_deterministically(client: openai.OpenAI, emu: Emulator) -> None:
+def test_a_fraction_of_lines_fails_deterministically(client: openai.OpenAI, openai_files_emulator: Emulator) -> None:
+    emu = openai_files_emulator
     emu.add_line_fault(status=503, fraction=0.2, times=1)
     batch = finished(client, create(client, [chat_line(i) for i in range(200)]).id)
     failed = sorted(by_custom_id(read_lines(client, batch.error_file_id)))
