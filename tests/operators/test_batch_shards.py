@@ -3,11 +3,9 @@ line retries, the merged result, and a kill then a retry (exactly once)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -20,6 +18,7 @@ from airflow_openai_files.operators import OpenAIBatchOperator
 from airflow_openai_files.operators._batch_shards import SHARD_METADATA
 from airflow_openai_files.transfer.shards import estimate_tokens
 from tests.support.task_helpers import make_context
+from tests.support.triggers import trigger_event
 
 ENDPOINT = "/v1/chat/completions"
 
@@ -51,20 +50,15 @@ def task_context(try_number: int = 1, store: FakeStore | None = None) -> Any:
 
 
 @pytest.fixture
-def start_emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from airflow_openai_files.emulator import Emulator
-
-    started: list[Any] = []
+def start_emulator(openai_files_emulators: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``start(**settings)``: the session's emptied emulator with those settings, the default connection on it."""
 
     def start(**settings: Any) -> Any:
-        emu = Emulator(data_dir=tmp_path / f"emu{len(started)}", **settings).__enter__()
-        started.append(emu)
+        emu = openai_files_emulators.get(**settings)
         monkeypatch.setenv("AIRFLOW_CONN_OPENAI_FILES_DEFAULT", emu.airflow_connection())
         return emu
 
-    yield start
-    for emu in started:
-        emu.__exit__(None, None, None)
+    return start
 
 
 def request(i: int, *, bad: bool = False) -> dict[str, Any]:
@@ -262,11 +256,8 @@ def test_expired_shard_sends_its_unfinished_lines_again(start_emulator: Any, tmp
 
 
 def run_trigger(trigger: Any) -> dict[str, Any]:
-    async def collect() -> list[Any]:
-        return [event.payload async for event in trigger.run()]
-
-    [event] = asyncio.run(collect())
-    return event
+    """The trigger's one event, run as the triggerer runs it: rebuilt from its serialized form."""
+    return trigger_event(trigger)
 
 
 def test_deferred_job_logs_progress_and_resumes(

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,15 +12,14 @@ import pytest
 from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.triggers import OpenAIBatchShardsTrigger
 from tests.support.files import batch_lines
+from tests.support.triggers import run_trigger
 
 
 @pytest.fixture
-def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from airflow_openai_files.emulator import Emulator
-
-    with Emulator(data_dir=tmp_path / "emu", batch_in_progress_seconds=3600) as emu:
-        monkeypatch.setenv("AIRFLOW_CONN_OPENAI_FILES_DEFAULT", emu.airflow_connection())
-        yield emu
+def emulator(openai_files_emulators: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    emu = openai_files_emulators.get(batch_in_progress_seconds=3600)
+    monkeypatch.setenv("AIRFLOW_CONN_OPENAI_FILES_DEFAULT", emu.airflow_connection())
+    return emu
 
 
 def create(prefix: str) -> str:
@@ -33,10 +29,7 @@ def create(prefix: str) -> str:
 
 
 def run(trigger: OpenAIBatchShardsTrigger) -> list[dict[str, Any]]:
-    async def collect() -> list[dict[str, Any]]:
-        return [event.payload async for event in trigger.run()]
-
-    return asyncio.run(collect())
+    return run_trigger(trigger)  # rebuilt from serialize(), as the triggerer runs it
 
 
 def test_serialize_round_trips_with_the_jobs_state(emulator: Any) -> None:
