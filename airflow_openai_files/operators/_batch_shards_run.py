@@ -148,9 +148,15 @@ class ShardedBatchMixin:
         job = ShardedJob(self, context)
         recorded = bool(job.state)
         work_dir = self._work_dir(context)
-        split = self._split(endpoint, work_dir)
-        if len(split.shards) == 1 and not recorded:
-            return None  # within one batch: exactly as before
+        try:
+            split = self._split(endpoint, work_dir)
+            if len(split.shards) == 1 and not recorded:
+                return None  # within one batch: exactly as before
+            return self._start(context, endpoint, deadline, job, split, work_dir)
+        finally:  # also when deferred: the job's state holds all a later step needs, the folder is this process's
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+    def _start(self, context: Context, endpoint: str, deadline: float, job: Any, split: Any, work_dir: Any) -> Any:
         self._endpoint = endpoint
         self._job = job
         job.plan(split, work_dir, self._prefix(context, split.sha256))
@@ -192,7 +198,11 @@ class ShardedBatchMixin:
             self._job_timed_out(job, str(event.get("message")))
         if status != "success":
             raise AirflowException(f"{self.task_id}: {event.get('message') or event!r}")
-        return self._drive(context, job, self._work_dir(context), event.get("batches") or {})
+        work_dir = self._work_dir(context)
+        try:
+            return self._drive(context, job, work_dir, event.get("batches") or {})
+        finally:
+            shutil.rmtree(work_dir, ignore_errors=True)
 
     def _drive(self, context: Context, job: Any, work_dir: Any, batches: dict[str, Any] | None) -> dict[str, Any]:
         from airflow_openai_files.triggers import OpenAIBatchShardsTrigger
@@ -202,10 +212,7 @@ class ShardedBatchMixin:
             wake = job.step(work_dir, batches)
             batches = None
             if wake is None:
-                try:
-                    return job.merge(work_dir, self._index(context, job, work_dir))
-                finally:  # the shard files and the index: the job's state says all a retry needs
-                    shutil.rmtree(work_dir, ignore_errors=True)
+                return job.merge(work_dir, self._index(context, job, work_dir))
             now = time.time()
             if now >= deadline:
                 self._job_timed_out(job, "Timed out waiting for the sharded job")
@@ -242,12 +249,15 @@ class ShardedBatchMixin:
         raise AirflowFailException(f"{self.task_id}: {message}")
 
     def _work_dir(self, context: Context) -> Any:
+        """This process's working folder for the job (shard files, the custom_id index): never shared, so two
+        processes running the same task instance (a zombie and its retry) cannot remove each other's files."""
         import uuid
 
         from airflow_openai_files.operators._batch_shards import work_root
 
-        key = _resume.task_key(context) or uuid.uuid4().hex
-        return work_root() / key
+        work_dir = work_root() / f"{(_resume.task_key(context) or 'job')[:16]}-{uuid.uuid4().hex[:12]}"
+        work_dir.mkdir(parents=True)
+        return work_dir
 
     def _split(self, endpoint: str, work_dir: Any) -> Any:
         from airflow_openai_files.transfer.shards import ShardLimits, split_input
