@@ -1,6 +1,8 @@
-# Quick start: `make demo` runs both example pipelines (fine-tune, then batch) against the local emulator; `make test` runs
-# lint, types and the whole test suite on the newest Airflow. Both build their own virtual
-# environment in .venv. `make test-compat` runs the suite (minus `slow` tests) on the lowest
+# Quick start: `make demo` runs both example pipelines (fine-tune, then batch) against the local emulator;
+# `make test` runs lint, types and the test suite (minus the `slow` tests, on two processes with
+# pytest-xdist) on the newest Airflow; `make test-slow` runs the `slow` tests (large files, memory
+# probes, Airflow's own processes; CI runs both). Both build their own virtual environment in .venv.
+# `make test-compat` runs the suite (minus `slow` tests) on the lowest
 # declared Airflow with Python 3.10 and on the newest Airflow with Python 3.13, each in its own
 # cached .venv-compat-* (see scripts/compat.py; a leg whose Python is missing is skipped, not failed).
 PYTHON ?= python3
@@ -8,8 +10,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test` (each has its own emulators, temp dirs and Airflow database).
+PYTEST_WORKERS ?= 2
 
-.PHONY: venv lint typecheck test test-compat package-check demo bench clean
+.PHONY: venv lint typecheck test test-slow test-compat package-check demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +32,11 @@ typecheck: venv
 	$(BIN)/mypy
 
 test: lint typecheck
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
+
+# One process: these tests measure memory or run Airflow's own processes, and would only compete.
+test-slow: venv
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 test-compat:
 	$(PYTHON) scripts/compat.py

@@ -270,8 +270,10 @@ def resume_or_create(
 
 
 def _file_unusable(file: dict[str, Any]) -> str | None:
+    from airflow_openai_files.resources import files
+
     status = file.get("status")
-    return f"is {status}" if status in ("error", "deleting", "deleted") else None
+    return f"is {status}" if status in files.FAILURE else None
 
 
 def upload_once(

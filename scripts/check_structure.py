@@ -25,14 +25,13 @@ What counts as an import:
   dependency of the code (annotations are strings under ``from __future__ import annotations``).
 - Lazy imports (inside a function) count for the layering rule like module-level ones: a lazy
   import across layers is still a dependency, only a hidden one; hiding it is not allowed.
-- Lazy imports count for cycles too, except a module's own submodules and parents: module A
-  importing B at module level while B imports A inside a function is still a loop of dependencies
-  (neither can be understood, tested or moved without the other), and it is the kind of loop that
-  fails at run time as soon as the function runs during an import (a module-level ``__getattr__``
-  re-export, a decorator evaluated at import). The one lazy import that cannot loop at run time is
-  into a package's own tree (``hooks/__init__`` re-exporting ``hooks.files``, which needs
-  ``hooks.base``): that is how a package assembles its parts, and Python initialises the parent
-  first; those edges are left out.
+- Lazy imports count for cycles too: module A importing B at module level while B imports A inside a
+  function is still a loop of dependencies (neither can be understood, tested or moved without the
+  other), and it fails at run time as soon as the function runs while A is still initialising (a
+  module-level ``__getattr__`` re-export, a decorator or default evaluated at import time: the lazy
+  ``_io`` re-export this package once had was exactly that). A package lazily importing its own
+  submodule (``emulator/__init__``'s ``__getattr__``) makes no edge back: the submodule's import of
+  its parent is not an edge (below), because Python has initialised the parent first.
 - Importing ``a.b.c`` counts as importing ``a`` and ``a.b`` too (Python runs their ``__init__``
   first), except a module's own parent packages, which are already initialising, and the root
   package, which everyone's import runs.
@@ -171,18 +170,11 @@ def layer_problems(edges: list[Edge]) -> list[str]:
     return problems
 
 
-def _same_tree(a: str, b: str) -> bool:
-    """``a`` is ``b``'s package or the other way round (a package assembling its own parts)."""
-    return a.startswith(b + ".") or b.startswith(a + ".")
-
-
 def cycle_graph(edges: list[Edge]) -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for edge in edges:
         graph.setdefault(edge.source, set())
         graph.setdefault(edge.target, set())
-        if edge.lazy and _same_tree(edge.source, edge.target):
-            continue
         graph[edge.source].add(edge.target)
     return graph
 

@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_PYTEST_ARGS = ["-m", "not slow", "-q", "--continue-on-collection-errors"]
+DEFAULT_PYTEST_ARGS = ["-n", "2", "-m", "not slow", "-q", "--continue-on-collection-errors"]
 LEG_TIMEOUT_S = 40 * 60
 
 

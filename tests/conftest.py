@@ -12,7 +12,11 @@ from tests.support.connections import set_connection as _set_connection
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 
-pytest_plugins = ["tests.support.s3"]  # s3_server / s3: moto's S3 server on loopback
+pytest_plugins = [
+    "tests.support.s3",  # s3_server / s3: moto's S3 server on loopback
+    "tests.support.airflow_db",  # migrated_airflow_db: one migrated metadata database to copy
+    "pytester",  # runs a pytest session of its own (the emulator plugin's tests)
+]
 
 API_KEY = "sk-test-0123456789abcdefSECRET"
 BASE_URL = "http://127.0.0.1:9/v1"

@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.airflow_db import airflow_command, airflow_env, new_airflow_home
+
+# Airflow's own processes: db migrate, connections add, and a script per test (make test-slow).
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def db_home(migrated_airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A migrated metadata database holding the connection ``from_db`` (and no env connection)."""
-    home = tmp_path_factory.mktemp("airflow_home_conn")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    env.update(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
-        PYTHONPATH=str(REPO),
-    )
-    airflow = str(Path(sys.executable).with_name("airflow"))
-    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=180)
+    env = airflow_env(new_airflow_home(migrated_airflow_db, tmp_path_factory.mktemp("airflow_home_conn")))
+    airflow = airflow_command()
     subprocess.run(
         [airflow, "connections", "add", "from_db", "--conn-type", "openai_files", "--conn-host",
          "http://127.0.0.1:9/v1", "--conn-password", "sk-from-the-database-123"],
@@ -39,26 +33,26 @@ def script(env: dict[str, str], code: str) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def test_connection_from_the_metadata_database_works_in_a_script(airflow_home: dict[str, str]) -> None:
+def test_connection_from_the_metadata_database_works_in_a_script(db_home: dict[str, str]) -> None:
     code = (
         "from airflow_openai_files.hooks import OpenAIFilesHook;"
         "s = OpenAIFilesHook(openai_conn_id='from_db').settings;"
         "print(s.base_url, s.api_key == 'sk-from-the-database-123')"
     )
-    assert script(airflow_home, code) == "http://127.0.0.1:9/v1 True"
+    assert script(db_home, code) == "http://127.0.0.1:9/v1 True"
 
 
-def test_a_missing_connection_says_where_it_was_looked_for(airflow_home: dict[str, str]) -> None:
+def test_a_missing_connection_says_where_it_was_looked_for(db_home: dict[str, str]) -> None:
     code = (
         "from airflow_openai_files._compat import AirflowNotFoundException, get_connection\n"
         "try:\n    get_connection('nowhere')\nexcept AirflowNotFoundException as err:\n    print(err)"
     )
-    out = script(airflow_home, code)
+    out = script(db_home, code)
     assert "environment variables or secrets backends" in out and "nor in the metadata database" in out
 
 
-def test_without_a_readable_database_the_message_says_why(airflow_home: dict[str, str], tmp_path: Path) -> None:
-    env = {**airflow_home, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path}/empty.db"}
+def test_without_a_readable_database_the_message_says_why(db_home: dict[str, str], tmp_path: Path) -> None:
+    env = {**db_home, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path}/empty.db"}
     code = (
         "from airflow_openai_files._compat import AirflowNotFoundException, get_connection\n"
         "try:\n    get_connection('from_db')\nexcept AirflowNotFoundException as err:\n    print(err)"

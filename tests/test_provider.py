@@ -51,7 +51,12 @@ def test_providers_manager_knows_the_connection_type() -> None:
     from airflow.providers_manager import ProvidersManager
 
     manager = ProvidersManager()
-    hook = manager.hooks["openai_files"]
+    try:  # Airflow 3.2+ keeps the hooks' registry in the task SDK (ProvidersManager.hooks is deprecated there)
+        from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+        hook = ProvidersManagerTaskRuntime().hooks["openai_files"]
+    except ImportError:
+        hook = manager.hooks["openai_files"]
     assert hook is not None and hook.hook_class_name == "airflow_openai_files.hooks.OpenAIFilesHook"
     assert hook.connection_id_attribute_name == "openai_conn_id"
     from airflow_openai_files._compat import AIRFLOW_V_3_2_PLUS

@@ -100,6 +100,7 @@ def test_join_without_error_file(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_reader_memory_stays_flat(tmp_path: Path) -> None:
     """40 MB of results read line by line: the peak traced allocation stays near one block and one line."""
     import tracemalloc

@@ -57,8 +57,8 @@ def not_found_text(path: str) -> str | None:
     if parts and parts[0] == "v1":
         parts = parts[1:]
     for prefix, wording in NOT_FOUND_WORDING.items():
-        if tuple(parts[: len(prefix)]) == prefix and len(parts) > len(prefix):
-            return wording(parts[len(prefix)])
+        if tuple(parts[: len(prefix)]) == prefix:
+            return wording(parts[len(prefix)]) if len(parts) > len(prefix) else None
     if len(parts) >= 2:
         return generic_not_found(parts[0], parts[1])
     return None

@@ -38,11 +38,13 @@ from airflow_openai_files.client.retry import (
     RETRY_LOG,
     RetryableError,
     RetryPolicy,
+    certificate_failure,
     gave_up,
     json_object,
     request_id_from,
     should_retry,
 )
+from airflow_openai_files.client.retry import describe as describe_failure
 from airflow_openai_files.client.settings import ClientSettings, explain
 from airflow_openai_files.exceptions import OpenAIFilesError
 from airflow_openai_files.limits import MiB
@@ -87,10 +89,11 @@ def is_read_timeout(exc: BaseException | None) -> bool:
 
 
 def describe(exc: BaseException | None) -> str:
+    """A requests/urllib3 failure in words; a certificate failure in the words the async transport uses too."""
     if exc is None:
         return "unknown error"
-    if isinstance(exc, OpenAIFilesError):
-        return str(exc)
+    if isinstance(exc, OpenAIFilesError) or certificate_failure(exc) is not None:
+        return describe_failure(exc)
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return "connect timeout"
     if isinstance(exc, requests.exceptions.ReadTimeout):
@@ -99,7 +102,7 @@ def describe(exc: BaseException | None) -> str:
         return f"connection dropped while reading the answer ({type(exc).__name__}: {exc})"
     if isinstance(exc, requests.exceptions.ConnectionError):
         return f"connection error ({exc})"
-    return f"{type(exc).__name__}: {exc}"
+    return describe_failure(exc)
 
 
 class Transport:

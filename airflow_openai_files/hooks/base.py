@@ -23,6 +23,7 @@ from airflow_openai_files.client.form import hook_ui_field_behaviour
 from airflow_openai_files.client.retry import RetryPolicy
 from airflow_openai_files.client.settings import DEFAULT_MAX_RETRIES, ClientSettings, load_settings
 from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesRequestError
+from airflow_openai_files.hooks.waiting import wait_until
 from airflow_openai_files.limits import CONN_TYPE, DEFAULT_CONN_ID, PART_MAX_BYTES
 from airflow_openai_files.validation import validate_file_id
 
@@ -159,25 +160,25 @@ class OpenAIFilesHookBase(BaseHook):
 
         :raises OpenAIFilesRequestError: the file ended in ``error`` (its ``status_details`` quoted), or is
             ``deleting`` / ``deleted``: it will never be usable, so the task fails without retries.
-        :raises OpenAIFilesError: ``timeout`` seconds passed first (Airflow may retry the task).
+        :raises OpenAIFilesTimeoutError: ``timeout`` seconds passed first (Airflow may retry the task).
         """
-        from airflow_openai_files.resources.files import evaluate
+        from airflow_openai_files.resources import files
 
         validate_file_id(file_id)
         started = time.monotonic()
-        while True:
-            file = self._transport.json("GET", f"files/{file_id}", what=f"Retrieving {file_id}")
-            outcome, message = evaluate(file, "processed")
-            if outcome == "success":
-                self.log.info("%s after %.1fs", message, time.monotonic() - started)
-                return file
-            if outcome == "error":
-                raise OpenAIFilesRequestError(message)
-            waited = time.monotonic() - started
-            if waited + poll_interval > timeout:
-                raise OpenAIFilesError(f"{message}; gave up after {waited:.0f}s (timeout {timeout:.0f}s)")
-            self.log.info("%s (%.0fs so far)", message, waited)
-            time.sleep(poll_interval)
+        file, verdict = wait_until(
+            lambda: self._transport.json("GET", f"files/{file_id}", what=f"Retrieving {file_id}"),
+            files.judge,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            describe=files.describe,
+            what=f"{file_id} to be processed",
+            log=self.log,
+        )
+        if verdict.state == "error":
+            raise OpenAIFilesRequestError(verdict.message)
+        self.log.info("%s after %.1fs", verdict.message, time.monotonic() - started)
+        return file
 
     def wait_for_input_file(
         self, file_id: str, *, timeout: float = DEFAULT_PROCESSING_TIMEOUT, poll_interval: float = 5.0

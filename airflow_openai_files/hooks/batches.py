@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_openai_files import limits
 from airflow_openai_files.exceptions import OpenAIFilesValidationError
-from airflow_openai_files.resources.batches import TERMINAL_STATUSES, describe_batch, request_counts
 from airflow_openai_files.resume import REQUEST_KEY_METADATA
 from airflow_openai_files.transfer.progress import request_id_note
 from airflow_openai_files.validation import (
     check_batch_endpoint,
     check_completion_window,
     check_expiry,
+    check_metadata,
     validate_file_id,
     validate_id,
 )
@@ -38,26 +38,6 @@ BATCH_LIST_LIMIT_MAX = 100
 def batch_path(batch_id: str, suffix: str = "") -> str:
     """``batches/{batch_id}{suffix}`` once the id is checked (shared by the sync and async mixins)."""
     return f"batches/{validate_id(batch_id, 'batch')}{suffix}"
-
-
-def check_metadata(metadata: Any, *, reserved: int = 0) -> dict[str, str]:
-    """The service's metadata rules (16 pairs, keys <= 64 chars, string values <= 512), leaving ``reserved`` pairs."""
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, dict):
-        raise OpenAIFilesValidationError(f"metadata must be a dict of strings, got {type(metadata).__name__}")
-    room = limits.METADATA_MAX_PAIRS - reserved
-    if len(metadata) > room:
-        raise OpenAIFilesValidationError(
-            f"metadata has {len(metadata)} pairs; at most {room} are free (the service keeps "
-            f"{limits.METADATA_MAX_PAIRS}, {reserved} are used by the provider to avoid duplicate batches)"
-        )
-    for key, value in metadata.items():
-        if not isinstance(key, str) or not key or len(key) > limits.METADATA_KEY_MAX:
-            raise OpenAIFilesValidationError(f"metadata key {key!r} must be a string of 1 to 64 characters")
-        if not isinstance(value, str) or len(value) > limits.METADATA_VALUE_MAX:
-            raise OpenAIFilesValidationError(f"metadata[{key!r}] must be a string of at most 512 characters")
-    return dict(metadata)
 
 
 class BatchesAPIMixin:
@@ -198,11 +178,4 @@ class AsyncBatchesAPIMixin:
         return await self.request_json("GET", batch_path(batch_id), what=f"Retrieving {batch_id}")
 
 
-__all__ = [
-    "TERMINAL_STATUSES",
-    "AsyncBatchesAPIMixin",
-    "BatchesAPIMixin",
-    "check_metadata",
-    "describe_batch",
-    "request_counts",
-]
+__all__ = ["AsyncBatchesAPIMixin", "BatchesAPIMixin"]

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_openai_files import limits
 from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesRequestError, OpenAIFilesValidationError
-from airflow_openai_files.resources.fine_tuning import TERMINAL_STATUSES
+from airflow_openai_files.resources import fine_tuning
 from airflow_openai_files.resume import REQUEST_KEY_METADATA
-from airflow_openai_files.validation import check_fine_tuning_method, validate_file_id, validate_id
+from airflow_openai_files.validation import check_fine_tuning_method, check_metadata, validate_file_id, validate_id
 
 if TYPE_CHECKING:
     from airflow_openai_files.client.settings import ClientSettings
@@ -85,21 +85,6 @@ def is_cutoff_refusal(err: OpenAIFilesError, *, base_url: str = "", now: float |
         cutoff = datetime.strptime(limits.OPENAI_FINE_TUNING_CUTOFF, "%Y-%m-%d").replace(tzinfo=timezone.utc)
         return (now if now is not None else time.time()) >= cutoff.timestamp()
     return False
-
-
-def _check_metadata(metadata: Any) -> dict[str, str]:
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, dict):
-        raise OpenAIFilesValidationError(f"metadata must be a dict of strings, got {type(metadata).__name__}")
-    for key, value in metadata.items():
-        if not isinstance(key, str) or not 0 < len(key) <= limits.METADATA_KEY_MAX:
-            raise OpenAIFilesValidationError(f"metadata key {key!r} must be 1 to {limits.METADATA_KEY_MAX} characters")
-        if not isinstance(value, str) or len(value) > limits.METADATA_VALUE_MAX:
-            raise OpenAIFilesValidationError(
-                f"metadata[{key!r}] must be a string of at most {limits.METADATA_VALUE_MAX} characters"
-            )
-    return dict(metadata)
 
 
 def _method_body(method: Any, hyperparameters: Any) -> dict[str, Any] | None:
@@ -160,11 +145,7 @@ class FineTuningAPIMixin:
             )
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise OpenAIFilesValidationError(f"seed must be an integer, got {seed!r}")
-        tags = _check_metadata(metadata)
-        if len(tags) >= limits.METADATA_MAX_PAIRS:
-            raise OpenAIFilesValidationError(
-                f"metadata may hold at most {limits.METADATA_MAX_PAIRS - 1} pairs here (one is the request key)"
-            )
+        tags = check_metadata(metadata, reserved=1)
         token = secrets.token_hex(16)
         tags[REQUEST_KEY_METADATA] = token
         body: dict[str, Any] = {"model": model, "training_file": training_file, "metadata": tags}
@@ -231,7 +212,7 @@ class FineTuningAPIMixin:
             if err.http_status != 400:
                 raise
             job = self.get_fine_tuning_job(job_id)
-            if job.get("status") not in TERMINAL_STATUSES:
+            if job.get("status") not in fine_tuning.TERMINAL:
                 raise
             self.log.info("Fine-tuning job %s had already ended (%s); nothing to cancel", job_id, job.get("status"))
             return job
@@ -260,7 +241,7 @@ class FineTuningAPIMixin:
             if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
                 raise OpenAIFilesValidationError(f"page_size must be a positive integer, got {page_size!r}")
             params["limit"] = page_size
-        for key, value in _check_metadata(metadata).items():
+        for key, value in check_metadata(metadata).items():
             params[f"metadata[{key}]"] = value
         return self._transport.iter_pages("fine_tuning/jobs", params, "Listing fine-tuning jobs")
 

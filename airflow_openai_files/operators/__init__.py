@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airflow_openai_files.operators.base import OpenAIFilesMixin
+from airflow_openai_files.operators.base import OpenAIBaseOperatorMixin
 from airflow_openai_files.operators.batches import OpenAIBatchOperator
 from airflow_openai_files.operators.files import (
     OpenAIDeleteFileOperator,
@@ -14,11 +14,11 @@ from airflow_openai_files.operators.fine_tuning import OpenAIFineTuningJobOperat
 from airflow_openai_files.validation import parse_duration
 
 __all__ = [
+    "OpenAIBaseOperatorMixin",
     "OpenAIBatchOperator",
     "OpenAIDeleteFileOperator",
     "OpenAIDownloadFileOperator",
     "OpenAIFilesCleanupOperator",
-    "OpenAIFilesMixin",
     "OpenAIFineTuningJobOperator",
     "OpenAIUploadFileOperator",
     "parse_duration",

@@ -30,7 +30,7 @@ from typing import Any
 from airflow_openai_files import resume as _resume
 from airflow_openai_files._compat import AirflowFailException
 from airflow_openai_files.resources.batches import (
-    TERMINAL_STATUSES,
+    TERMINAL,
     admit,
     backoff_seconds,
     batch_errors,
@@ -200,7 +200,7 @@ class ShardedJob:
 
     def _judge(self, shard: dict[str, Any], batch: dict[str, Any], now: float) -> None:
         status = batch.get("status")
-        if status not in TERMINAL_STATUSES:
+        if status not in TERMINAL:
             return
         key = shard["key"]
         if status == "failed":

@@ -1,4 +1,5 @@
-"""The one mixin of every operator and sensor of the provider: connection id, hook, input checks.
+"""The one mixin of every operator and sensor of the provider: connection id, hook, input checks, and
+the deferral plumbing (defer to a trigger, read its one event) shared by the operators and sensors that wait.
 
 Kept light for DAG parsing: the hook (and ``requests``, ``tenacity``) is imported when a task first
 uses ``self.hook``, never when a DAG file imports an operator.
@@ -10,14 +11,30 @@ import ast
 import functools
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from airflow_openai_files.exceptions import OpenAIFilesValidationError
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.validation import is_templated
 
 if TYPE_CHECKING:
+    from airflow.triggers.base import BaseTrigger
+
     from airflow_openai_files.hooks import OpenAIFilesHook
+
+#: Added to the scheduler's deferral timeout over the trigger's own, so the trigger's timeout event (which
+#: names the object and what it last saw) wins over the scheduler's bare "trigger timeout".
+DEFER_TIMEOUT_MARGIN = 60.0
+
+
+class TriggerOutcome(NamedTuple):
+    """A trigger's one event, read: ``status`` (``success`` | ``error`` | ``timeout``), ``message``, and
+    the object last fetched (``None`` when no poll answered)."""
+
+    status: str
+    message: str
+    obj: dict[str, Any] | None
 
 
 def _parse_rendered(text: str) -> Any:
@@ -105,15 +122,18 @@ def id_from(value: Any, *, kind: str = "file") -> str:
 CONN_TEMPLATE_FIELDS: tuple[str, ...] = ("openai_conn_id",)
 
 
-class OpenAIFilesMixin:
+class OpenAIBaseOperatorMixin:
     """
-    ``openai_conn_id`` (templated), a cached ``hook`` and the parse-time / run-time argument checks.
+    ``openai_conn_id`` (templated), a cached ``hook``, the parse-time / run-time argument checks, and
+    :meth:`defer_to_trigger` / :meth:`trigger_outcome` for tasks that wait in the triggerer.
 
-    Mix it in before the Airflow base class: ``class MyOperator(OpenAIFilesMixin, BaseOperator)``.
-    The default connection is ``OpenAIFilesHook.default_conn_name`` (``limits.DEFAULT_CONN_ID``).
+    The base of every operator and sensor of the provider; mix it in before the Airflow base class:
+    ``class MyOperator(OpenAIBaseOperatorMixin, BaseOperator)``. The default connection is
+    ``OpenAIFilesHook.default_conn_name`` (``limits.DEFAULT_CONN_ID``).
     """
 
     task_id: str
+    defer: Callable[..., Any]
 
     def __init__(self, *, openai_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -146,3 +166,38 @@ class OpenAIFilesMixin:
             return check(*values)
         except OpenAIFilesValidationError as err:
             raise err.reworded(f"{self.task_id}: {err.message}") from None
+
+    # -- waiting in the triggerer ------------------------------------------------------------------------
+
+    def defer_to_trigger(self, trigger: BaseTrigger, *, timeout: float) -> NoReturn:
+        """
+        Hand the wait to ``trigger`` and resume in ``execute_complete(context, event)``.
+
+        ``timeout`` is the trigger's own (seconds); the scheduler's deferral timeout gets
+        :data:`DEFER_TIMEOUT_MARGIN` on top, so the trigger's clearer ``timeout`` event comes first.
+        """
+        self.defer(
+            trigger=trigger,
+            method_name="execute_complete",
+            timeout=timedelta(seconds=max(0.0, timeout) + DEFER_TIMEOUT_MARGIN),
+        )
+        raise AssertionError("defer() returned")  # pragma: no cover - defer always raises TaskDeferred
+
+    def trigger_outcome(self, event: dict[str, Any] | None, key: str) -> TriggerOutcome:
+        """
+        Read the one event of a polling trigger (:class:`~airflow_openai_files.triggers.OpenAIPollingTrigger`).
+
+        :param key: where the payload carries the object (``"file"``, ``"batch"``, ``"job"``).
+        :raises AirflowException: resumed without an event (may heal: a retry waits again).
+        :raises AirflowFailException: an event this package's triggers never send.
+        """
+        from airflow_openai_files._compat import AirflowException, AirflowFailException
+
+        if not event:
+            raise AirflowException(f"{self.task_id}: resumed without a trigger event")
+        status = event.get("status")
+        message = str(event.get("message") or "")
+        obj = event.get(key)
+        if status not in ("success", "error", "timeout") or (status == "success" and not isinstance(obj, dict)):
+            raise AirflowFailException(f"{self.task_id}: the trigger reported {event!r}")
+        return TriggerOutcome(str(status), message, obj if isinstance(obj, dict) else None)

@@ -12,16 +12,18 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseOperator
 
 from airflow_openai_files import resume as _resume
 from airflow_openai_files._compat import AirflowException, AirflowFailException, conf
+from airflow_openai_files.exceptions import OpenAIFilesTimeoutError
 from airflow_openai_files.limits import DEFAULT_CONN_ID, FILE_ID_RE
 from airflow_openai_files.operators._batch_shards_run import ShardedBatchMixin
-from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin
-from airflow_openai_files.resources.batches import TERMINAL_STATUSES, batch_summary, describe_batch, judge_batch
+from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIBaseOperatorMixin
+from airflow_openai_files.resources import batches
+from airflow_openai_files.resources.batches import batch_summary, judge_batch
 from airflow_openai_files.validation import (
     check_batch_endpoint,
     check_completion_window,
@@ -35,11 +37,9 @@ if TYPE_CHECKING:
 
 #: Added to the completion window for the default ``timeout``: the service finalizes after the window ends.
 TIMEOUT_MARGIN = timedelta(hours=1)
-#: A backstop for the scheduler's deferral timeout, so the trigger's own (clearer) timeout event wins.
-DEFER_TIMEOUT_MARGIN = 60.0
 
 
-class OpenAIBatchOperator(ShardedBatchMixin, OpenAIFilesMixin, BaseOperator):
+class OpenAIBatchOperator(ShardedBatchMixin, OpenAIBaseOperatorMixin, BaseOperator):
     """
     Run a Batch API job from its input file to landed results, and return a summary.
 
@@ -140,7 +140,7 @@ class OpenAIBatchOperator(ShardedBatchMixin, OpenAIFilesMixin, BaseOperator):
             return sharded
         batch = self._resume_or_create(context, endpoint)
         self._batch_id = batch["id"]
-        if batch.get("status") in TERMINAL_STATUSES:
+        if batch.get("status") in batches.TERMINAL:
             return self._finish(batch)
         if self.deferrable:
             self._defer(batch, deadline)
@@ -148,24 +148,22 @@ class OpenAIBatchOperator(ShardedBatchMixin, OpenAIFilesMixin, BaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after :class:`~airflow_openai_files.triggers.OpenAIBatchTrigger` fired."""
-        if not event:
-            raise AirflowException(f"{self.task_id}: resumed without a trigger event")
-        self._batch_id = event.get("batch_id")
-        status, batch = event.get("status"), event.get("batch")
-        if status == "success" and batch:
-            self.log.info("%s", describe_batch(batch))
-            return self._finish(batch)
-        self._log_last_known(event)
-        if status == "timeout":
-            self._timed_out(str(event.get("message")))
+        self._batch_id = (event or {}).get("batch_id")
+        outcome = self.trigger_outcome(event, "batch")
+        if outcome.status == "success" and outcome.obj:
+            self.log.info("%s", batches.describe(outcome.obj))
+            return self._finish(outcome.obj)
+        self._log_last_known(event or {})
+        if outcome.status == "timeout":
+            self._timed_out(outcome.message)
         # A poll that failed for good (the trigger could not reach the batch): a retry resumes waiting on it.
-        raise AirflowException(f"{self.task_id}: {event.get('message') or event!r}")
+        raise AirflowException(f"{self.task_id}: {outcome.message or event!r}")
 
     def _log_last_known(self, event: dict[str, Any]) -> None:
         """The last state the triggerer saw, for the person reading a timeout or a failed wait."""
         batch, counts = event.get("batch"), event.get("request_counts")
         if batch:
-            self.log.info("Last known state: %s", describe_batch(batch))
+            self.log.info("Last known state: %s", batches.describe(batch))
         elif counts:
             self.log.info("Last known request counts of batch %s: %s", event.get("batch_id"), counts)
 
@@ -258,34 +256,38 @@ class OpenAIBatchOperator(ShardedBatchMixin, OpenAIFilesMixin, BaseOperator):
         from airflow_openai_files.triggers import OpenAIBatchTrigger
 
         remaining = max(0.0, deadline - time.time())
-        self.log.info("%s; deferring: the triggerer checks it every %.0fs", describe_batch(batch), self.poll_interval)
-        self.defer(
-            trigger=OpenAIBatchTrigger(
+        self.log.info("%s; deferring: the triggerer checks it every %.0fs", batches.describe(batch), self.poll_interval)
+        self.defer_to_trigger(
+            OpenAIBatchTrigger(
                 batch["id"],
-                success_statuses=TERMINAL_STATUSES,
+                success_statuses=batches.TERMINAL,  # every end is judged here, after landing the results
                 openai_conn_id=self.openai_conn_id,
                 poll_interval=self.poll_interval,
                 timeout=remaining,
                 deadline=deadline,
             ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=remaining + DEFER_TIMEOUT_MARGIN),
+            timeout=remaining,
         )
 
     def _wait_on_worker(self, batch: dict[str, Any], deadline: float) -> dict[str, Any]:
-        self.log.info("%s", describe_batch(batch))
-        while batch.get("status") not in TERMINAL_STATUSES:
-            remaining = deadline - time.time()
-            if remaining <= 0:
-                self._timed_out(f"Timed out waiting for batch {batch['id']} ({describe_batch(batch)})")
-            time.sleep(min(self.poll_interval, remaining))
-            previous = (batch.get("status"), batch.get("request_counts"))
-            batch = self.hook.get_batch(batch["id"])
-            if (batch.get("status"), batch.get("request_counts")) != previous:
-                self.log.info("%s", describe_batch(batch))
+        from airflow_openai_files.hooks.waiting import wait_until
+
+        try:
+            batch, _ = wait_until(
+                lambda: self.hook.get_batch(batch["id"]),
+                lambda b: batches.judge(b, batches.TERMINAL),
+                poll_interval=self.poll_interval,
+                timeout=deadline - time.time(),
+                describe=batches.describe,
+                what=f"batch {batch['id']} to finish",
+                first=batch,
+                log=self.log,
+            )
+        except OpenAIFilesTimeoutError as err:
+            self._timed_out(err.message)
         return batch
 
-    def _timed_out(self, message: str) -> None:
+    def _timed_out(self, message: str) -> NoReturn:
         if self._batch_id and self.cancel_on_kill:
             self.log.warning("%s; cancelling it", message)
             self.hook.cancel_batch(self._batch_id)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_openai_files.limits import ALL_PURPOSES, DEFAULT_CONN_ID, UPLOAD_PURPOSES
-from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin, id_from, ids_from
+from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIBaseOperatorMixin, id_from, ids_from
 from airflow_openai_files.resume import task_key
 from airflow_openai_files.validation import check_cleanup_filters, check_expiry, check_purpose, parse_duration
 
@@ -44,7 +44,7 @@ def _list_purpose(purpose: Any) -> str:
     return check_purpose(purpose, allowed=ALL_PURPOSES)
 
 
-class OpenAIUploadFileOperator(OpenAIFilesMixin, BaseOperator):
+class OpenAIUploadFileOperator(OpenAIBaseOperatorMixin, BaseOperator):
     """
     Upload a file to the OpenAI Files API and return its File object.
 
@@ -182,7 +182,7 @@ class OpenAIUploadFileOperator(OpenAIFilesMixin, BaseOperator):
             hook.cancel_active_uploads()
 
 
-class OpenAIDownloadFileOperator(OpenAIFilesMixin, BaseOperator):
+class OpenAIDownloadFileOperator(OpenAIBaseOperatorMixin, BaseOperator):
     """
     Stream a file's content to a local path or an ObjectStoragePath; return the destination as a string.
 
@@ -225,7 +225,7 @@ class OpenAIDownloadFileOperator(OpenAIFilesMixin, BaseOperator):
         return operator_lineage(inputs=inputs, outputs=[location_dataset(self.destination)])
 
 
-class OpenAIDeleteFileOperator(OpenAIFilesMixin, BaseOperator):
+class OpenAIDeleteFileOperator(OpenAIBaseOperatorMixin, BaseOperator):
     """
     Delete one file or a list of files; return the ids that were deleted.
 
@@ -267,7 +267,7 @@ class OpenAIDeleteFileOperator(OpenAIFilesMixin, BaseOperator):
         return _dropped_lineage(self)
 
 
-def _dropped_lineage(operator: OpenAIFilesMixin) -> Any:
+def _dropped_lineage(operator: OpenAIBaseOperatorMixin) -> Any:
     """Every file the task deleted, as an output dataset with the DROP lifecycle facet."""
     from airflow_openai_files._lineage import file_dataset, operator_lineage, service_namespace
 
@@ -278,7 +278,7 @@ def _dropped_lineage(operator: OpenAIFilesMixin) -> Any:
     return operator_lineage(outputs=[file_dataset(namespace, file_id, dropped=True) for file_id in deleted])
 
 
-class OpenAIFilesCleanupOperator(OpenAIFilesMixin, BaseOperator):
+class OpenAIFilesCleanupOperator(OpenAIBaseOperatorMixin, BaseOperator):
     """
     Retention: delete the files that match every given filter; return their ids.
 

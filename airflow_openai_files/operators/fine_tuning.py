@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -21,14 +20,9 @@ from airflow_openai_files import resume as _resume
 from airflow_openai_files._compat import AirflowException, AirflowFailException, conf
 from airflow_openai_files.exceptions import OpenAIFilesError
 from airflow_openai_files.limits import DEFAULT_CONN_ID
-from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIFilesMixin
-from airflow_openai_files.resources.fine_tuning import (
-    format_event,
-    job_summary,
-    judge_job,
-    result_destination,
-    unseen_events,
-)
+from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIBaseOperatorMixin
+from airflow_openai_files.resources import fine_tuning
+from airflow_openai_files.resources.fine_tuning import format_event, job_summary, result_destination, unseen_events
 from airflow_openai_files.validation import check_fine_tuning_method
 
 if TYPE_CHECKING:
@@ -36,13 +30,12 @@ if TYPE_CHECKING:
 
 #: A string that is a file id rather than a path: ``file-`` then id characters, no dot or slash.
 FILE_ID_LIKE = re.compile(r"^file-[A-Za-z0-9_-]+$")
-DEFER_TIMEOUT_MARGIN = 60.0
 EVENTS_PER_POLL = 200
 #: Seconds between two checks of an uploaded file's status (Azure: until ``processed``).
 FILE_POLL_SECONDS = 2.0
 
 
-class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
+class OpenAIFineTuningJobOperator(OpenAIBaseOperatorMixin, BaseOperator):
     """
     Run a fine-tuning job to the end and return its model name, results and final metrics.
 
@@ -159,12 +152,12 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
             create=create,
             find=find,
             # A failed or cancelled job stays so: a retry the user asked for (a cleared task) starts anew.
-            unusable=lambda job: f"ended {job['status']}" if job.get("status") in ("failed", "cancelled") else None,
+            unusable=lambda job: f"ended {job['status']}" if job.get("status") in fine_tuning.FAILURE else None,
             logger=self.log,
         )
         self._job_id = job["id"]
         started = time.time()
-        if self.deferrable and judge_job(job)[0] == "waiting":
+        if self.deferrable and not fine_tuning.judge(job).done:
             last_event = self._log_events(job["id"], None)
             self._defer(job["id"], last_event, started)
         return self._wait_in_worker(job, started)
@@ -206,20 +199,22 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
 
     def _wait_processed(self, file: dict[str, Any]) -> dict[str, Any]:
         """Azure OpenAI refuses a job whose file is not ``processed`` yet; OpenAI answers it at once."""
-        from airflow_openai_files.resources.files import evaluate
+        from airflow_openai_files.hooks.waiting import wait_until
+        from airflow_openai_files.resources import files
 
-        deadline = time.monotonic() + self.timeout
-        while True:
-            outcome, message = evaluate(file, "processed")
-            if outcome == "success":
-                return file
-            if outcome == "error":
-                raise AirflowFailException(message)
-            if time.monotonic() > deadline:
-                raise AirflowException(f"Timed out waiting for {file['id']} to be processed: {message}")
-            self.log.info("%s", message)
-            time.sleep(min(FILE_POLL_SECONDS, self.poll_interval))
-            file = self.hook.get_file(file["id"])
+        file, verdict = wait_until(
+            lambda: self.hook.get_file(file["id"]),
+            files.judge,
+            poll_interval=min(FILE_POLL_SECONDS, self.poll_interval),
+            timeout=self.timeout,
+            describe=files.describe,
+            what=f"{file['id']} to be processed",
+            first=file,
+            log=self.log,
+        )
+        if verdict.state == "error":
+            raise AirflowFailException(verdict.message)
+        return file
 
     # -- waiting -------------------------------------------------------------------------------------
 
@@ -231,24 +226,31 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
         return fresh[-1].get("id") if fresh else last_seen
 
     def _wait_in_worker(self, job: dict[str, Any], started: float) -> dict[str, Any]:
-        deadline = time.monotonic() + self.timeout
-        last_event: str | None = None
-        last_status: str | None = None
-        while True:
+        from airflow_openai_files.exceptions import OpenAIFilesTimeoutError
+        from airflow_openai_files.hooks.waiting import wait_until
+
+        last_event: str | None = self._log_events(job["id"], None)
+
+        def fetch() -> dict[str, Any]:
+            nonlocal last_event
+            fetched = self.hook.get_fine_tuning_job(job["id"])
             last_event = self._log_events(job["id"], last_event)
-            outcome, message = judge_job(job)
-            if job.get("status") != last_status:
-                self.log.info("%s", message)
-                last_status = job.get("status")
-            if outcome != "waiting":
-                return self._finish(outcome, message, job)
-            if time.monotonic() >= deadline:
-                raise AirflowException(
-                    f"Timed out after {time.time() - started:.0f}s waiting for fine-tuning job {job['id']} "
-                    f"({message}); it keeps running and a retry of this task resumes it"
-                )
-            time.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
-            job = self.hook.get_fine_tuning_job(job["id"])
+            return fetched
+
+        try:
+            job, verdict = wait_until(
+                fetch,
+                fine_tuning.judge,
+                poll_interval=self.poll_interval,
+                timeout=self.timeout - (time.time() - started),
+                describe=fine_tuning.describe,
+                what=f"fine-tuning job {job['id']} to finish",
+                first=job,
+                log=self.log,
+            )
+        except OpenAIFilesTimeoutError as err:
+            raise err.reworded(f"{err.message}; it keeps running and a retry of this task resumes it") from None
+        return self._finish(verdict.state, verdict.message, job)
 
     def _defer(self, job_id: str, last_event: str | None, started: float) -> None:
         from airflow_openai_files.triggers import OpenAIFineTuningJobTrigger
@@ -256,8 +258,8 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
         self.log.info(
             "Deferring: the triggerer checks %s every %.0fs for up to %.0fs", job_id, self.poll_interval, self.timeout
         )
-        self.defer(
-            trigger=OpenAIFineTuningJobTrigger(
+        self.defer_to_trigger(
+            OpenAIFineTuningJobTrigger(
                 job_id,
                 last_event_id=last_event,
                 cancel_on_kill=self.cancel_on_kill,
@@ -266,15 +268,18 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
                 timeout=self.timeout,
                 deadline=started + self.timeout,
             ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout + DEFER_TIMEOUT_MARGIN),
+            timeout=self.timeout,
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Resume after the trigger's one event."""
-        if event:
-            self._job_id = event.get("job_id")
-        return self._finish(*_event_outcome(self.task_id, event))
+        self._job_id = (event or {}).get("job_id")
+        outcome = self.trigger_outcome(event, "job")
+        if outcome.status == "timeout":
+            raise AirflowException(f"{outcome.message}; the job keeps running and a retry of this task resumes it")
+        if outcome.obj is None:  # a poll failed for good (the trigger could not read the job)
+            raise AirflowException(f"{self.task_id}: {outcome.message}")
+        return self._finish(outcome.status, outcome.message, outcome.obj)
 
     # -- the end -------------------------------------------------------------------------------------
 
@@ -314,22 +319,3 @@ class OpenAIFineTuningJobOperator(OpenAIFilesMixin, BaseOperator):
             self.log.warning("Task killed; could not cancel fine-tuning job %s: %s", self._job_id, err)
             return
         self.log.info("Task killed: fine-tuning job %s is %s", self._job_id, job.get("status"))
-
-
-def _event_outcome(task_id: str, event: dict[str, Any] | None) -> tuple[str, str, dict[str, Any]]:
-    """
-    The ``(outcome, message, job)`` of the trigger's event for a finished job.
-
-    A timeout raises :class:`AirflowException` (the job keeps running; a retry resumes it); a missing
-    or unreadable event raises too, the latter as :class:`AirflowFailException`.
-    """
-    if not event:
-        raise AirflowException(f"{task_id}: resumed without a trigger event")
-    status = event.get("status")
-    message = str(event.get("message") or "")
-    if status == "timeout":
-        raise AirflowException(f"{message}; the job keeps running and a retry of this task resumes it")
-    job = event.get("job")
-    if status in ("success", "error", "cancelled") and isinstance(job, dict):
-        return str(status), message, job
-    raise AirflowFailException(message or f"{task_id}: trigger reported {event!r}")

@@ -1,0 +1,42 @@
+"""Each resource's rules in one pure module: ids, statuses, judging, messages. No HTTP, no Airflow.
+
+Every module here has the same shape, so the sensor, trigger and operator bases (and the emulator) can
+be written once against it:
+
+* ``KIND``: the human noun (``"file"``, ``"batch"``, ``"fine-tuning job"``), also the ``kind`` the id
+  validator words its refusals with; ``ID_PATTERN``: what the service's ids look like.
+* ``TERMINAL``, ``SUCCESS`` (the default target), ``FAILURE``: status sets.
+* ``check_target(statuses) -> tuple[str, ...]``: a user's target statuses, checked (``ValueError``
+  names the valid ones); the tuple is every status that counts as reached.
+* ``judge(obj, target) -> Verdict``: is a wait for ``target`` over, and how does it read.
+* ``describe(obj) -> str``: one log line (id, status, counts).
+* ``not_found_message(object_id) -> str``: how a 404 for that object reads.
+
+A new resource adds a module of that shape; its sensor, trigger and operator stay thin.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NamedTuple
+
+State = Literal["success", "error", "waiting"]
+
+
+class Verdict(NamedTuple):
+    """What a wait concludes from one look at an object: ``state`` and the line that says why."""
+
+    state: State
+    message: str
+
+    @property
+    def done(self) -> bool:
+        """The wait is over (either way): nothing left to poll for."""
+        return self.state != "waiting"
+
+
+def check_statuses(statuses: Any, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
+    """``statuses`` (one status or several) as a tuple, every one in ``allowed``; ``ValueError`` otherwise."""
+    chosen = (statuses,) if isinstance(statuses, str) else tuple(statuses or ())
+    if not chosen or any(status not in allowed for status in chosen):
+        raise ValueError(f"{what} must be one or more of {', '.join(allowed)}; got {statuses!r}")
+    return tuple(str(status) for status in chosen)

@@ -1,17 +1,30 @@
-"""What a Batch object's ``status`` and ``request_counts`` mean: shared by the hook, operator, sensor and trigger.
+"""What a Batch object's ``status`` and ``request_counts`` mean: read by the hook, operator, sensor and trigger.
 
-Pure functions without Airflow or HTTP imports, so the worker and the triggerer decide identically and
-the operator and sensor modules stay cheap to import when a DAG file is parsed.
+Pure (no Airflow, no HTTP), the shape every module of :mod:`airflow_openai_files.resources` has, so the
+worker and the triggerer decide identically and DAG files that import the operator stay cheap to parse.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from airflow_openai_files.limits import BATCH_ID_RE
+from airflow_openai_files.resources import Verdict, check_statuses
+
+KIND = "batch"
+ID_PATTERN = BATCH_ID_RE
+
 #: Batch statuses after which nothing changes any more.
-TERMINAL_STATUSES = ("completed", "failed", "expired", "cancelled")
+TERMINAL = ("completed", "failed", "expired", "cancelled")
+SUCCESS = ("completed",)
+FAILURE = ("failed", "expired", "cancelled")
 #: Terminal statuses that deliver results (output and error files, either may be null).
 RESULT_STATUSES = ("completed", "expired", "cancelled")
+
+
+def check_target(statuses: Any) -> tuple[str, ...]:
+    """Terminal statuses only: a wait for ``in_progress`` would end before the results exist."""
+    return check_statuses(statuses, TERMINAL, "success_statuses")
 
 
 def request_counts(batch: dict[str, Any]) -> tuple[int, int, int]:
@@ -20,7 +33,7 @@ def request_counts(batch: dict[str, Any]) -> tuple[int, int, int]:
     return int(counts.get("total") or 0), int(counts.get("completed") or 0), int(counts.get("failed") or 0)
 
 
-def describe_batch(batch: dict[str, Any]) -> str:
+def describe(batch: dict[str, Any]) -> str:
     """``"Batch batch_abc is in_progress: 120/500 requests done, 117 succeeded, 3 failed"``."""
     total, completed, failed = request_counts(batch)
     return (
@@ -42,15 +55,18 @@ def batch_errors(batch: dict[str, Any], limit: int = 20) -> str:
     return "; ".join(parts) or "the service gave no details"
 
 
-def check_success_statuses(statuses: Any) -> tuple[str, ...]:
-    """Terminal statuses only: a wait for ``in_progress`` would end before the results exist."""
-    chosen = (statuses,) if isinstance(statuses, str) else tuple(statuses or ())
-    unknown = [status for status in chosen if status not in TERMINAL_STATUSES]
-    if not chosen or unknown:
-        raise ValueError(
-            f"success_statuses must be terminal statuses ({', '.join(TERMINAL_STATUSES)}); got {statuses!r}"
-        )
-    return chosen
+def judge(batch: dict[str, Any], target: tuple[str, ...] = SUCCESS) -> Verdict:
+    """``success`` in a ``target`` status, ``error`` in another terminal one (``failed``: with the
+    service's ``errors.data``), else ``waiting``."""
+    status = batch.get("status")
+    message = describe(batch)
+    if status in target:
+        return Verdict("success", message)
+    if status in TERMINAL:
+        if status == "failed":
+            message += f"; errors: {batch_errors(batch)}"
+        return Verdict("error", message)
+    return Verdict("waiting", message)
 
 
 def not_found_message(batch_id: str) -> str:

@@ -1,54 +1,63 @@
-"""What a File object's ``status`` means for a wait: shared by the sensor (worker) and the trigger (triggerer).
+"""What a File object's ``status`` means: read by the hook, operators, the file sensor and its trigger.
 
-Pure functions without Airflow or HTTP imports, so both sides decide identically and the sensor module
-stays cheap to import.
+Pure (no Airflow, no HTTP), the shape every module of :mod:`airflow_openai_files.resources` has.
+Statuses: ``uploaded`` -> ``processed`` | ``error``; the older docs also name ``pending``,
+``deleting`` and ``deleted``. A wait for ``uploaded`` is also over once the file is ``processed``
+(the target is a point on the way, not an exact status).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-# ``uploaded`` -> ``processed`` | ``error``; the older docs also name ``pending``, ``deleting`` and ``deleted``.
-TARGET_STATUSES = ("uploaded", "processed")
+from airflow_openai_files.limits import FILE_ID_RE
+from airflow_openai_files.resources import Verdict, check_statuses
+
+KIND = "file"
+ID_PATTERN = FILE_ID_RE
+
+#: The statuses a wait can target, in the order a file reaches them.
+TARGETS = ("uploaded", "processed")
+SUCCESS = ("processed",)
+#: A file in one of these will never be usable (for a job, a batch, a reuse by a retried upload).
+FAILURE = ("error", "deleting", "deleted")
+TERMINAL = ("processed", "error", "deleted")
 _PROGRESS = {"pending": 0, "uploaded": 1, "processed": 2}
-_GONE = ("deleting", "deleted")
-
-Outcome = Literal["success", "error", "waiting"]
 
 
-def check_target_status(target_status: Any) -> str:
-    """Refuse a target the API never reports as a resting state."""
-    if target_status not in TARGET_STATUSES:
-        raise ValueError(f"target_status must be one of {', '.join(TARGET_STATUSES)}; got {target_status!r}")
-    return str(target_status)
+def check_target(statuses: Any) -> tuple[str, ...]:
+    """The statuses that end a wait for ``statuses`` (``"uploaded"`` -> ``("uploaded", "processed")``)."""
+    chosen = check_statuses(statuses, TARGETS, "target_status")
+    lowest = min(_PROGRESS[status] for status in chosen)
+    return tuple(status for status in TARGETS if _PROGRESS[status] >= lowest)
 
 
-def evaluate(file: dict[str, Any], target_status: str) -> tuple[Outcome, str]:
+def describe(file: dict[str, Any]) -> str:
+    """``"File file-abc is processed (train.jsonl, 1234 bytes)"``."""
+    return (
+        f"File {file.get('id', '?')} is {file.get('status') or 'of unknown status'} "
+        f"({file.get('filename')}, {file.get('bytes')} bytes)"
+    )
+
+
+def judge(file: dict[str, Any], target: tuple[str, ...] = SUCCESS) -> Verdict:
     """
-    Decide whether a wait for ``target_status`` is over.
+    Is a wait for ``target`` (from :func:`check_target`) over?
 
-    :return: ``("success", ...)`` once the file reached (or passed) the target, ``("error", message)``
-        when it never will (status ``error`` with its ``status_details``, or a deleted file), else
-        ``("waiting", message)``.
+    ``success`` once the file reached (or passed) the target; ``error`` when it never will (status
+    ``error`` with its ``status_details``, or a deleted file); else ``waiting``.
     """
     file_id = file.get("id", "?")
     status = str(file.get("status") or "")
+    wanted = target[0] if target else "processed"
     if status == "error":
         details = file.get("status_details") or "no status_details given"
-        return "error", f"File {file_id} ({file.get('filename')}) failed processing: {details}"
-    if status in _GONE:
-        return "error", f"File {file_id} is {status}: it will never become {target_status}"
-    reached = _PROGRESS.get(status)
-    if reached is not None and reached >= _PROGRESS[target_status]:
-        return "success", f"File {file_id} is {status} ({file.get('bytes')} bytes, {file.get('filename')})"
-    return "waiting", f"File {file_id} is {status or 'of unknown status'}; waiting for {target_status}"
-
-
-def extract_file_id(value: Any) -> Any:
-    """Accept a File object dict (e.g. an upload's whole XCom) where a file id is expected."""
-    if isinstance(value, dict) and "id" in value:
-        return value["id"]
-    return value
+        return Verdict("error", f"File {file_id} ({file.get('filename')}) failed processing: {details}")
+    if status in FAILURE:
+        return Verdict("error", f"File {file_id} is {status}: it will never become {wanted}")
+    if status in target:
+        return Verdict("success", describe(file))
+    return Verdict("waiting", f"File {file_id} is {status or 'of unknown status'}; waiting for {wanted}")
 
 
 def not_found_message(file_id: str) -> str:
@@ -57,3 +66,10 @@ def not_found_message(file_id: str) -> str:
         f"File {file_id} does not exist (HTTP 404): check the id; the file may have been deleted, may have "
         "expired, or may belong to another organization or project"
     )
+
+
+def extract_file_id(value: Any) -> Any:
+    """Accept a File object dict (e.g. an upload's whole XCom) where a file id is expected."""
+    if isinstance(value, dict) and "id" in value:
+        return value["id"]
+    return value

@@ -1,7 +1,7 @@
-"""What a fine-tuning job's ``status`` and events mean for a wait: shared by the operator and sensor
-(worker) and the trigger (triggerer), like :mod:`airflow_openai_files.resources.files` for files.
+"""What a fine-tuning job's ``status`` and events mean: read by the hook, operator, sensor and trigger.
 
-Pure functions without Airflow or HTTP imports, so both sides decide and log identically.
+Pure (no Airflow, no HTTP), the shape every module of :mod:`airflow_openai_files.resources` has, so the
+worker and the triggerer decide and log identically.
 
 Statuses: OpenAI's job object reports ``validating_files``, ``queued``, ``running``, ``succeeded``,
 ``failed`` and ``cancelled`` (the SDK's literal); Azure OpenAI also reports ``pausing`` / ``paused``
@@ -13,12 +13,35 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any
 
-TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
-WAITING_STATUSES = ("validating_files", "queued", "running", "pausing", "paused", "pending", "cancelling")
+from airflow_openai_files.limits import FINE_TUNING_JOB_ID_RE
+from airflow_openai_files.resources import Verdict, check_statuses
 
-Outcome = Literal["success", "error", "cancelled", "waiting"]
+KIND = "fine-tuning job"
+ID_PATTERN = FINE_TUNING_JOB_ID_RE
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+SUCCESS = ("succeeded",)
+FAILURE = ("failed", "cancelled")
+#: Statuses a job passes through (for reading; any status not in ``TERMINAL`` is waited through).
+WAITING = ("validating_files", "queued", "running", "pausing", "paused", "pending", "cancelling")
+
+
+def check_target(statuses: Any) -> tuple[str, ...]:
+    """Terminal statuses only (``succeeded`` by default)."""
+    return check_statuses(statuses, TERMINAL, "success_statuses")
+
+
+def describe(job: dict[str, Any]) -> str:
+    """``"Fine-tuning job ftjob-abc is running (model gpt-4.1-mini, 1200 trained tokens)"``."""
+    extra = ""
+    if job.get("status") == "running" and job.get("estimated_finish"):
+        extra = f", estimated finish at unix time {job['estimated_finish']}"
+    return (
+        f"Fine-tuning job {job.get('id', '?')} is {job.get('status') or 'of unknown status'} "
+        f"(model {job.get('model')}, {job.get('trained_tokens') or 0} trained tokens{extra})"
+    )
 
 
 def job_error_message(job: dict[str, Any]) -> str:
@@ -36,23 +59,27 @@ def job_error_message(job: dict[str, Any]) -> str:
     return f"Fine-tuning job {job.get('id', '?')} failed: {message}{suffix}"
 
 
-def judge_job(job: dict[str, Any]) -> tuple[Outcome, str]:
-    """``("success" | "error" | "cancelled" | "waiting", message)`` for a job as last fetched."""
+def judge(job: dict[str, Any], target: tuple[str, ...] = SUCCESS) -> Verdict:
+    """``success`` in a ``target`` status; ``error`` in another terminal one (``failed``: with the job's
+    ``error``); else ``waiting``, also for a status this package does not know (a new status must not
+    fail a running job)."""
     job_id = job.get("id", "?")
     status = str(job.get("status") or "")
-    if status == "succeeded":
-        return "success", (
-            f"Fine-tuning job {job_id} succeeded: model {job.get('fine_tuned_model')}, "
-            f"{job.get('trained_tokens')} trained tokens, result files {job.get('result_files') or []}"
-        )
+    if status in target:
+        if status == "succeeded":
+            return Verdict(
+                "success",
+                f"Fine-tuning job {job_id} succeeded: model {job.get('fine_tuned_model')}, "
+                f"{job.get('trained_tokens')} trained tokens, result files {job.get('result_files') or []}",
+            )
+        return Verdict("success", describe(job))
     if status == "failed":
-        return "error", job_error_message(job)
+        return Verdict("error", job_error_message(job))
     if status == "cancelled":
-        return "cancelled", f"Fine-tuning job {job_id} was cancelled"
-    extra = ""
-    if status == "running" and job.get("estimated_finish"):
-        extra = f" (estimated finish at unix time {job['estimated_finish']})"
-    return "waiting", f"Fine-tuning job {job_id} is {status or 'of unknown status'}{extra}"
+        return Verdict("error", f"Fine-tuning job {job_id} was cancelled")
+    if status in TERMINAL:
+        return Verdict("error", describe(job))
+    return Verdict("waiting", describe(job))
 
 
 def format_event(event: dict[str, Any]) -> str:

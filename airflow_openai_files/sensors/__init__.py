@@ -1,9 +1,10 @@
-"""Sensors of the provider."""
+"""Sensors of the provider: one base (:class:`OpenAIBaseSensor`), and a thin sensor per resource."""
 
 from __future__ import annotations
 
+from airflow_openai_files.sensors.base import OpenAIBaseSensor
 from airflow_openai_files.sensors.batches import OpenAIBatchSensor
 from airflow_openai_files.sensors.files import OpenAIFileSensor
 from airflow_openai_files.sensors.fine_tuning import OpenAIFineTuningJobSensor
 
-__all__ = ["OpenAIBatchSensor", "OpenAIFileSensor", "OpenAIFineTuningJobSensor"]
+__all__ = ["OpenAIBaseSensor", "OpenAIBatchSensor", "OpenAIFileSensor", "OpenAIFineTuningJobSensor"]

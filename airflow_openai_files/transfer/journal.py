@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesNotFoundError
+from airflow_openai_files.limits import UPLOAD_LIFETIME_SECONDS
 from airflow_openai_files.transfer.uploads import MultipartUpload
 
 #: An Upload expires an hour after creation; leave room for the parts still to send and /complete.
-RESUME_WINDOW_S = 3600 - 10 * 60
+RESUME_WINDOW_S = UPLOAD_LIFETIME_SECONDS - 10 * 60
 _KEY = "multipart"
 
 

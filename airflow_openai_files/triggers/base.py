@@ -1,28 +1,29 @@
 """
 ``OpenAIPollingTrigger``: the loop every polling trigger shares.
 
-A subclass says only how to fetch its object and how to judge it::
+A subclass says only which object, how to fetch it and which resource module judges it::
 
     class OpenAIBatchTrigger(OpenAIPollingTrigger):
-        def __init__(self, batch_id, **kwargs):
+        resource = batches                     # judge(), describe(), not_found_message(), KIND
+        id_field = "batch_id"                  # the attribute holding the id; the event carries it too
+        event_key = "batch"                    # the event carries the object under this key
+
+        def __init__(self, batch_id, *, success_statuses=("completed",), **kwargs):
             super().__init__(**kwargs)
-            self.batch_id = validate_id(batch_id, "batch")
+            self.batch_id = validate_id(batch_id, batches.KIND)
+            self.target = batches.check_target(success_statuses)
 
         def fields(self):                      # serialized next to conn id, poll interval, timeout, deadline
-            return {"batch_id": self.batch_id}
+            return {"batch_id": self.batch_id, "success_statuses": list(self.target)}
 
         async def fetch(self, hook):           # one poll, through the shared async hook
             return await hook.get_batch(self.batch_id)
 
-        def judge(self, batch):                # ("success" | "error" | "waiting", message)
-            ...
-
-        def payload(self, status, message, batch):   # the one event's payload
-            return {"status": status, "batch_id": self.batch_id, "batch": batch, "message": message}
-
-The base class owns the rest: the monotonic deadline (capped by a wall-clock ``deadline`` that survives a
-triggerer restart), the poll interval, exactly one terminal event (``success``, ``error`` or
-``timeout``), turning every failure into an ``error`` event, and the serialize plumbing.
+The base class owns the rest: judging with ``resource.judge(obj, self.target)``, the monotonic deadline
+(capped by a wall-clock ``deadline`` that survives a triggerer restart), the poll interval, exactly one
+terminal event ``{"status": "success" | "error" | "timeout", <id_field>: ..., <event_key>: obj | None,
+"message": ...}``, turning every failure into an ``error`` event (a 404 worded for the object by the transport), and the
+serialize plumbing. Its twin on the worker is :func:`airflow_openai_files.hooks.waiting.wait_until`.
 """
 
 from __future__ import annotations
@@ -30,13 +31,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from types import ModuleType
+from typing import Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesTimeoutError
 from airflow_openai_files.hooks import OpenAIFilesAsyncHook
+from airflow_openai_files.hooks.waiting import timeout_message
 from airflow_openai_files.limits import DEFAULT_CONN_ID
+from airflow_openai_files.resources import Verdict
 
 _PACKAGE = __name__.rsplit(".", 1)[0]  # airflow_openai_files.triggers
 
@@ -68,6 +72,15 @@ class OpenAIPollingTrigger(BaseTrigger):
 
     # -- what a subclass says ---------------------------------------------------------------------------------
 
+    #: The resource's rules module (:mod:`airflow_openai_files.resources`).
+    resource: ModuleType
+    #: The attribute holding the object's id (serialized by :meth:`fields`, carried by the event).
+    id_field: ClassVar[str]
+    #: The key of the event's payload that carries the object last fetched.
+    event_key: ClassVar[str]
+    #: The statuses that end the wait (``resource.check_target``); ``resource.SUCCESS`` unless set.
+    target: tuple[str, ...] = ()
+
     def fields(self) -> dict[str, Any]:
         """The subclass's own constructor arguments, to serialize (JSON-safe values, never a secret)."""
         raise NotImplementedError
@@ -76,20 +89,37 @@ class OpenAIPollingTrigger(BaseTrigger):
         """One poll: the object as the API returns it now."""
         raise NotImplementedError
 
-    def judge(self, obj: dict[str, Any]) -> tuple[str, str]:
-        """``("success" | "error" | "waiting", message)`` for the object as last fetched."""
-        raise NotImplementedError
+    def extra_payload(self) -> dict[str, Any]:
+        """More keys for the event (e.g. the last event id logged); none by default."""
+        return {}
+
+    # -- derived from the resource module --------------------------------------------------------------------
+
+    @property
+    def object_id(self) -> str:
+        return str(getattr(self, self.id_field))
+
+    def judge(self, obj: dict[str, Any]) -> Verdict:
+        """The resource's verdict for the object as last fetched."""
+        return self.resource.judge(obj, self.target or self.resource.SUCCESS)
 
     def payload(self, status: str, message: str, obj: dict[str, Any] | None) -> dict[str, Any]:
         """The event's payload; ``obj`` is the last object fetched, if any."""
-        raise NotImplementedError
+        return {
+            "status": status,
+            self.id_field: self.object_id,
+            self.event_key: obj,
+            "message": message,
+            **self.extra_payload(),
+        }
 
     def describe_wait(self) -> str:
-        """What the trigger waits for, in words (``"file-abc to become processed"``)."""
-        return "the object"
+        """What the trigger waits for, in words (``"batch batch_abc to finish"``)."""
+        return f"{self.resource.KIND} {self.object_id} to finish"
 
     def failure_message(self, err: OpenAIFilesError) -> str:
-        """The message of the error event for a failed poll (a 404 is already worded for its object)."""
+        """The message of the error event for a failed poll (the transport words a 404 for its object,
+        with the resource module's ``not_found_message``)."""
         return str(err)
 
     # -- the plumbing -----------------------------------------------------------------------------------------
@@ -118,7 +148,7 @@ class OpenAIPollingTrigger(BaseTrigger):
         return TriggerEvent(self.payload(status, message, obj))
 
     def _timeout_message(self, started: float, last: str) -> str:
-        return f"Timed out after {time.monotonic() - started:.0f}s waiting for {self.describe_wait()} ({last})"
+        return timeout_message(time.monotonic() - started, self.describe_wait(), last)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         started = time.monotonic()

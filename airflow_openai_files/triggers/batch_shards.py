@@ -7,7 +7,8 @@ from typing import Any
 
 from airflow_openai_files.hooks import OpenAIFilesAsyncHook
 from airflow_openai_files.limits import DEFAULT_CONN_ID
-from airflow_openai_files.resources.batches import TERMINAL_STATUSES, describe_shards
+from airflow_openai_files.resources import Verdict, batches
+from airflow_openai_files.resources.batches import TERMINAL, describe_shards
 from airflow_openai_files.triggers.base import OpenAIPollingTrigger
 from airflow_openai_files.validation import validate_id
 
@@ -28,6 +29,10 @@ class OpenAIBatchShardsTrigger(OpenAIPollingTrigger):
     :param answered: ``(completed, failed)`` requests of the shards already finished, for the progress line.
     :param total_lines: requests in the job; ``shards`` / ``finished``: shard counts, for the progress line.
     """
+
+    resource = batches
+    id_field = "batch_ids"
+    event_key = "batches"
 
     def __init__(
         self,
@@ -66,19 +71,19 @@ class OpenAIBatchShardsTrigger(OpenAIPollingTrigger):
 
     async def fetch(self, hook: OpenAIFilesAsyncHook) -> dict[str, Any]:
         batches = {batch_id: await hook.get_batch(batch_id) for batch_id in self.batch_ids}
-        ended = sorted(batch_id for batch_id, batch in batches.items() if batch.get("status") in TERMINAL_STATUSES)
+        ended = sorted(batch_id for batch_id, batch in batches.items() if batch.get("status") in TERMINAL)
         progress = describe_shards(list(batches.values()), self.answered, self.total_lines, self.shards, self.finished)
         # A constant "status": the base loop would log a change; judge() logs the progress at every poll instead.
         return {"status": "polling", "progress": progress, "batches": batches, "ended": ended}
 
-    def judge(self, obj: dict[str, Any]) -> tuple[str, str]:
+    def judge(self, obj: dict[str, Any]) -> Verdict:
         message = str(obj["progress"])
         self.log.info("%s", message)  # at every poll: the on-call person sees the job move while it is deferred
         if obj["ended"]:
-            return "success", f"{message}; ended: {', '.join(obj['ended'])}"
+            return Verdict("success", f"{message}; ended: {', '.join(obj['ended'])}")
         if self.wake_at is not None and time.time() >= self.wake_at:
-            return "success", f"{message}; a queued shard's turn has come"
-        return "waiting", message
+            return Verdict("success", f"{message}; a queued shard's turn has come")
+        return Verdict("waiting", message)
 
     def payload(self, status: str, message: str, obj: dict[str, Any] | None) -> dict[str, Any]:
         return {

@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow_openai_files.hooks import OpenAIFilesAsyncHook
 from airflow_openai_files.limits import DEFAULT_CONN_ID
-from airflow_openai_files.resources.batches import TERMINAL_STATUSES, check_success_statuses, describe_batch
+from airflow_openai_files.resources import batches
 from airflow_openai_files.transfer.progress import Throttle
 from airflow_openai_files.triggers.base import OpenAIPollingTrigger
 from airflow_openai_files.validation import validate_id
@@ -42,6 +42,9 @@ class OpenAIBatchTrigger(OpenAIPollingTrigger):
     :param clock: the monotonic clock of the progress throttle (tests step it; never serialized).
     """
 
+    resource = batches
+    id_field = "batch_id"
+    event_key = "batch"
     #: Seconds between two progress lines while the counts keep changing.
     PROGRESS_INTERVAL = 60.0
 
@@ -49,7 +52,7 @@ class OpenAIBatchTrigger(OpenAIPollingTrigger):
         self,
         batch_id: str,
         *,
-        success_statuses: Any = ("completed",),
+        success_statuses: Any = batches.SUCCESS,
         openai_conn_id: str = DEFAULT_CONN_ID,
         poll_interval: float = 60.0,
         timeout: float = 25 * 3600.0,
@@ -57,13 +60,13 @@ class OpenAIBatchTrigger(OpenAIPollingTrigger):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(openai_conn_id=openai_conn_id, poll_interval=poll_interval, timeout=timeout, deadline=deadline)
-        self.batch_id = validate_id(batch_id, "batch")
-        self.success_statuses = check_success_statuses(success_statuses)
+        self.batch_id = validate_id(batch_id, batches.KIND)
+        self.target = batches.check_target(success_statuses)
         self._progress = Throttle(self.PROGRESS_INTERVAL, clock)
         self._seen: tuple[Any, Any] | None = None  # (status, request_counts) last logged
 
     def fields(self) -> dict[str, Any]:
-        return {"batch_id": self.batch_id, "success_statuses": list(self.success_statuses)}
+        return {"batch_id": self.batch_id, "success_statuses": list(self.target)}
 
     async def fetch(self, hook: OpenAIFilesAsyncHook) -> dict[str, Any]:
         batch = await hook.get_batch(self.batch_id)
@@ -78,7 +81,7 @@ class OpenAIBatchTrigger(OpenAIPollingTrigger):
         """
         status, counts = batch.get("status"), batch.get("request_counts")
         seen, self._seen = self._seen, (status, counts)
-        if seen is None or seen[0] != status or status in TERMINAL_STATUSES:
+        if seen is None or seen[0] != status or status in batches.TERMINAL:
             self._progress.restart()
             return
         if counts == seen[1]:
@@ -86,18 +89,11 @@ class OpenAIBatchTrigger(OpenAIPollingTrigger):
         if not self._progress.ready():
             self._seen = seen  # not logged: the next poll compares with what the log last showed
             return
-        self.log.info("%s", describe_batch(batch))
+        self.log.info("%s", batches.describe(batch))
 
-    def judge(self, obj: dict[str, Any]) -> tuple[str, str]:
-        status = obj.get("status")
-        message = describe_batch(obj)
-        if status not in TERMINAL_STATUSES:
-            return "waiting", message
-        return ("success" if status in self.success_statuses else "error"), message
+    @property
+    def success_statuses(self) -> tuple[str, ...]:
+        return self.target
 
     def payload(self, status: str, message: str, obj: dict[str, Any] | None) -> dict[str, Any]:
-        counts = (obj or {}).get("request_counts")
-        return {"status": status, "batch_id": self.batch_id, "batch": obj, "message": message, "request_counts": counts}
-
-    def describe_wait(self) -> str:
-        return f"{self.batch_id} to finish"
+        return {**super().payload(status, message, obj), "request_counts": (obj or {}).get("request_counts")}

@@ -6,9 +6,9 @@ from typing import Any
 
 from airflow_openai_files.hooks import OpenAIFilesAsyncHook
 from airflow_openai_files.limits import DEFAULT_CONN_ID
-from airflow_openai_files.resources.files import check_target_status, evaluate
+from airflow_openai_files.resources import files
 from airflow_openai_files.triggers.base import OpenAIPollingTrigger
-from airflow_openai_files.validation import validate_file_id
+from airflow_openai_files.validation import validate_id
 
 
 class OpenAIFileTrigger(OpenAIPollingTrigger):
@@ -29,6 +29,10 @@ class OpenAIFileTrigger(OpenAIPollingTrigger):
         sensor's overall limit when a triggerer restart re-creates the trigger.
     """
 
+    resource = files
+    id_field = "file_id"
+    event_key = "file"
+
     def __init__(
         self,
         file_id: str,
@@ -40,20 +44,15 @@ class OpenAIFileTrigger(OpenAIPollingTrigger):
         deadline: float | None = None,
     ) -> None:
         super().__init__(openai_conn_id=openai_conn_id, poll_interval=poll_interval, timeout=timeout, deadline=deadline)
-        self.file_id = validate_file_id(file_id)
-        self.target_status = check_target_status(target_status)
+        self.file_id = validate_id(file_id, files.KIND)
+        self.target = files.check_target(target_status)
+        self.target_status = self.target[0]
 
     def fields(self) -> dict[str, Any]:
         return {"file_id": self.file_id, "target_status": self.target_status}
 
     async def fetch(self, hook: OpenAIFilesAsyncHook) -> dict[str, Any]:
         return await hook.get_file(self.file_id)
-
-    def judge(self, obj: dict[str, Any]) -> tuple[str, str]:
-        return evaluate(obj, self.target_status)
-
-    def payload(self, status: str, message: str, obj: dict[str, Any] | None) -> dict[str, Any]:
-        return {"status": status, "file_id": self.file_id, "file": obj, "message": message}
 
     def describe_wait(self) -> str:
         return f"{self.file_id} to become {self.target_status}"

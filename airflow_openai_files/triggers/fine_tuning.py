@@ -12,7 +12,8 @@ from typing import Any
 from airflow_openai_files.exceptions import OpenAIFilesError
 from airflow_openai_files.hooks import OpenAIFilesAsyncHook
 from airflow_openai_files.limits import DEFAULT_CONN_ID
-from airflow_openai_files.resources.fine_tuning import format_event, judge_job, unseen_events
+from airflow_openai_files.resources import fine_tuning
+from airflow_openai_files.resources.fine_tuning import format_event, unseen_events
 from airflow_openai_files.triggers.base import OpenAIPollingTrigger
 from airflow_openai_files.validation import validate_id
 
@@ -24,9 +25,9 @@ class OpenAIFineTuningJobTrigger(OpenAIPollingTrigger):
     """
     Poll a fine-tuning job until it ``succeeded``, ``failed`` or was ``cancelled``, or time runs out.
 
-    Yields exactly one event::
+    Yields exactly one event (``error`` for a failed or cancelled job, with its message)::
 
-        {"status": "success" | "error" | "cancelled" | "timeout", "job_id": ..., "job": {...} | None,
+        {"status": "success" | "error" | "timeout", "job_id": ..., "job": {...} | None,
          "message": ..., "last_event_id": ...}
 
     :param job_id: the ``ftjob-...`` id.
@@ -40,6 +41,10 @@ class OpenAIFineTuningJobTrigger(OpenAIPollingTrigger):
     :param deadline: unix time after which to stop (survives a triggerer restart).
     """
 
+    resource = fine_tuning
+    id_field = "job_id"
+    event_key = "job"
+
     def __init__(
         self,
         job_id: str,
@@ -52,7 +57,7 @@ class OpenAIFineTuningJobTrigger(OpenAIPollingTrigger):
         deadline: float | None = None,
     ) -> None:
         super().__init__(openai_conn_id=openai_conn_id, poll_interval=poll_interval, timeout=timeout, deadline=deadline)
-        self.job_id = validate_id(job_id, "fine-tuning job")
+        self.job_id = validate_id(job_id, fine_tuning.KIND)
         self.last_event_id = last_event_id
         self.cancel_on_kill = bool(cancel_on_kill)
 
@@ -84,21 +89,8 @@ class OpenAIFineTuningJobTrigger(OpenAIPollingTrigger):
         if fresh:
             self.last_event_id = fresh[-1].get("id")
 
-    def judge(self, obj: dict[str, Any]) -> tuple[str, str]:
-        outcome, message = judge_job(obj)
-        return outcome, message
-
-    def payload(self, status: str, message: str, obj: dict[str, Any] | None) -> dict[str, Any]:
-        return {
-            "status": status,
-            "job_id": self.job_id,
-            "job": obj,
-            "message": message,
-            "last_event_id": self.last_event_id,
-        }
-
-    def describe_wait(self) -> str:
-        return f"fine-tuning job {self.job_id} to finish"
+    def extra_payload(self) -> dict[str, Any]:
+        return {"last_event_id": self.last_event_id}
 
     async def on_kill(self) -> None:
         """A user killed the deferred task: cancel the job when asked to (Airflow 3.2+ calls this)."""

@@ -73,6 +73,30 @@ def validate_file_id(file_id: Any) -> str:
     return validate_id(file_id, "file")
 
 
+def check_metadata(metadata: Any, *, reserved: int = 0) -> dict[str, str]:
+    """
+    A ``metadata`` argument by the service's rules (at most 16 pairs, keys of 1 to 64 characters, string
+    values of at most 512), leaving ``reserved`` pairs free for the keys the provider adds itself (the
+    request key that keeps a create from being sent blind twice).
+    """
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise _invalid(f"metadata must be a dict of strings, got {type(metadata).__name__}")
+    room = limits.METADATA_MAX_PAIRS - reserved
+    if len(metadata) > room:
+        raise _invalid(
+            f"metadata has {len(metadata)} pairs; at most {room} are free (the service keeps "
+            f"{limits.METADATA_MAX_PAIRS}, {reserved} used by the provider to avoid duplicates)"
+        )
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not key or len(key) > limits.METADATA_KEY_MAX:
+            raise _invalid(f"metadata key {key!r} must be a string of 1 to {limits.METADATA_KEY_MAX} characters")
+        if not isinstance(value, str) or len(value) > limits.METADATA_VALUE_MAX:
+            raise _invalid(f"metadata[{key!r}] must be a string of at most {limits.METADATA_VALUE_MAX} characters")
+    return dict(metadata)
+
+
 def check_purpose(purpose: Any, *, allowed: tuple[str, ...] = limits.UPLOAD_PURPOSES, what: str = "purpose") -> str:
     """An upload purpose (or, with ``allowed=limits.ALL_PURPOSES``, a list filter); errors name the valid ones."""
     if purpose not in allowed:

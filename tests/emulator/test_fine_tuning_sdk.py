@@ -287,11 +287,13 @@ def test_creation_is_refused_after_the_cutoff_and_nothing_is_created() -> None:
     assert "ErrorResponse" in CHECKED and "FineTuningJob" in CHECKED
 
 
-def test_reported_accuracies_are_fractions_from_the_first_step(ft_emu: Emulator, client: openai.OpenAI) -> None:
+def test_reported_accuracies_are_fractions_from_the_first_step(
+    openai_files_emulator: Emulator, client: openai.OpenAI
+) -> None:
     """Every accuracy in the metric events and the results file is in [0, 1], step 1 included (it was negative)."""
     training, validation = upload(client, chat(12)), upload(client, chat(6))
     job = client.fine_tuning.jobs.create(training_file=training, validation_file=validation, model=BASE)
-    ft_emu.advance_clock(121)
+    openai_files_emulator.advance_clock(121)
     done = client.fine_tuning.jobs.retrieve(job.id)
     assert done.status == "succeeded"
 

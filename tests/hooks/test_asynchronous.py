@@ -19,10 +19,7 @@ from airflow_openai_files.triggers import OpenAIFileTrigger
 from tests.conftest import set_connection
 from tests.support.emulators import FILES_STAY_UPLOADED, PROCESSING_DELAY
 from tests.support.tls import ScriptedServer, json_reply, self_signed_certificate, tls_server_context
-
-
-async def collect(trigger: OpenAIFileTrigger) -> list[dict[str, Any]]:
-    return [event.payload async for event in trigger.run()]
+from tests.support.triggers import collect
 
 
 def count_clients(monkeypatch: pytest.MonkeyPatch) -> list[httpx.AsyncClient]:
@@ -126,6 +123,19 @@ def test_the_triggerer_does_not_import_the_sync_stack() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_the_worker_does_not_import_the_async_transport() -> None:
+    """Both hooks come from ``airflow_openai_files.hooks``; httpx's side is loaded only when a trigger polls."""
+    code = (
+        "import sys;"
+        "from airflow_openai_files.hooks import OpenAIFilesAsyncHook, OpenAIFilesHook;"
+        "import airflow_openai_files.operators, airflow_openai_files.sensors;"
+        "OpenAIFilesAsyncHook('x');"
+        "print('airflow_openai_files.client.async_transport' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False"
 
 
 def test_every_trigger_is_found_again_by_its_serialized_classpath() -> None:

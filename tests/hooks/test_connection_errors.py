@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,28 +14,11 @@ from airflow_openai_files._compat import AirflowFailException
 from airflow_openai_files.client.retry import plain_http_answer, should_retry
 from airflow_openai_files.client.settings import parse_settings
 from airflow_openai_files.exceptions import OpenAIFilesConfigError, OpenAIFilesError, OpenAIFilesRequestError
-from airflow_openai_files.hooks import OpenAIFilesHook
-from airflow_openai_files.hooks import OpenAIFilesAsyncHook
+from airflow_openai_files.hooks import OpenAIFilesAsyncHook, OpenAIFilesHook
 from tests.support.connections import free_port
 
 KEY = "sk-right-key-1234567890"
 WRONG = "sk-wrong-key-0987654321"
-
-
-@pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[Any]:
-    from airflow_openai_files.emulator import Emulator
-
-    with Emulator(data_dir=tmp_path / "emu", api_key=[KEY]) as emu:
-        yield emu
-
-
-@pytest.fixture
-def azure(tmp_path: Path) -> Iterator[Any]:
-    from airflow_openai_files.emulator import Emulator
-
-    with Emulator(data_dir=tmp_path / "azure", api_key=[KEY], flavor="azure") as emu:
-        yield emu
 
 
 def connect(monkeypatch: pytest.MonkeyPatch, conn_id: str, **value: Any) -> OpenAIFilesHook:
@@ -72,23 +53,27 @@ def test_the_routes_are_described_for_each_kind_of_connection() -> None:
         assert KEY not in v1.describe_routes()
 
 
-def test_the_hook_logs_its_routes_once(azure: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    hook = connect(monkeypatch, "azure_v1", host=azure.endpoint, password=KEY, extra={"flavor": "azure"})
+@pytest.mark.openai_files_emulator(api_key=[KEY], flavor="azure")
+def test_the_hook_logs_its_routes_once(openai_files_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    hook = connect(
+        monkeypatch, "azure_v1", host=openai_files_emulator.endpoint, password=KEY, extra={"flavor": "azure"}
+    )
     hook._log = log = Lines()  # type: ignore[assignment]
     hook.list_files()
     hook.get_conn()
     list(hook.list_files())
     routes = [line for line in log.lines if "routes" in line]
     assert routes == [
-        f"Connection 'azure_v1': Azure OpenAI at {azure.endpoint}, /openai/v1 routes (no 'api_version'"
+        f"Connection 'azure_v1': Azure OpenAI at {openai_files_emulator.endpoint}, /openai/v1 routes (no 'api_version'"
         " extra: the v1 API, which takes no api-version)"
     ]
 
 
+@pytest.mark.openai_files_emulator(api_key=[KEY])
 def test_a_refused_key_names_the_connection_and_the_field_not_the_key(
-    emulator: Any, monkeypatch: pytest.MonkeyPatch
+    openai_files_emulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    hook = connect(monkeypatch, "team_b", host=emulator.base_url, password=WRONG)
+    hook = connect(monkeypatch, "team_b", host=openai_files_emulator.base_url, password=WRONG)
     with pytest.raises(OpenAIFilesRequestError) as info:
         list(hook.list_files())
     message = str(info.value)
@@ -97,11 +82,16 @@ def test_a_refused_key_names_the_connection_and_the_field_not_the_key(
     assert WRONG not in message and KEY not in message
 
 
+@pytest.mark.openai_files_emulator(api_key=[KEY], flavor="azure")
 def test_an_unsupported_api_version_names_the_connection_and_the_value(
-    azure: Any, monkeypatch: pytest.MonkeyPatch
+    openai_files_emulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hook = connect(
-        monkeypatch, "az_old", host=azure.endpoint, password=KEY, extra={"flavor": "azure", "api_version": "2023-01-01"}
+        monkeypatch,
+        "az_old",
+        host=openai_files_emulator.endpoint,
+        password=KEY,
+        extra={"flavor": "azure", "api_version": "2023-01-01"},
     )
     with pytest.raises(OpenAIFilesRequestError) as info:
         list(hook.list_files())
@@ -122,19 +112,20 @@ def test_an_unreachable_host_names_the_connection_and_its_url(monkeypatch: pytes
     assert f"[connection 'nowhere' points at http://127.0.0.1:{port}]" in str(info.value)
 
 
+@pytest.mark.openai_files_emulator(api_key=[KEY])
 def test_https_assumed_for_a_plain_http_server_fails_at_once_and_says_how_to_fix_it(
-    emulator: Any, monkeypatch: pytest.MonkeyPatch
+    openai_files_emulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    host = emulator.base_url.removeprefix("http://")  # 127.0.0.1:PORT/v1, no scheme
+    host = openai_files_emulator.base_url.removeprefix("http://")  # 127.0.0.1:PORT/v1, no scheme
     hook = connect(monkeypatch, "local", host=host, password=KEY)
     with pytest.raises(OpenAIFilesConfigError) as info:  # an AirflowFailException: no task retry either
         list(hook.list_files())
     message = str(info.value)
     assert "after 1 attempt(s)" in message
     assert "its host has no scheme, so https:// was assumed" in message
-    assert f"set the host of connection 'local' to {emulator.base_url}" in message
+    assert f"set the host of connection 'local' to {openai_files_emulator.base_url}" in message
     assert info.value.field == "host"
-    assert emulator.files() == []
+    assert openai_files_emulator.files() == []
 
     async def poll() -> None:
         async with OpenAIFilesAsyncHook("local") as async_hook:
@@ -142,11 +133,16 @@ def test_https_assumed_for_a_plain_http_server_fails_at_once_and_says_how_to_fix
 
     with pytest.raises(OpenAIFilesConfigError, match="https:// was assumed") as async_info:
         asyncio.run(poll())
-    assert f"set the host of connection 'local' to {emulator.base_url}" in str(async_info.value)
+    assert f"set the host of connection 'local' to {openai_files_emulator.base_url}" in str(async_info.value)
 
 
-def test_an_explicit_https_url_to_a_plain_http_server_says_so(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    hook = connect(monkeypatch, "local_tls", host=emulator.base_url.replace("http://", "https://"), password=KEY)
+@pytest.mark.openai_files_emulator(api_key=[KEY])
+def test_an_explicit_https_url_to_a_plain_http_server_says_so(
+    openai_files_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook = connect(
+        monkeypatch, "local_tls", host=openai_files_emulator.base_url.replace("http://", "https://"), password=KEY
+    )
     with pytest.raises(OpenAIFilesConfigError, match="its host says https://"):
         list(hook.list_files())
 

@@ -163,7 +163,7 @@ def test_input_is_checked_before_any_request(mock_connection: str) -> None:
             ({"training_file": "../x"}, "Invalid file id"),
             ({"method": "sft"}, "Unknown fine-tuning method"),
             ({"suffix": "x" * 65}, "suffix"),
-            ({"metadata": {f"k{i}": "v" for i in range(16)}}, "at most 15 pairs"),
+            ({"metadata": {f"k{i}": "v" for i in range(16)}}, "at most 15 are free"),
             ({"model": " "}, "model"),
         ]:
             args = {"training_file": "file-abc", "model": MODEL, **kwargs}

@@ -137,10 +137,10 @@ def test_deferrable_defers_then_trigger_and_resume(openai_files_connection: Any,
     assert (tmp_path / "o").read_bytes() == emu.content(result["output_file_id"])
 
 
+@pytest.mark.openai_files_emulator(batch_in_progress_seconds=3600)
 def test_a_deferred_timeout_logs_the_last_known_counts_on_resume(
-    start_emulator: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    openai_files_connection: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    start_emulator(batch_in_progress_seconds=3600)
     op = operator(input_file=str(requests_file(tmp_path)), deferrable=True)
     with pytest.raises(TaskDeferred) as info:
         op.execute(task_context())

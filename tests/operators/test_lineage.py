@@ -112,15 +112,14 @@ def test_upload_attaches_file_facts_to_its_asset_event(openai_files_connection: 
     assert events[other].extra == {}
 
 
-def test_example_dag_emits_the_asset_event(openai_files_connection: Any, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_example_dag_emits_the_asset_event(openai_files_connection: Any, airflow_home: Path) -> None:
     """The example producer DAG under dag.test(): the Asset event carries the uploaded file's facts."""
-    from tests.integration.dags.test_example_dags import DAGS, RUNNER, airflow_env
+    from tests.integration.dags.test_example_dags import DAGS, RUNNER
+    from tests.support.airflow_db import airflow_env
 
-    env = airflow_env(tmp_path / "home")
-    (tmp_path / "home").mkdir()
+    env = airflow_env(airflow_home)
     env["AIRFLOW_CONN_OPENAI_FILES_DEFAULT"] = openai_files_connection.airflow_connection()
-    airflow = Path(sys.executable).with_name("airflow")
-    subprocess.run([str(airflow), "db", "migrate"], env=env, check=True, capture_output=True, timeout=180)
     done = subprocess.run(
         [sys.executable, str(RUNNER), str(DAGS / "openai_uploaded_file_consumer.py"), "publish", "2024-06-01"],
         env=env,

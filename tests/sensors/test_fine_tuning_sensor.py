@@ -1,4 +1,7 @@
-"""OpenAIFineTuningJobSensor for jobs created elsewhere: poke, reschedule, deferrable; failures fail once."""
+"""OpenAIFineTuningJobSensor: what only jobs have (their ``error``, their events, never cancelling).
+
+The plumbing every sensor shares is tested once, over every resource, in ``test_base_sensor.py``.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +11,13 @@ from typing import Any
 
 import pytest
 
-from airflow_openai_files._compat import (
-    AirflowFailException,
-    AirflowRescheduleException,
-    AirflowSkipException,
-    TaskDeferred,
-)
+from airflow_openai_files._compat import AirflowFailException, AirflowRescheduleException, TaskDeferred
 from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.sensors import OpenAIFineTuningJobSensor
 from tests.support.task_helpers import fine_tune_lines, make_context
-from tests.support.triggers import trigger_event
 
 MODEL = "gpt-4.1-mini-2025-04-14"
 TRAIN_SECONDS = 3600.0
-
 
 pytestmark = pytest.mark.openai_files_emulator(fine_tuning_train_seconds=TRAIN_SECONDS)
 
@@ -38,37 +34,34 @@ def sensor(job_id: Any, **kwargs: Any) -> OpenAIFineTuningJobSensor:
     return OpenAIFineTuningJobSensor(task_id="wait_for_job", job_id=job_id, **kwargs)
 
 
-def test_poke_returns_the_succeeded_job(openai_files_connection: Any) -> None:
-    job = create_job()
-    openai_files_connection.advance_clock(2 * TRAIN_SECONDS)
-    result = sensor(job, deferrable=False).execute(make_context())  # a job dict works as job_id
-    assert result["id"] == job["id"] and result["status"] == "succeeded" and result["fine_tuned_model"]
+def event_lines(output: str, job_id: str) -> list[str]:
+    """The task log's event lines (``ftjob-...: [info] Validating training file ...``), without timestamps."""
+    marker = f"{job_id}: ["
+    return [line[line.index(marker) :] for line in output.splitlines() if marker in line]
 
 
-def test_reschedule_mode_gives_back_the_slot_while_running(openai_files_connection: Any) -> None:
+def test_each_check_logs_the_new_events_once(openai_files_connection: Any, capsys: pytest.CaptureFixture[str]) -> None:
     job = create_job()
-    op = sensor(job["id"], mode="reschedule", deferrable=False, poke_interval=5)
+    op = sensor(job["id"], mode="reschedule", poke_interval=5)
     context = make_context()
     context["ti"] = SimpleNamespace(try_number=1, get_first_reschedule_date=lambda _context: None)
     with pytest.raises(AirflowRescheduleException):
         op.execute(context)
-    assert openai_files_connection.fine_tuning_jobs()[0]["status"] != "cancelled"  # a sensor never cancels
+    first = event_lines(capsys.readouterr().out, job["id"])
+    assert any("Validating training file" in line for line in first)
     openai_files_connection.advance_clock(2 * TRAIN_SECONDS)
     assert op.execute(context)["status"] == "succeeded"
+    later = event_lines(capsys.readouterr().out, job["id"])
+    assert later and not set(later) & set(first)  # only what is new since the last check
 
 
-def test_deferrable_waits_in_the_triggerer(openai_files_connection: Any) -> None:
+def test_a_sensor_never_cancels_the_job(openai_files_connection: Any) -> None:
     job = create_job()
-    op = sensor(job["id"], deferrable=True)
     with pytest.raises(TaskDeferred) as deferred:
-        op.execute(make_context())
-    trigger = deferred.value.trigger
-    assert trigger.cancel_on_kill is False
-    openai_files_connection.advance_clock(2 * TRAIN_SECONDS)
-
-    payload = trigger_event(trigger)
-    result = op.resume_execution("execute_complete", {"event": payload}, make_context())
-    assert result["status"] == "succeeded"
+        sensor(job["id"], deferrable=True).execute(make_context())
+    assert deferred.value.trigger.cancel_on_kill is False
+    assert deferred.value.trigger.last_event_id is not None  # the worker's check logged the first events
+    assert openai_files_connection.fine_tuning_jobs()[0]["status"] != "cancelled"
 
 
 def test_failed_job_fails_at_once_with_its_error(openai_files_connection: Any) -> None:
@@ -76,10 +69,3 @@ def test_failed_job_fails_at_once_with_its_error(openai_files_connection: Any) -
     openai_files_connection.advance_clock(60)
     with pytest.raises(AirflowFailException, match="code=invalid_n_examples, param=training_file"):
         sensor(job["id"], deferrable=False).execute(make_context())
-    with pytest.raises(AirflowSkipException):
-        sensor(job["id"], deferrable=True, soft_fail=True).execute(make_context())
-
-
-def test_missing_job_fails_at_once(openai_files_connection: Any) -> None:
-    with pytest.raises(AirflowFailException, match="does not exist"):
-        sensor("ftjob-nothere123", deferrable=False).execute(make_context())

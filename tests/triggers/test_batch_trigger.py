@@ -36,7 +36,7 @@ def test_serialize_round_trips_without_the_key(openai_files_connection: Any) -> 
 def test_rejects_unsafe_ids_and_non_terminal_targets() -> None:
     with pytest.raises(OpenAIFilesValidationError):
         OpenAIBatchTrigger("../files")
-    with pytest.raises(ValueError, match="terminal statuses"):
+    with pytest.raises(ValueError, match="success_statuses must be one or more of completed"):
         OpenAIBatchTrigger("batch_abc", success_statuses=("in_progress",))
 
 
@@ -85,7 +85,7 @@ def test_timeout_event_carries_the_last_batch(tmp_path: Path, monkeypatch: pytes
     # The last counts seen travel in the event: the task's log shows them when it resumes.
     assert events[0]["request_counts"] == events[0]["batch"]["request_counts"]
     assert events[0]["request_counts"]["total"] == 4
-    assert f"waiting for {batch['id']} to finish" in events[0]["message"]
+    assert f"waiting for batch {batch['id']} to finish" in events[0]["message"]
 
 
 def test_retries_server_errors_like_the_hook(openai_files_connection: Any) -> None:

@@ -100,7 +100,7 @@ def test_cancelled_and_missing_jobs(openai_files_connection: Any) -> None:
     job = create_job()
     OpenAIFilesHook().cancel_fine_tuning_job(job["id"])
     (cancelled,) = asyncio.run(collect(trigger_for(job["id"])[0]))
-    assert cancelled["status"] == "cancelled" and "was cancelled" in cancelled["message"]
+    assert cancelled["status"] == "error" and "was cancelled" in cancelled["message"]
     (missing,) = asyncio.run(collect(trigger_for("ftjob-missing123")[0]))
     assert missing["status"] == "error" and "does not exist (HTTP 404" in missing["message"]
 
@@ -138,7 +138,7 @@ def test_waits_through_paused_until_resumed(openai_files_connection: Any) -> Non
 
 
 def test_status_helpers_word_failures_and_order_events() -> None:
-    from airflow_openai_files.resources.fine_tuning import job_error_message, judge_job, unseen_events
+    from airflow_openai_files.resources.fine_tuning import job_error_message, judge, unseen_events
 
     failed = {
         "id": "ftjob-1",
@@ -151,10 +151,10 @@ def test_status_helpers_word_failures_and_order_events() -> None:
         "Fine-tuning job ftjob-1 failed: Line 7: bad role. "
         "(code=invalid_training_file, param=training_file, line=7; training_file is file-t)"
     )
-    assert judge_job(failed) == ("error", message)
-    assert judge_job({"id": "ftjob-1", "status": "paused"})[0] == "waiting"
-    assert judge_job({"id": "ftjob-1", "status": "some_new_status"})[0] == "waiting"  # never fail on a new status
-    assert judge_job({"id": "ftjob-1", "status": "cancelled"})[0] == "cancelled"
+    assert judge(failed) == ("error", message)
+    assert judge({"id": "ftjob-1", "status": "paused"}).state == "waiting"
+    assert judge({"id": "ftjob-1", "status": "some_new_status"}).state == "waiting"  # never fail on a new status
+    assert judge({"id": "ftjob-1", "status": "cancelled"}) == ("error", "Fine-tuning job ftjob-1 was cancelled")
     newest_first = [{"id": f"e{i}"} for i in range(9, 0, -1)]
     assert [e["id"] for e in unseen_events(newest_first, "e6", 100)] == ["e7", "e8", "e9"]
     assert [e["id"] for e in unseen_events(newest_first, None, 2)] == ["e8", "e9"]

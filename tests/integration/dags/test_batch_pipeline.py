@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,26 +10,18 @@ import pytest
 
 from tests.integration.dags import test_example_dags as examples
 
-
-@pytest.fixture(scope="module")
-def batch_airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("airflow_home_batch")
-    airflow = Path(sys.executable).with_name("airflow")
-    subprocess.run(
-        [str(airflow), "db", "migrate"], env=examples.airflow_env(home), check=True, capture_output=True, timeout=180
-    )
-    return home
-
-
 # Long enough that the operator's first look sees the batch running and defers to the trigger.
-pytestmark = pytest.mark.openai_files_emulator(batch_validating_seconds=0.5, batch_in_progress_seconds=1.0)
+pytestmark = [
+    pytest.mark.openai_files_emulator(batch_validating_seconds=0.5, batch_in_progress_seconds=1.0),
+    pytest.mark.slow,
+]
 
 
-def test_batch_pipeline(batch_airflow_home: Path, openai_files_emulator: Any, tmp_path: Path) -> None:
+def test_batch_pipeline(airflow_home: Path, openai_files_emulator: Any, tmp_path: Path) -> None:
     emu = openai_files_emulator
     staging = tmp_path / "staging"
     report = examples.run_dag(
-        batch_airflow_home, emu, staging, "openai_batch_pipeline.py", "batch_pipeline_dag", "2024-06-03"
+        airflow_home, emu, staging, "openai_batch_pipeline.py", "batch_pipeline_dag", "2024-06-03"
     )
     assert report["state"] == "success", report["tasks"]
     assert report["tasks"] == {"build_requests": "success", "run_batch": "success", "join_results": "success"}

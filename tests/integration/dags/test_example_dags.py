@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.airflow_db import airflow_env
 from tests.support.connections import conn_env_var
 from tests.support.task_helpers import fine_tune_lines
 
@@ -21,28 +22,8 @@ RUNNER = Path(__file__).with_name("run_dag_test.py")
 DAY = 86400
 
 
-def airflow_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    env.update(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
-        PYTHONPATH=str(REPO),
-    )
-    return env
-
-
-@pytest.fixture(scope="module")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("airflow_home")
-    airflow = Path(sys.executable).with_name("airflow")
-    subprocess.run([str(airflow), "db", "migrate"], env=airflow_env(home), check=True, capture_output=True, timeout=180)
-    return home
-
-
 # A short processing delay: the sensor's first check sees "uploaded" and defers.
-pytestmark = pytest.mark.openai_files_emulator(processing_delay=1.0)
+pytestmark = [pytest.mark.openai_files_emulator(processing_delay=1.0), pytest.mark.slow]
 
 
 def run_dag(home: Path, emulator: Any, staging: Path, dag_file: str, variable: str, day: str) -> dict[str, Any]:
@@ -86,7 +67,7 @@ def test_fine_tune_pipeline(airflow_home: Path, openai_files_emulator: Any, tmp_
         unrelated = OpenAIFilesHook().upload_file(io.BytesIO(fine_tune_lines()), "fine-tune", filename="other.jsonl")
     finally:
         del os.environ["AIRFLOW_CONN_OPENAI_FILES_DEFAULT"]
-    store = sqlite3.connect(tmp_path / "emulator" / "emulator.sqlite3")
+    store = sqlite3.connect(openai_files_emulator.data_dir / "emulator.sqlite3")
     with store:
         for file_id in (old["id"], unrelated["id"]):
             store.execute(

@@ -10,27 +10,26 @@ from typing import Any
 
 import pytest
 
-from tests.integration.dags.test_example_dags import RUNNER, airflow_env
+from tests.integration.dags.test_example_dags import RUNNER
+from tests.support.airflow_db import airflow_env
 from tests.support.connections import free_port
 from tests.support.task_helpers import fine_tune_lines
 
 DAG_FILE = Path(__file__).with_name("dags") / "openai_fail_fast.py"
 
 
-pytestmark = pytest.mark.openai_files_emulator(api_key="sk-the-right-key")
+pytestmark = [pytest.mark.openai_files_emulator(api_key="sk-the-right-key"), pytest.mark.slow]
 
 
-def test_deterministic_errors_fail_on_try_one(openai_files_emulator: Any, tmp_path: Path) -> None:
+def test_deterministic_errors_fail_on_try_one(openai_files_emulator: Any, airflow_home: Path, tmp_path: Path) -> None:
     files = tmp_path / "inputs"
     files.mkdir()
     (files / "ok.txt").write_text("hello\n")
     (files / "train.json").write_bytes(fine_tune_lines(12))
     (files / "five.jsonl").write_bytes(fine_tune_lines(5))
-    home = tmp_path / "airflow_home"
+    home = airflow_home
     env = airflow_env(home)
     env["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAG_FILE.parent)
-    airflow = Path(sys.executable).with_name("airflow")
-    subprocess.run([str(airflow), "db", "migrate"], env=env, check=True, capture_output=True, timeout=180)
     env["OPENAI_FILES_FAIL_FAST_DIR"] = str(files)
     good = json.loads(openai_files_emulator.airflow_connection(max_retries=0))
     conns = {

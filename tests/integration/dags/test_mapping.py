@@ -8,25 +8,13 @@ from typing import Any
 
 import pytest
 
-from tests.integration.dags.test_example_dags import RUNNER, airflow_env
+from tests.integration.dags.test_example_dags import RUNNER
+from tests.support.airflow_db import airflow_env
 
 DAG_FILE = Path(__file__).with_name("dags") / "openai_mapping.py"
 
 
-@pytest.fixture(scope="module")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import subprocess
-    import sys
-
-    home = tmp_path_factory.mktemp("airflow_home_mapping")
-    env = airflow_env(home)
-    env["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAG_FILE.parent)
-    airflow = Path(sys.executable).with_name("airflow")
-    subprocess.run([str(airflow), "db", "migrate"], env=env, check=True, capture_output=True, timeout=180)
-    return home
-
-
-pytestmark = pytest.mark.openai_files_emulator(processing_delay=0.5)
+pytestmark = [pytest.mark.openai_files_emulator(processing_delay=0.5), pytest.mark.slow]
 
 
 def test_mapping_patterns_run(airflow_home: Path, openai_files_emulator: Any, tmp_path: Path) -> None:

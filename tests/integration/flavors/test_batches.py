@@ -168,22 +168,8 @@ class _Connection:
         return self.connection
 
 
-@pytest.fixture(scope="module")
-def pipeline_airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import subprocess
-    import sys
-
-    from tests.integration.dags.test_example_dags import airflow_env
-
-    home = tmp_path_factory.mktemp("airflow_home_flavors_batch")
-    airflow = Path(sys.executable).with_name("airflow")
-    subprocess.run([str(airflow), "db", "migrate"], env=airflow_env(home), check=True, capture_output=True, timeout=180)
-    return home
-
-
-def test_batch_pipeline_dag_runs_unchanged(
-    flavor_target_factory: Any, pipeline_airflow_home: Path, tmp_path: Path
-) -> None:
+@pytest.mark.slow
+def test_batch_pipeline_dag_runs_unchanged(flavor_target_factory: Any, airflow_home: Path, tmp_path: Path) -> None:
     from tests.integration.dags import test_example_dags as examples
 
     # A processing delay (Azure: the operator waits for `processed`) and a batch that runs long enough
@@ -193,7 +179,7 @@ def test_batch_pipeline_dag_runs_unchanged(
     )
     staging = tmp_path / "staging"
     report = examples.run_dag(  # the only difference between the two runs: the connection
-        pipeline_airflow_home,
+        airflow_home,
         _Connection(target.connection),
         staging,
         "openai_batch_pipeline.py",

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from airflow_openai_files._compat import AIRFLOW_V_3_2_PLUS, AirflowFailException, TaskDeferred
-from airflow_openai_files.exceptions import OpenAIFilesRequestError
+from airflow_openai_files.exceptions import OpenAIFilesRequestError, OpenAIFilesTimeoutError
 from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.operators import (
     OpenAIDeleteFileOperator,
@@ -184,24 +184,13 @@ def test_wrong_key_fails_fast(flavor_target_factory: Any) -> None:
 # -- an example DAG, unchanged, on both flavors ---------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import subprocess
-    import sys
-
-    from tests.integration.dags.test_example_dags import airflow_env
-
-    home = tmp_path_factory.mktemp("airflow_home")
-    airflow = Path(sys.executable).with_name("airflow")
-    subprocess.run([str(airflow), "db", "migrate"], env=airflow_env(home), check=True, capture_output=True, timeout=180)
-    return home
-
-
+@pytest.mark.slow
 def test_example_dag_runs_unchanged(flavor_target_factory: Any, airflow_home: Path, tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from tests.integration.dags.test_example_dags import DAGS, RUNNER, airflow_env
+    from tests.integration.dags.test_example_dags import DAGS, RUNNER
+    from tests.support.airflow_db import airflow_env
 
     # A processing delay: the sensor's first check sees pending/uploaded and defers to the trigger.
     target: FlavorTarget = flavor_target_factory(processing_delay=1.0)
@@ -236,10 +225,11 @@ def test_wait_until_processed_times_out_and_sees_deletion(flavor_target_factory:
     target: FlavorTarget = flavor_target_factory(processing_delay=600)
     hook = OpenAIFilesHook()
     created = hook.upload_file(io.BytesIO(batch_lines(2)), "batch", filename="in.jsonl")
-    with pytest.raises(Exception) as info:
+    with pytest.raises(OpenAIFilesTimeoutError) as info:
         hook.wait_until_processed(created["id"], timeout=0.3, poll_interval=0.05)
     assert not isinstance(info.value, OpenAIFilesRequestError)  # a timeout may heal: Airflow may retry the task
-    assert "gave up after" in str(info.value) and target.new_file_status in str(info.value)
+    assert f"waiting for {created['id']} to be processed" in str(info.value)
+    assert target.new_file_status in str(info.value)
     target.emulator.advance_clock(601)
     assert hook.wait_until_processed(created["id"], timeout=5, poll_interval=0.05)["status"] == "processed"
     hook.delete_file(created["id"])

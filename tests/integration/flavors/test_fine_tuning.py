@@ -142,8 +142,9 @@ def test_fine_tuning_trigger_and_sensor_on_cancelled_job(flavor_target_factory: 
     job = hook.create_fine_tuning_job(created["id"], MODEL)
     assert hook.cancel_fine_tuning_job(job["id"])["status"] == "cancelled"
     [event] = run_trigger(OpenAIFineTuningJobTrigger(job["id"], poll_interval=0.05, timeout=30))
-    assert event["status"] == "cancelled" and event["job"]["status"] == "cancelled"
-    with pytest.raises(AirflowFailException):
+    assert event["status"] == "error" and event["job"]["status"] == "cancelled"
+    assert f"Fine-tuning job {job['id']} was cancelled" in event["message"]
+    with pytest.raises(AirflowFailException, match="was cancelled"):
         OpenAIFineTuningJobSensor(task_id="wait", job_id=job["id"], poke_interval=0.05, timeout=5).execute(
             make_context()
         )
