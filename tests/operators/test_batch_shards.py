@@ -384,3 +384,23 @@ def test_waiting_for_room_polls_at_the_poll_interval(start_emulator: Any, tmp_pa
     polls = [path for method, path, _ in emu.request_log() if method == "GET" and path.startswith("/v1/batches/")]
     assert len(emu.batches()) == 3 and elapsed >= 1.5  # one at a time
     assert len(polls) <= elapsed / 0.1 + 6  # one poll per interval for the one batch in flight, no busy loop
+
+
+def test_deterministic_errors_over_the_allowance_fail_after_landing_the_error_file(
+    start_emulator: Any, tmp_path: Path
+) -> None:
+    start_emulator()
+    source = job_file(tmp_path, 12, bad=(3, 9))
+    with pytest.raises(AirflowFailException, match=r"2 of 12 requests without an answer.*see .*err.jsonl"):
+        operator(tmp_path, input_file=str(source), max_batch_lines=5).execute(task_context())
+    assert ids_of(tmp_path / "err.jsonl") == ["q3", "q9"]  # landed before the task failed
+    assert len(ids_of(tmp_path / "out.jsonl")) == 10
+
+
+def test_timeout_cancels_the_jobs_batches(start_emulator: Any, tmp_path: Path) -> None:
+    emu = start_emulator(batch_in_progress_seconds=3600)
+    source = job_file(tmp_path, 12)
+    with pytest.raises(AirflowFailException, match=r"Timed out waiting for the sharded job; cancelled batch_"):
+        operator(tmp_path, input_file=str(source), max_batch_lines=5, timeout=0.5).execute(task_context())
+    assert len(emu.batches()) == 3
+    assert {b["status"] for b in emu.batches()} <= {"cancelling", "cancelled"}
