@@ -102,6 +102,9 @@ UPLOAD_ID_RE = re.compile(r"^upload_[A-Za-z0-9]{1,64}$")
 PART_ID_RE = re.compile(r"^part_[A-Za-z0-9]{1,64}$")
 BATCH_ID_RE = re.compile(r"^batch_[A-Za-z0-9]{1,64}$")
 FINE_TUNING_JOB_ID_RE = re.compile(r"^ftjob-[A-Za-z0-9]{1,64}$")
+#: An operator argument that is a file id rather than a location (a path or URL has a dot or a slash):
+#: wider than :data:`FILE_ID_RE` (the emulator's own ids), as another OpenAI-shaped service may add ``-``/``_``.
+FILE_ID_ARGUMENT_RE = re.compile(r"^file-[A-Za-z0-9_-]{1,64}$")
 
 # --- Uploads: MIME types checked per purpose ---------------------------------------------------
 #: ``POST /uploads`` with purpose ``vision`` must declare an image type the vision models read

@@ -17,7 +17,8 @@ Each day:
 Runs unchanged against the real API or the local emulator: only the `openai_files_default`
 connection differs. Staging goes to `$OPENAI_FILES_STAGING` (any ObjectStoragePath URL, e.g.
 `s3://aws_default@bucket/openai`); unset, to the local temp dir only under the Local or Sequential
-executor or `airflow dags test`, and under any other executor the run refuses to start (`_staging.py`).
+executor or `airflow dags test`, and under any other executor the run refuses to start
+(`staging_root()` of `airflow_openai_files.transfer.staging`, so this file works in any DAGs subfolder).
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-from _staging import staging_root
 from airflow.sdk import dag, get_current_context, task
 
 from airflow_openai_files.operators import OpenAIBatchOperator
+from airflow_openai_files.transfer.staging import staging_root
 
 REVIEWS = Path(__file__).parent / "data" / "product_reviews.csv"
 MODEL = "gpt-4o-mini"

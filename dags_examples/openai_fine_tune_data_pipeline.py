@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-from _staging import staging_root
 from airflow.sdk import Asset, ObjectStoragePath, dag, get_current_context, task
 
 from airflow_openai_files.operators import (
@@ -48,6 +47,7 @@ from airflow_openai_files.operators import (
     OpenAIFineTuningJobOperator,
     OpenAIUploadFileOperator,
 )
+from airflow_openai_files.transfer.staging import staging_root
 
 TICKETS = Path(__file__).parent / "data" / "support_tickets.csv"
 SYSTEM_PROMPT = "You are Acme's support assistant. Answer briefly, kindly and precisely."

@@ -98,15 +98,15 @@ def seconds_between(start: str | None, end: str | None) -> float | None:
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
-def _short(value: Any, width: int = 72) -> str:
-    text = json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value)
-    return text if len(text) <= width else text[: width - 3] + "..."
+def _full(value: Any) -> str:
+    """A value in full (never cut: a path or an id is useless with its end missing)."""
+    return json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value)
 
 
 def _metrics(value: Any) -> str:
     if isinstance(value, dict):
         return " ".join(f"{key}={item}" for key, item in value.items())
-    return _short(value)
+    return _full(value)
 
 
 #: Keys of the tasks' return values worth a line in the summary, in this order.
@@ -120,18 +120,51 @@ HIGHLIGHTS = (
     ("lines", "lines"),
     ("batch_id", "batch"),
     ("request_counts", "requests"),
-    ("output_path", "output landed at"),
-    ("error_path", "errors landed at"),
     ("job_id", "fine-tuning job"),
     ("fine_tuned_model", "fine-tuned model"),
     ("trained_tokens", "trained tokens"),
-    ("results_path", "results landed at"),
     ("metrics", "final metrics"),
     ("joined", "joined"),
     ("succeeded", "succeeded"),
     ("failed", "failed"),
     ("deleted", "deleted"),
 )
+#: Paths in return values: (key, what lands there, the file id key of what landed).
+LANDINGS = (
+    ("output_path", "output", "output_file_id"),
+    ("error_path", "errors", "error_file_id"),
+    ("results_path", "results", "result_files"),
+)
+
+
+def landing_lines(group: dict[str, Any]) -> list[str]:
+    """
+    What happened to each path in a task's return value, in full.
+
+    A task that lands results (its value names a batch or a job) says where each file landed, with its
+    size, or that there was none (no error file when every request was answered); any other task's paths
+    are where it plans results to land, and say so. A path is "landed" only if the file is there.
+    """
+    lands = "batch_id" in group or "job_id" in group
+    lines = []
+    for key, what, file_key in LANDINGS:
+        if key not in group:
+            continue
+        path = group[key]
+        if not lands:
+            if path not in (None, ""):
+                lines.append(f"{what} destination {path}")
+        elif path in (None, ""):
+            file_id = group.get(file_key)
+            file_id = ", ".join(file_id) if isinstance(file_id, list) else file_id
+            lines.append(f"no {what} file" if not file_id else f"{what} file {file_id} left on the service")
+        else:
+            for one in path if isinstance(path, list) else [path]:
+                if Path(one).is_file():
+                    lines.append(f"{what} landed at {one} ({Path(one).stat().st_size} bytes)")
+                else:
+                    lines.append(f"{what} expected at {one}, but no file is there")
+    return lines
 
 
 def print_summary(dag_id: str, report: dict[str, Any], output: str, logical: date) -> bool:
@@ -151,23 +184,27 @@ def print_summary(dag_id: str, report: dict[str, Any], output: str, logical: dat
         value = xcom.get(ti["task_id"])
         if isinstance(value, dict):
             # One level of nesting (an audit record per uploaded file) is shown as its own group.
+            # (A dict already shown on a line of its own, such as request_counts, is not shown twice.)
+            shown_keys = {key for key, _ in HIGHLIGHTS}
             groups = [(ti["task_id"], value)] + [
-                (f"{ti['task_id']}.{name}", inner) for name, inner in value.items() if isinstance(inner, dict)
+                (f"{ti['task_id']}.{name}", inner)
+                for name, inner in value.items()
+                if isinstance(inner, dict) and name not in shown_keys
             ]
             for title, group in groups:
                 shown = [
-                    f"{label} {_metrics(group[key]) if key == 'metrics' else _short(group[key])}"
+                    f"{label} {_metrics(group[key]) if key == 'metrics' else _full(group[key])}"
                     for key, label in HIGHLIGHTS
                     if group.get(key) not in (None, "")
-                ]
+                ] + landing_lines(group)
                 if shown:
                     print(f"  {title}:")
                     for item in shown:
                         print(f"      {item}")
         elif isinstance(value, list):
-            print(f"  {ti['task_id']}: {len(value)} item(s) {_short(value, 60) if value else ''}")
+            print(f"  {ti['task_id']}: {len(value)} item(s)" + (f" {_full(value)}" if value else ""))
         elif value not in (None, ""):
-            print(f"  {ti['task_id']}: {_short(value)}")
+            print(f"  {ti['task_id']}: {_full(value)}")
     return report["state"] == "success" and bool(tasks) and all(ti["state"] == "success" for ti in tasks)
 
 
@@ -183,7 +220,7 @@ def print_store(emulator: Any) -> None:
     for what, items in (("batch", emulator.batches()), ("fine-tuning job", emulator.fine_tuning_jobs())):
         for item in items:
             extra = item.get("request_counts") or item.get("fine_tuned_model") or ""
-            print(f"    {what} {item['id']}  status {item['status']}  {_short(extra, 60)}")
+            print(f"    {what} {item['id']}  status {item['status']}  {_full(extra)}")
 
 
 def main() -> int:
@@ -240,8 +277,11 @@ def main() -> int:
         elapsed = time.monotonic() - began
         if ok:
             print(f"\nEvery task succeeded ({elapsed:.1f}s). Emulator stopped.")
-            if not args.keep:
+            if args.keep:
+                print(f"Kept the work directory {workdir} (landed files, logs, the emulator's data).")
+            else:
                 shutil.rmtree(workdir, ignore_errors=True)
+                print(f"Removed the work directory {workdir}; run with --keep to look at the landed files.")
         else:
             print(f"\nThe demo FAILED after {elapsed:.1f}s. Logs: {log}")
     return 0 if ok else 1

@@ -129,6 +129,7 @@ def _first_dag() -> str:
     return blocks[0]
 
 
+@pytest.mark.slow  # Airflow's own processes: `airflow db migrate` and `airflow dags test` (make test-slow)
 def test_readme_first_dag_runs_against_the_emulator(openai_files_emulator: Any, tmp_path: Path) -> None:
     """`airflow dags test first_batch`, as the README says: the batch completes and the answers land."""
     dags = tmp_path / "dags"

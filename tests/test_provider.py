@@ -164,6 +164,25 @@ def test_one_version_and_the_project_links() -> None:
     assert all(url.startswith("https://") for url in urls.values())
 
 
+@pytest.mark.slow  # the Airflow CLI in a subprocess
+def test_airflow_providers_list_shows_the_version(tmp_path: Path) -> None:
+    """The version users see (``airflow providers list``) is ``__version__``, as installed (issue 22)."""
+    from importlib.metadata import version
+
+    assert version("airflow-provider-openai-files") == __version__
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env["AIRFLOW_HOME"] = str(tmp_path)
+    airflow = Path(sys.executable).with_name("airflow")
+    done = subprocess.run(
+        [str(airflow), "providers", "list", "-o", "json"], env=env, cwd=tmp_path, capture_output=True, text=True,
+        timeout=300, check=True,
+    )  # fmt: skip
+    import json
+
+    listed = {p["package_name"]: p["version"] for p in json.loads(done.stdout)}
+    assert listed["airflow-provider-openai-files"] == __version__
+
+
 # --- Compatibility: the names other modules import from _compat, and the compat target --------------
 
 

@@ -252,3 +252,19 @@ def test_outside_a_task_nothing_is_recorded() -> None:
     record = TaskRecord({}, "batch")
     record.set("batch", {"id": "batch_x"})
     assert not record.available and record.get("batch") is None
+
+
+def test_one_retry_window_the_run_start() -> None:
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    from airflow_openai_files.resume import retry_window
+
+    start = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    ti = SimpleNamespace(try_number=2, dag_id="d", run_id="r", task_id="t", map_index=-1)
+    assert retry_window({"ti": ti, "dag_run": SimpleNamespace(start_date=start, queued_at=None)}) == start.timestamp()
+    queued = {"ti": ti, "dag_run": SimpleNamespace(start_date=None, queued_at=start)}
+    assert retry_window(queued) == start.timestamp()  # a run not started yet in the metadata: when it was queued
+    assert retry_window({"ti": ti, "dag_run": SimpleNamespace(start_date=None, queued_at=None)}) is None
+    first = SimpleNamespace(try_number=1, dag_id="d", run_id="r", task_id="t", map_index=-1)
+    assert retry_window({"ti": first, "dag_run": SimpleNamespace(start_date=start, queued_at=None)}) is None

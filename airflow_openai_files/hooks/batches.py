@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_openai_files import limits
 from airflow_openai_files.exceptions import OpenAIFilesValidationError
+from airflow_openai_files.resources import batches
 from airflow_openai_files.resume import REQUEST_KEY_METADATA
 from airflow_openai_files.transfer.progress import request_id_note
 from airflow_openai_files.validation import (
@@ -37,7 +38,7 @@ BATCH_LIST_LIMIT_MAX = 100
 
 def batch_path(batch_id: str, suffix: str = "") -> str:
     """``batches/{batch_id}{suffix}`` once the id is checked (shared by the sync and async mixins)."""
-    return f"batches/{validate_id(batch_id, 'batch')}{suffix}"
+    return f"batches/{validate_id(batch_id, batches.KIND)}{suffix}"
 
 
 class BatchesAPIMixin:

@@ -140,7 +140,13 @@ class FilesAPIMixin:
         return transport.payload(response, what)
 
     def download_file(
-        self, file_id: str, destination: Any, *, overwrite: bool = False, temp_key: str | None = None
+        self,
+        file_id: str,
+        destination: Any,
+        *,
+        overwrite: bool = False,
+        temp_key: str | None = None,
+        name: str = "Download destination",
     ) -> str:
         """
         Stream a file's content to ``destination``; it appears only once complete and of the right size.
@@ -150,10 +156,11 @@ class FilesAPIMixin:
         :param overwrite: replace an existing destination.
         :param temp_key: a key stable across a task's tries (``resume.task_key(context)``): names a local
             temporary file the next try can find and remove; random without one.
+        :param name: what errors call the destination: the caller's argument (``output_destination``).
         :return: the destination, as a string.
         """
         validate_file_id(file_id)
-        target = Destination(destination, overwrite=overwrite, temp_key=temp_key)
+        target = Destination(destination, overwrite=overwrite, temp_key=temp_key, name=name)
         target.check()
         file = self.get_file(file_id)
         expected = int(file["bytes"])

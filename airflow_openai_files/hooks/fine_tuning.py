@@ -45,7 +45,7 @@ EVENTS_PAGE_MAX = 100
 
 def job_path(job_id: str, suffix: str = "") -> str:
     """``fine_tuning/jobs/{job_id}{suffix}`` once the id is checked (shared by the sync and async mixins)."""
-    return f"fine_tuning/jobs/{validate_id(job_id, 'fine-tuning job')}{suffix}"
+    return f"fine_tuning/jobs/{validate_id(job_id, fine_tuning.KIND)}{suffix}"
 
 
 def events_params(after: str | None, limit: int | None) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from airflow.sdk import BaseOperator
 from airflow_openai_files import resume as _resume
 from airflow_openai_files._compat import AirflowException, AirflowFailException, conf
 from airflow_openai_files.exceptions import OpenAIFilesTimeoutError
-from airflow_openai_files.limits import DEFAULT_CONN_ID, FILE_ID_RE
+from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.operators._batch_shards_run import ShardedBatchMixin
 from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIBaseOperatorMixin
 from airflow_openai_files.resources import batches
@@ -215,13 +215,13 @@ class OpenAIBatchOperator(ShardedBatchMixin, OpenAIBaseOperatorMixin, BaseOperat
 
     def _input_file_id(self, context: Context, record: _resume.TaskRecord, endpoint: str) -> str:
         """The input's file id: given, or uploaded (once: a retry reuses an earlier try's upload)."""
-        from airflow_openai_files.resources.files import extract_file_id
+        from airflow_openai_files.resources.files import extract_file_id, looks_like_file_id
         from airflow_openai_files.transfer.sources import resolve_source
         from airflow_openai_files.validation import check_batch_file
 
         given = extract_file_id(self.input_file)
-        if isinstance(given, str) and FILE_ID_RE.match(given):
-            return given
+        if looks_like_file_id(given):
+            return str(given).strip()
 
         def upload() -> dict[str, Any]:
             source = resolve_source(self.input_file)
@@ -320,13 +320,13 @@ class OpenAIBatchOperator(ShardedBatchMixin, OpenAIBaseOperatorMixin, BaseOperat
         """Refuse a destination that cannot be written before the batch is paid for, not a day later."""
         from airflow_openai_files.transfer.destinations import Destination
 
-        for destination in (self.output_destination, self.error_destination):
-            if destination is not None and destination != "":
-                Destination(destination, overwrite=self.overwrite).check()
+        for name in ("output_destination", "error_destination"):
+            if getattr(self, name) not in (None, ""):
+                Destination(getattr(self, name), overwrite=self.overwrite, name=name).check()
 
     def _land(self, file_id: str | None, destination: Any, kind: str) -> str | None:
         if not file_id or destination is None or destination == "":
             if file_id:
                 self.log.info("The %s file %s stays on the service (no %s_destination)", kind, file_id, kind)
             return None
-        return self.hook.download_file(file_id, destination, overwrite=self.overwrite)
+        return self.hook.download_file(file_id, destination, overwrite=self.overwrite, name=f"{kind}_destination")

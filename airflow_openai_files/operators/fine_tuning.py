@@ -9,7 +9,6 @@ metadata and is resumed, never created twice, by a retried try; a failed job fai
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -22,14 +21,13 @@ from airflow_openai_files.exceptions import OpenAIFilesError
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIBaseOperatorMixin
 from airflow_openai_files.resources import fine_tuning
-from airflow_openai_files.resources.fine_tuning import format_event, job_summary, result_destination, unseen_events
+from airflow_openai_files.resources.fine_tuning import job_summary, result_destination, unseen_events
+from airflow_openai_files.transfer.progress import EventLog
 from airflow_openai_files.validation import check_fine_tuning_method
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-#: A string that is a file id rather than a path: ``file-`` then id characters, no dot or slash.
-FILE_ID_LIKE = re.compile(r"^file-[A-Za-z0-9_-]+$")
 EVENTS_PER_POLL = 200
 #: Seconds between two checks of an uploaded file's status (Azure: until ``processed``).
 FILE_POLL_SECONDS = 2.0
@@ -114,6 +112,7 @@ class OpenAIFineTuningJobOperator(OpenAIBaseOperatorMixin, BaseOperator):
         self.timeout = float(timeout)
         self.cancel_on_kill = cancel_on_kill
         self._job_id: str | None = None
+        self._event_log: EventLog | None = None
 
     # -- the run ------------------------------------------------------------------------------------
 
@@ -164,10 +163,10 @@ class OpenAIFineTuningJobOperator(OpenAIBaseOperatorMixin, BaseOperator):
 
     def _file_input(self, value: Any, role: str, method: str, context: Context, record: _resume.TaskRecord) -> str:
         """A file id as given, or the id of the validated, uploaded (and ``processed``) JSONL."""
-        from airflow_openai_files.resources.files import extract_file_id
+        from airflow_openai_files.resources.files import extract_file_id, looks_like_file_id
 
         value = extract_file_id(value)
-        if isinstance(value, str) and FILE_ID_LIKE.match(value.strip()):
+        if looks_like_file_id(value):
             return str(self._wait_processed(self.hook.get_file(value.strip()))["id"])
         file = _resume.upload_once(
             self.hook,
@@ -218,11 +217,12 @@ class OpenAIFineTuningJobOperator(OpenAIBaseOperatorMixin, BaseOperator):
 
     # -- waiting -------------------------------------------------------------------------------------
 
-    def _log_events(self, job_id: str, last_seen: str | None) -> str | None:
-        """Log the job's events after ``last_seen``, oldest first; return the newest event id."""
+    def _log_events(self, job_id: str, last_seen: str | None, *, done: bool = False) -> str | None:
+        """Log the job's events after ``last_seen`` (step metrics summarised); return the newest event id."""
         fresh = unseen_events(self.hook.list_fine_tuning_events(job_id, page_size=100), last_seen, EVENTS_PER_POLL)
-        for event in fresh:
-            self.log.info("%s: %s", job_id, format_event(event))
+        if self._event_log is None or self._event_log.job_id != job_id:
+            self._event_log = EventLog(self.log, job_id)
+        self._event_log.record(fresh, done=done)
         return fresh[-1].get("id") if fresh else last_seen
 
     def _wait_in_worker(self, job: dict[str, Any], started: float) -> dict[str, Any]:
@@ -234,7 +234,7 @@ class OpenAIFineTuningJobOperator(OpenAIBaseOperatorMixin, BaseOperator):
         def fetch() -> dict[str, Any]:
             nonlocal last_event
             fetched = self.hook.get_fine_tuning_job(job["id"])
-            last_event = self._log_events(job["id"], last_event)
+            last_event = self._log_events(job["id"], last_event, done=fetched.get("status") in fine_tuning.TERMINAL)
             return fetched
 
         try:

@@ -73,3 +73,10 @@ def extract_file_id(value: Any) -> Any:
     if isinstance(value, dict) and "id" in value:
         return value["id"]
     return value
+
+
+def looks_like_file_id(value: Any) -> bool:
+    """True for an operator argument that names a file on the service rather than a file to upload."""
+    from airflow_openai_files.limits import FILE_ID_ARGUMENT_RE
+
+    return isinstance(value, str) and FILE_ID_ARGUMENT_RE.match(value.strip()) is not None

@@ -12,6 +12,7 @@ waited through rather than treated as failures: a new status must not fail a run
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -107,6 +108,28 @@ def unseen_events(newest_first: Iterable[dict[str, Any]], last_seen_id: str | No
             break
     fresh.reverse()
     return fresh
+
+
+#: The metrics of a step event, in the order a summary shows them, with their words.
+_SUMMARY_FIELDS = (
+    ("train_loss", "training loss"),
+    ("valid_loss", "validation loss"),
+    ("full_valid_loss", "full validation loss"),
+    ("train_mean_token_accuracy", "training accuracy"),
+    ("valid_mean_token_accuracy", "validation accuracy"),
+    ("full_valid_mean_token_accuracy", "full validation accuracy"),
+)
+_STEP_OF = re.compile(r"Step (\d+)/(\d+)")
+
+
+def metrics_summary(event: dict[str, Any]) -> str:
+    """``step 12/30: training loss 1.2300, validation loss 1.4000, training accuracy 0.5500`` (what is there)."""
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    assert isinstance(data, dict)
+    of = _STEP_OF.search(str(event.get("message") or ""))
+    step = f"step {data.get('step', of.group(1) if of else '?')}" + (f"/{of.group(2)}" if of else "")
+    values = [f"{words} {data[key]:.4f}" for key, words in _SUMMARY_FIELDS if isinstance(data.get(key), (int, float))]
+    return f"{step}: {', '.join(values) or 'no metrics'}"
 
 
 def not_found_message(job_id: str) -> str:

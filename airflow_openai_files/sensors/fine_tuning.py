@@ -8,6 +8,7 @@ from typing import Any
 from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS
 from airflow_openai_files.resources import fine_tuning
 from airflow_openai_files.sensors.base import OpenAIBaseSensor
+from airflow_openai_files.transfer.progress import EventLog
 
 #: Events logged at most per check (a first look at a long-running job shows its latest ones).
 EVENTS_PER_POKE = 200
@@ -46,6 +47,7 @@ class OpenAIFineTuningJobSensor(OpenAIBaseSensor):
     def __init__(self, job_id: Any, **kwargs: Any) -> None:
         self.job_id = job_id
         self._last_event_id: str | None = None
+        self._event_log: EventLog | None = None
         super().__init__(**kwargs)
 
     def fetch(self, object_id: str) -> dict[str, Any]:
@@ -54,8 +56,9 @@ class OpenAIFineTuningJobSensor(OpenAIBaseSensor):
         fresh = fine_tuning.unseen_events(
             self.hook.list_fine_tuning_events(object_id, page_size=100), self._last_event_id, EVENTS_PER_POKE
         )
-        for event in fresh:
-            self.log.info("%s: %s", object_id, fine_tuning.format_event(event))
+        if self._event_log is None or self._event_log.job_id != object_id:
+            self._event_log = EventLog(self.log, object_id)
+        self._event_log.record(fresh, done=job.get("status") in fine_tuning.TERMINAL)
         if fresh:
             self._last_event_id = fresh[-1].get("id")
         return job

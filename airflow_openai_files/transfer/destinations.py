@@ -40,7 +40,11 @@ class Destination:
     * Other stores: a temporary object beside the destination, moved into place when complete.
     """
 
-    def __init__(self, destination: Any, *, overwrite: bool, temp_key: str | None = None) -> None:
+    def __init__(
+        self, destination: Any, *, overwrite: bool, temp_key: str | None = None, name: str = "Download destination"
+    ) -> None:
+        #: What errors call it: the argument the user passed (``output_destination``), or "Download destination".
+        self.name = name
         destination = as_location(destination)
         self.overwrite = overwrite
         self.temp_key = temp_key
@@ -48,7 +52,7 @@ class Destination:
         self.remote: ObjectStoragePath | None = None if self.local is not None else destination
         if self.local is None and not _is_object_storage_path(destination):
             raise OpenAIFilesValidationError(
-                f"Download destination must be a path or an ObjectStoragePath, got {type(destination).__name__}"
+                f"{name} must be a path or an ObjectStoragePath, got {type(destination).__name__}"
             )
         self.display = str(self.local if self.local is not None else destination)
         self._tmp: Path | None = None
@@ -59,13 +63,14 @@ class Destination:
         if self.local is not None:
             if not self.local.parent.is_dir():
                 raise OpenAIFilesValidationError(
-                    f"Download destination {self.display!r}: parent directory does not exist"
+                    f"{self.name} {self.display!r}: parent directory does not exist ({self.local.parent}); create it"
+                    " first (downloads do not create folders, so a mistyped path fails before any request)"
                 )
             if self.local.is_dir():
-                raise OpenAIFilesValidationError(f"Download destination {self.display!r} is a directory")
+                raise OpenAIFilesValidationError(f"{self.name} {self.display!r} is a directory")
             if self.local.exists() and not self.overwrite:
                 raise OpenAIFilesValidationError(
-                    f"Download destination {self.display!r} already exists (pass overwrite=True to replace it)"
+                    f"{self.name} {self.display!r} already exists (pass overwrite=True to replace it)"
                 )
         else:
             assert self.remote is not None
@@ -73,7 +78,7 @@ class Destination:
                 exists = self.remote.exists()
             if exists and not self.overwrite:
                 raise OpenAIFilesValidationError(
-                    f"Download destination {self.display!r} already exists (pass overwrite=True to replace it)"
+                    f"{self.name} {self.display!r} already exists (pass overwrite=True to replace it)"
                 )
 
     def _temp_suffix(self) -> str:
@@ -132,7 +137,7 @@ class Destination:
                 fd = os.open(stable, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
             except FileExistsError:
                 raise OpenAIFilesValidationError(
-                    f"Download destination {self.display!r}: {stable.name} was created again while this try "
+                    f"{self.name} {self.display!r}: {stable.name} was created again while this try "
                     "started; another try of the same task is still writing it"
                 ) from None
             self._tmp = stable
@@ -152,7 +157,7 @@ class Destination:
                     os.link(self._tmp, self.local)
                 except FileExistsError:
                     raise OpenAIFilesValidationError(
-                        f"Download destination {self.display!r} appeared during the download; not overwritten"
+                        f"{self.name} {self.display!r} appeared during the download; not overwritten"
                     ) from None
                 except OSError:
                     if self.local.exists():

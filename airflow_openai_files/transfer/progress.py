@@ -1,13 +1,14 @@
-"""Throttled progress lines for long transfers, and sizes written for people."""
+"""Throttled progress lines for long transfers and long remote work, and sizes written for people."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from airflow_openai_files.limits import MiB
+from airflow_openai_files.resources.fine_tuning import format_event, metrics_summary
 
 KiB = 1024
 GiB = 1024 * MiB
@@ -93,3 +94,43 @@ class Throttle:
     def restart(self) -> None:
         """Start the interval again now (another line about the same thing was just logged)."""
         self._last = self.clock()
+
+
+#: Seconds between two step-metrics summaries in the log while a fine-tuning job trains.
+METRICS_LOG_INTERVAL = 60.0
+
+
+class EventLog:
+    """
+    How a wait logs a job's events (the operator and sensor on the worker, the trigger in the triggerer).
+
+    A long job sends one ``metrics`` event per step: hundreds of lines if each were logged. Every event
+    other than metrics (status changes, messages) is logged at info; every metrics event at debug only; at
+    info, a summary of the newest step (:func:`metrics_summary`) at most once per ``interval`` seconds, and
+    the newest one not yet summarised when the job is over (``done``). ``clock`` is injectable for tests.
+    """
+
+    def __init__(
+        self,
+        log: Any,
+        job_id: str,
+        *,
+        interval: float = METRICS_LOG_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.log = log
+        self.job_id = job_id
+        self._throttle = Throttle(interval, clock)
+        self._pending: dict[str, Any] | None = None
+
+    def record(self, events: Iterable[dict[str, Any]], *, done: bool = False) -> None:
+        """Log ``events`` (oldest first) as the class says; ``done``: the job is over, summarise what is left."""
+        for event in events:
+            if event.get("type") == "metrics":
+                self.log.debug("%s: %s", self.job_id, format_event(event))
+                self._pending = event
+            else:
+                self.log.info("%s: %s", self.job_id, format_event(event))
+        if self._pending is not None and (done or self._throttle.ready()):
+            self.log.info("%s: %s", self.job_id, metrics_summary(self._pending))
+            self._pending = None

@@ -2,7 +2,8 @@
 
 Polls ``GET /fine_tuning/jobs/{id}`` from the triggerer and, at every poll, reads the job's new
 events (newest first, stopping at the last one already logged) and logs them oldest first, so the
-task's log shows status changes and step metrics as they appear while no worker slot is held.
+task's log shows status changes as they appear, and a summary of the step metrics at most once a
+minute (every step's metrics at debug level), while no worker slot is held.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from airflow_openai_files.exceptions import OpenAIFilesError
 from airflow_openai_files.hooks import OpenAIFilesAsyncHook
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.resources import fine_tuning
-from airflow_openai_files.resources.fine_tuning import format_event, unseen_events
+from airflow_openai_files.resources.fine_tuning import unseen_events
+from airflow_openai_files.transfer.progress import EventLog
 from airflow_openai_files.triggers.base import OpenAIPollingTrigger
 from airflow_openai_files.validation import validate_id
 
@@ -60,16 +62,18 @@ class OpenAIFineTuningJobTrigger(OpenAIPollingTrigger):
         self.job_id = validate_id(job_id, fine_tuning.KIND)
         self.last_event_id = last_event_id
         self.cancel_on_kill = bool(cancel_on_kill)
+        #: Status messages at info, step metrics summarised at most once a minute (every step at debug).
+        self.event_log: EventLog | None = None
 
     def fields(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "last_event_id": self.last_event_id, "cancel_on_kill": self.cancel_on_kill}
 
     async def fetch(self, hook: OpenAIFilesAsyncHook) -> dict[str, Any]:
         job = await hook.get_fine_tuning_job(self.job_id)
-        await self._log_new_events(hook)
+        await self._log_new_events(hook, done=job.get("status") in fine_tuning.TERMINAL)
         return job
 
-    async def _log_new_events(self, hook: OpenAIFilesAsyncHook) -> None:
+    async def _log_new_events(self, hook: OpenAIFilesAsyncHook, *, done: bool = False) -> None:
         """Read pages newest first until the last logged event; log what is new, oldest first."""
         collected: list[dict[str, Any]] = []
         after: str | None = None
@@ -84,8 +88,9 @@ class OpenAIFineTuningJobTrigger(OpenAIPollingTrigger):
                 break
             after = data[-1].get("id")
         fresh = unseen_events(collected, self.last_event_id, EVENTS_PER_POLL)
-        for event in fresh:
-            self.log.info("%s: %s", self.job_id, format_event(event))
+        if self.event_log is None:  # built on first use: the logger is the trigger's at run time
+            self.event_log = EventLog(self.log, self.job_id)
+        self.event_log.record(fresh, done=done)
         if fresh:
             self.last_event_id = fresh[-1].get("id")
 

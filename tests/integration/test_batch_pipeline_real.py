@@ -38,7 +38,6 @@ def test_batch_dag_under_scheduler_and_triggerer(tmp_path: Path, openai_files_em
     dags.mkdir()
     (dags / "openai_batch_pipeline.py").symlink_to(REPO / "dags_examples" / "openai_batch_pipeline.py")
     (dags / "data").symlink_to(REPO / "dags_examples" / "data")
-    (dags / "_staging.py").symlink_to(REPO / "dags_examples" / "_staging.py")
     home = tmp_path / "airflow_home"
     home.mkdir()
     staging = tmp_path / "staging"

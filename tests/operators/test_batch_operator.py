@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from datetime import timedelta
@@ -307,12 +308,38 @@ def test_expired_batch_delivers_partial_results(openai_files_connection: Any, tm
     assert len((tmp_path / "out.jsonl").read_text().splitlines()) == counts["completed"]
 
 
-def test_unwritable_destination_fails_before_any_request(openai_files_connection: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("argument", ["output_destination", "error_destination"])
+def test_unwritable_destination_fails_before_any_request(
+    openai_files_connection: Any, tmp_path: Path, argument: str
+) -> None:
     emu = openai_files_connection
-    op = operator(input_file=str(requests_file(tmp_path)), output_destination=str(tmp_path / "missing" / "o.jsonl"))
-    with pytest.raises(OpenAIFilesValidationError, match="parent directory does not exist"):
+    missing = tmp_path / "missing" / "o.jsonl"
+    op = operator(input_file=str(requests_file(tmp_path)), **{argument: str(missing)})
+    with pytest.raises(OpenAIFilesValidationError) as info:
         op.execute(task_context())
-    assert emu.request_log() == []
+    # Named by the argument the user passed, not "Download destination"; nothing sent, no folder created.
+    assert str(info.value).startswith(f"{argument} '{missing}': parent directory does not exist ({missing.parent})")
+    assert "Download destination" not in str(info.value)
+    assert emu.request_log() == [] and not missing.parent.exists()
+
+
+@pytest.mark.openai_files_emulator(batch_in_progress_seconds=0.3)
+def test_a_destination_that_appears_while_the_batch_runs_is_named_by_its_argument(
+    openai_files_connection: Any, tmp_path: Path
+) -> None:
+    target = tmp_path / "out.jsonl"
+    op = operator(input_file=str(requests_file(tmp_path)), output_destination=str(target))
+    real_get = op.hook.get_batch
+
+    def get_batch(batch_id: str) -> dict[str, Any]:
+        target.write_text("written by someone else meanwhile")
+        return real_get(batch_id)
+
+    op.hook.get_batch = get_batch  # type: ignore[method-assign]
+    with pytest.raises(
+        OpenAIFilesValidationError, match="^" + re.escape(f"output_destination '{target}' already exists")
+    ):
+        op.execute(task_context())
 
 
 def test_bad_input_fails_before_any_request(openai_files_connection: Any, tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ import pytest
 
 from airflow_openai_files._compat import (
     SUPPORTS_START_FROM_TRIGGER,
+    AirflowException,
     AirflowFailException,
     AirflowRescheduleException,
     AirflowSensorTimeout,
@@ -310,7 +311,7 @@ def test_the_schedulers_deferral_timeout_is_a_sensor_timeout(case: Case) -> None
 
 
 def test_resumed_without_an_event_may_be_retried(case: Case) -> None:
-    with pytest.raises(Exception, match="resumed without a trigger event") as info:
+    with pytest.raises(AirflowException, match="resumed without a trigger event") as info:
         case.make(case.missing, deferrable=True).execute_complete(make_context(), None)
     assert not isinstance(info.value, AirflowFailException)
 

@@ -20,15 +20,20 @@ TRAIN_SECONDS = 3600.0
 
 
 class Recorder:
-    """A logger standing in for the trigger's: keeps each formatted line."""
+    """A logger standing in for the trigger's: keeps each formatted line, and which were logged at debug."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.debug_lines: list[str] = []
 
     def _add(self, msg: str, *args: Any, **_: Any) -> None:
         self.lines.append(msg % args if args else msg)
 
-    info = warning = debug = error = exception = _add
+    def debug(self, msg: str, *args: Any, **_: Any) -> None:
+        self._add(msg, *args)
+        self.debug_lines.append(self.lines[-1])
+
+    info = warning = error = exception = _add
 
 
 pytestmark = pytest.mark.openai_files_emulator(fine_tuning_train_seconds=TRAIN_SECONDS)
@@ -80,6 +85,12 @@ def test_success_logs_each_step_event_once(openai_files_connection: Any) -> None
     numbers = [int(line.split("Step ")[1].split("/")[0]) for line in steps]
     assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) > 2  # each step once, in order
     assert any('"train_loss"' in line for line in steps)  # the metrics themselves are logged
+    # ...at debug only; at info a summary at most once a minute (this run is seconds long: the first
+    # step seen) and the newest step when the job ended.
+    assert set(steps) <= set(recorder.debug_lines)
+    summaries = [line for line in recorder.lines if ": step " in line and line not in recorder.debug_lines]
+    assert 1 <= len(summaries) <= 2, summaries
+    assert summaries[-1].startswith(f"{job['id']}: step {numbers[-1]}/{numbers[-1]}: training loss ")
     logged_ids = OpenAIFilesHook().list_fine_tuning_events(job["id"])
     assert events[0]["last_event_id"] == next(iter(logged_ids))["id"]
     assert any("is running" in line for line in recorder.lines)
@@ -158,3 +169,38 @@ def test_status_helpers_word_failures_and_order_events() -> None:
     newest_first = [{"id": f"e{i}"} for i in range(9, 0, -1)]
     assert [e["id"] for e in unseen_events(newest_first, "e6", 100)] == ["e7", "e8", "e9"]
     assert [e["id"] for e in unseen_events(newest_first, None, 2)] == ["e8", "e9"]
+
+
+def test_event_log_summarises_step_metrics_at_most_once_a_minute() -> None:
+    from airflow_openai_files.resources.fine_tuning import metrics_summary
+    from airflow_openai_files.transfer.progress import EventLog
+
+    now = [0.0]
+    recorder = Recorder()
+    log = EventLog(recorder, "ftjob-1", clock=lambda: now[0])
+
+    def step(n: int) -> dict[str, Any]:
+        data = {"step": n, "train_loss": 2.0 / n, "valid_loss": 2.2 / n, "valid_mean_token_accuracy": 0.5 + n / 100}
+        return {"id": f"e{n}", "type": "metrics", "level": "info", "message": f"Step {n}/30: ...", "data": data}
+
+    def info_lines() -> list[str]:
+        return [line for line in recorder.lines if line not in recorder.debug_lines]
+
+    log.record([{"id": "m", "type": "message", "level": "info", "message": "Fine-tuning job started"}, step(1)])
+    assert info_lines() == ["ftjob-1: [info] Fine-tuning job started", f"ftjob-1: {metrics_summary(step(1))}"]
+    assert info_lines()[-1] == (
+        "ftjob-1: step 1/30: training loss 2.0000, validation loss 2.2000, validation accuracy 0.5100"
+    )
+    for n in range(2, 20):  # 18 steps in 45 s: no summary
+        now[0] += 2.5
+        log.record([step(n)])
+    assert len(info_lines()) == 2 and len(recorder.debug_lines) == 19  # every step at debug
+    now[0] = 61.0
+    log.record([step(20)])
+    assert info_lines()[-1].startswith("ftjob-1: step 20/30:")
+    now[0] = 70.0
+    log.record([step(21), step(22)])
+    log.record([], done=True)  # the job ended: the newest step not summarised yet
+    assert info_lines()[-1].startswith("ftjob-1: step 22/30:") and len(info_lines()) == 4
+    log.record([], done=True)  # nothing new: nothing said twice
+    assert len(info_lines()) == 4

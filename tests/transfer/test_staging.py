@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from airflow_openai_files._compat import AirflowFailException
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "dags_examples"))
-
-import _staging
+from airflow_openai_files.transfer import staging as _staging
 
 
 @pytest.fixture(autouse=True)

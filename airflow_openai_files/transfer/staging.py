@@ -1,14 +1,16 @@
 """
-Where the example DAGs stage their files: ``staging_root()``, shared by every example.
+Where pipelines stage the files one task writes and another uploads: :func:`staging_root`.
 
-Not a DAG file (the DAG processor imports it, finds no DAG and moves on); the example DAGs import it
-from the DAG folder, which Airflow puts on ``sys.path``.
+Used by the example DAGs (``from airflow_openai_files.transfer.staging import staging_root``), and meant
+for yours: it lives in the package, not beside the DAG files, so a DAG file that uses it works wherever it
+is placed (Airflow puts only the DAGs folder itself on ``sys.path``, not its subfolders).
 
 A file one task writes and another uploads must be on storage both machines see. The local temp dir
 is only such storage when every task runs on this machine: the Local, Sequential or Debug executor,
 or ``dag.test()`` / ``airflow dags test``. Under any other executor (Celery, Kubernetes, Edge ...) the
 tasks of one run land on different machines; a local default would make runs pass or fail by the luck
-of scheduling, so the examples refuse to start there and say what to set instead.
+of scheduling, so :func:`staging_root` refuses there and says what to set instead:
+``OPENAI_FILES_STAGING``, any ObjectStoragePath URL (``s3://aws_default@bucket/openai``).
 """
 
 from __future__ import annotations
