@@ -157,6 +157,10 @@ class ShardedBatchMixin:
             shutil.rmtree(work_dir, ignore_errors=True)
 
     def _start(self, context: Context, endpoint: str, deadline: float, job: Any, split: Any, work_dir: Any) -> Any:
+        from airflow_openai_files.validation.core import check_metadata
+
+        # Before any upload: each shard's batch carries the task key, the shard key and the hook's request key.
+        self.check_at_run(lambda: check_metadata(getattr(self, "metadata", None), reserved=3))
         self._endpoint = endpoint
         self._job = job
         job.plan(split, work_dir, self._prefix(context, split.sha256))

@@ -404,3 +404,13 @@ def test_timeout_cancels_the_jobs_batches(start_emulator: Any, tmp_path: Path) -
         operator(tmp_path, input_file=str(source), max_batch_lines=5, timeout=0.5).execute(task_context())
     assert len(emu.batches()) == 3
     assert {b["status"] for b in emu.batches()} <= {"cancelling", "cancelled"}
+
+
+def test_too_much_metadata_for_a_shard_refused_before_anything_is_sent(start_emulator: Any, tmp_path: Path) -> None:
+    emu = start_emulator()
+    metadata = {f"k{i}": "v" for i in range(14)}  # one batch takes 14 (+ task key + request key); a shard 13
+    with pytest.raises(AirflowFailException, match="at most 13 are free"):
+        operator(tmp_path, input_file=str(job_file(tmp_path, 12)), max_batch_lines=5, metadata=metadata).execute(
+            task_context()
+        )
+    assert emu.files() == [] and emu.batches() == []
