@@ -13,6 +13,7 @@ from airflow_openai_files.triggers.batch_shards import OpenAIBatchShardsTrigger
 from airflow_openai_files.triggers.batches import OpenAIBatchTrigger
 from airflow_openai_files.triggers.files import OpenAIFileTrigger
 from airflow_openai_files.triggers.fine_tuning import OpenAIFineTuningJobTrigger
+from airflow_openai_files.triggers.vector_stores import OpenAIVectorStoreFileBatchTrigger
 
 __all__ = [
     "OpenAIBatchShardsTrigger",
@@ -20,4 +21,5 @@ __all__ = [
     "OpenAIFileTrigger",
     "OpenAIFineTuningJobTrigger",
     "OpenAIPollingTrigger",
+    "OpenAIVectorStoreFileBatchTrigger",
 ]
