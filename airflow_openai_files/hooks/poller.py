@@ -117,6 +117,11 @@ async def _get_fine_tuning_job(hook: OpenAIFilesAsyncHook, object_id: str) -> di
     return await hook.get_fine_tuning_job(object_id)
 
 
+async def _get_vector_store_file_batch(hook: OpenAIFilesAsyncHook, object_id: str) -> dict[str, Any]:
+    vector_store_id, _, batch_id = object_id.partition("/")
+    return await hook.get_vector_store_file_batch(vector_store_id, batch_id)
+
+
 # Page sizes. GET /files takes limit 1..10,000 (files-openapi.yaml, openai-python FileListParams), but a
 # 10,000-file page is ~2.5 MB of JSON parsed on the event loop (tens of ms): 1,000 per page keeps each parse
 # to a few ms and a round of 1,000 waiters to one or two pages. GET /batches takes 1..100 (openai-python
@@ -125,6 +130,9 @@ async def _get_fine_tuning_job(hook: OpenAIFilesAsyncHook, object_id: str) -> di
 FILES = PollKind("files", _get_file, _list_files, page_limit=1000)
 BATCHES = PollKind("batches", _get_batch, _list_batches, page_limit=100)
 FINE_TUNING_JOBS = PollKind("fine_tuning_jobs", _get_fine_tuning_job, _list_fine_tuning_jobs, page_limit=100)
+#: Vector store file batches have no list endpoint: single gets (ids ``"<vector_store_id>/<batch_id>"``), still
+#: one per object per round however many triggers wait on it, and paced by the rounds.
+VECTOR_STORE_FILE_BATCHES = PollKind("vector_store_file_batches", _get_vector_store_file_batch)
 
 
 class _ListFailed(Exception):

@@ -98,9 +98,14 @@ class OpenAIPollingTrigger(BaseTrigger):
     async def fetch(self, hook: OpenAIFilesAsyncHook) -> dict[str, Any]:
         """One poll: the object as the API returns it now (by default, the shared poller's answer for
         :attr:`object_id`, from a request sent after this call, at the latest one round after the poll is due)."""
+        return await self.poll(self.object_id)
+
+    async def poll(self, object_id: str) -> dict[str, Any]:
+        """The shared poller's answer for one object of the class's ``poll_kind`` (for a :meth:`fetch` that
+        waits on several objects)."""
         if self._poller is None:
             raise NotImplementedError(f"{type(self).__name__} sets no poll_kind: it must say how to fetch")
-        return await self._poller.fetch(self.object_id, due=self._due, deadline=self._end)
+        return await self._poller.fetch(object_id, due=self._due, deadline=self._end)
 
     def extra_payload(self) -> dict[str, Any]:
         """More keys for the event (e.g. the last event id logged); none by default."""
