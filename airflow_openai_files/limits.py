@@ -9,6 +9,7 @@ size limits are derived below (``EMULATOR_*``) and nowhere else.
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 MB = 1000 * 1000
 MiB = 1024 * 1024
@@ -54,7 +55,10 @@ EXPIRES_MAX_SECONDS = 30 * 24 * 3600  # 2,592,000
 BATCH_DEFAULT_EXPIRY_SECONDS = 30 * 24 * 3600
 UPLOAD_LIFETIME_SECONDS = 3600
 
+#: ``GET /files``: ``limit`` 1..10,000 (10,000 by default).
 LIST_LIMIT_MAX = 10_000
+#: ``GET /batches`` and ``GET /fine_tuning/jobs``: ``limit`` 1..100, 20 by default (API reference).
+PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX = 20, 100
 
 # --- Retries: what a later attempt or try may find of an earlier one ---------------------------
 #: How much further back than a local "since" a lookup by ``created_at`` looks: the service stamps
@@ -83,7 +87,9 @@ BATCH_ENDPOINTS = (
     "/v1/images/edits",
     "/v1/videos",
 )
-BATCH_COMPLETION_WINDOWS = ("24h",)
+#: ``completion_window`` values and how long each gives a batch before it expires.
+BATCH_COMPLETION_WINDOW_SECONDS = {"24h": 24 * 3600}
+BATCH_COMPLETION_WINDOWS = tuple(BATCH_COMPLETION_WINDOW_SECONDS)
 METADATA_MAX_PAIRS = 16
 METADATA_KEY_MAX = 64
 METADATA_VALUE_MAX = 512
@@ -97,11 +103,28 @@ OPENAI_FINE_TUNING_CUTOFF = "2027-01-06"
 # --- Ids ---------------------------------------------------------------------------------------
 #: What the client accepts as an id before putting it in a URL path (any service, any prefix).
 SAFE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*")
-FILE_ID_RE = re.compile(r"^file-[A-Za-z0-9]{1,64}$")
-UPLOAD_ID_RE = re.compile(r"^upload_[A-Za-z0-9]{1,64}$")
-PART_ID_RE = re.compile(r"^part_[A-Za-z0-9]{1,64}$")
-BATCH_ID_RE = re.compile(r"^batch_[A-Za-z0-9]{1,64}$")
-FINE_TUNING_JOB_ID_RE = re.compile(r"^ftjob-[A-Za-z0-9]{1,64}$")
+#: Id prefixes of the objects the service (and the emulator, which mints ids with them) creates.
+FILE_ID_PREFIX = "file-"
+UPLOAD_ID_PREFIX = "upload_"
+PART_ID_PREFIX = "part_"
+BATCH_ID_PREFIX = "batch_"
+FINE_TUNING_JOB_ID_PREFIX = "ftjob-"
+FINE_TUNING_EVENT_ID_PREFIX = "ftevent-"
+FINE_TUNING_CHECKPOINT_ID_PREFIX = "ftckpt_"
+VECTOR_STORE_ID_PREFIX = "vs_"
+VECTOR_STORE_FILE_BATCH_ID_PREFIX = "vsfb_"
+
+
+def _id_re(prefix: str) -> re.Pattern[str]:
+    """An id as the emulator mints it and the client accepts it: the prefix, then 1 to 64 letters/digits."""
+    return re.compile(rf"^{re.escape(prefix)}[A-Za-z0-9]{{1,64}}$")
+
+
+FILE_ID_RE = _id_re(FILE_ID_PREFIX)
+UPLOAD_ID_RE = _id_re(UPLOAD_ID_PREFIX)
+PART_ID_RE = _id_re(PART_ID_PREFIX)
+BATCH_ID_RE = _id_re(BATCH_ID_PREFIX)
+FINE_TUNING_JOB_ID_RE = _id_re(FINE_TUNING_JOB_ID_PREFIX)
 #: An operator argument that is a file id rather than a location (a path or URL has a dot or a slash):
 #: wider than :data:`FILE_ID_RE` (the emulator's own ids), as another OpenAI-shaped service may add ``-``/``_``.
 FILE_ID_ARGUMENT_RE = re.compile(r"^file-[A-Za-z0-9_-]{1,64}$")
@@ -113,7 +136,8 @@ VISION_MIME_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 
 # --- Azure OpenAI --------------------------------------------------------------------------------
 #: Values of the connection's ``flavor`` extra.
-FLAVORS = ("openai", "azure")
+Flavor = Literal["openai", "azure"]
+FLAVORS: tuple[Flavor, ...] = ("openai", "azure")
 #: The GA data-plane ``api-version`` of the Files/Batches/Fine-tuning REST reference (learn.microsoft.com).
 AZURE_GA_API_VERSION = "2024-10-21"
 #: Azure's ``POST /files`` is reported to fail above ~150 MB (microsoft/skills PR 276): larger files go
@@ -125,8 +149,8 @@ AZURE_BATCH_FILES_WITHOUT_EXPIRY_MAX = 500
 # --- Vector stores -------------------------------------------------------------------------------
 # Sources: openai-python's types (``types/vector_stores/*``, ``file_batch_create_params``,
 # ``static_file_chunking_strategy``, ``vector_store_search_params``) and OpenAI's API reference.
-VECTOR_STORE_ID_RE = re.compile(r"^vs_[A-Za-z0-9]{1,64}$")
-VECTOR_STORE_FILE_BATCH_ID_RE = re.compile(r"^vsfb_[A-Za-z0-9]{1,64}$")
+VECTOR_STORE_ID_RE = _id_re(VECTOR_STORE_ID_PREFIX)
+VECTOR_STORE_FILE_BATCH_ID_RE = _id_re(VECTOR_STORE_FILE_BATCH_ID_PREFIX)
 #: "The maximum batch size is 2000 files" (``file_batches.create``, ``file_ids`` and ``files``).
 FILE_BATCH_MAX_FILES = 2000
 #: Attach rate the service documents per organization (files per minute); the operator paces batches by it.

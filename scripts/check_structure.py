@@ -3,14 +3,15 @@ prints every problem and exits 1 when there is one (``--graph`` prints the impor
 
 Layers (a module may import its own layer and those its rule leaves open)::
 
-    exceptions, limits        only each other and _compat: everyone imports them
+    limits                    the standard library and resources/ only (checked with every import, below)
+    exceptions                limits and _compat: everyone imports them
     _compat                   the Airflow version shims; not for resources/ (no Airflow there)
-    resources/                pure rules per resource: nothing of the package but exceptions and limits
+    resources/                pure rules per resource: the standard library, limits and each other only
     client/                   not hooks, operators, sensors, triggers
     hooks/                    not operators, sensors, triggers
     operators/, sensors/, triggers/
     emulator/                 nothing outside it imports it; it imports of the package only resources/,
-                              validation/, exceptions, limits and _compat
+                              validation/, exceptions and limits, and never ``airflow`` itself
     the rest                  transfer/, validation/, resume, results, ...: not hooks, operators,
                               sensors, triggers (they serve the hooks and the operators)
 
@@ -18,6 +19,11 @@ The emulator stands for the service. It shares the service's documented rules wi
 (``resources/``, and ``validation/``: what the service refuses in a JSONL file), never the client's
 code: an emulator that imported the transport or a hook would agree with the client's bugs and the
 tests against it would prove nothing.
+
+``resources/`` and ``limits`` are the service's vocabulary, read by the client, the worker, the triggerer
+and the emulator's subprocess (which must not load Airflow): every import they make, third-party ones
+included, must be the standard library's or one of theirs (``exceptions`` is not: it loads Airflow
+through ``_compat``).
 
 What counts as an import:
 
@@ -53,7 +59,7 @@ PACKAGE = "airflow_openai_files"
 #: (prefix, layer) in match order: the first prefix a module name equals or starts with wins.
 LAYERS: tuple[tuple[str, str], ...] = (
     (f"{PACKAGE}.exceptions", "base"),
-    (f"{PACKAGE}.limits", "base"),
+    (f"{PACKAGE}.limits", "limits"),
     (f"{PACKAGE}._compat", "compat"),
     (f"{PACKAGE}.resources", "resources"),
     (f"{PACKAGE}.validation", "validation"),
@@ -64,19 +70,28 @@ LAYERS: tuple[tuple[str, str], ...] = (
     (f"{PACKAGE}.triggers", "tasks"),
     (f"{PACKAGE}.emulator", "emulator"),
 )
-ALL_LAYERS = frozenset({"base", "compat", "resources", "validation", "client", "middle", "hooks", "tasks", "emulator"})
+ALL_LAYERS = frozenset(
+    {"base", "limits", "compat", "resources", "validation", "client", "middle", "hooks", "tasks", "emulator"}
+)
 #: What each layer must not import (a module of the package not in LAYERS is "middle").
 FORBIDDEN: dict[str, frozenset[str]] = {
-    "base": ALL_LAYERS - {"base", "compat"},
-    "compat": ALL_LAYERS - {"base", "compat"},
-    "resources": ALL_LAYERS - {"base", "resources"},
+    "base": ALL_LAYERS - {"base", "limits", "compat"},
+    "limits": ALL_LAYERS - {"limits", "resources"},
+    "compat": ALL_LAYERS - {"base", "limits", "compat"},
+    "resources": ALL_LAYERS - {"limits", "resources"},
     "validation": frozenset({"hooks", "tasks", "emulator"}),
     "client": frozenset({"hooks", "tasks", "emulator"}),
     "middle": frozenset({"hooks", "tasks", "emulator"}),
     "hooks": frozenset({"tasks", "emulator"}),
     "tasks": frozenset({"emulator"}),
-    "emulator": frozenset({"client", "middle", "hooks", "tasks"}),
+    "emulator": frozenset({"compat", "client", "middle", "hooks", "tasks"}),
 }
+#: Layers whose every import (lazy ones too, third-party ones too) must be the standard library's or
+#: one of the package's modules their layer allows.
+STDLIB_ONLY = frozenset({"limits", "resources"})
+#: Third-party top-level packages a layer must never import (the emulator stands for the service and
+#: runs in a subprocess without Airflow).
+FORBIDDEN_THIRD_PARTY: dict[str, frozenset[str]] = {"emulator": frozenset({"airflow"})}
 #: The root package (``__init__``: version, provider metadata) is the parent of everyone.
 ROOT = PACKAGE
 
@@ -170,6 +185,32 @@ def layer_problems(edges: list[Edge]) -> list[str]:
     return problems
 
 
+def external_problems(root: Path) -> list[str]:
+    """Imports of modules outside the package by the layers that restrict them (see STDLIB_ONLY)."""
+    problems = []
+    stdlib = set(sys.stdlib_module_names) | {"__future__"}
+    for path in sorted((root / PACKAGE).rglob("*.py")):
+        name = module_name(path, root)
+        layer = layer_of(name)
+        if layer not in STDLIB_ONLY and layer not in FORBIDDEN_THIRD_PARTY:
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node, lazy in _raw_imports(tree):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                continue  # relative: inside the package, judged by the layering rule
+            targets = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            for target in targets:
+                top = target.split(".")[0]
+                if top == PACKAGE:
+                    continue
+                how = "lazily " if lazy else ""
+                if layer in STDLIB_ONLY and top not in stdlib:
+                    problems.append(f"not standard library: {name} ({layer}) {how}imports {target}, line {node.lineno}")
+                elif top in FORBIDDEN_THIRD_PARTY.get(layer, frozenset()):
+                    problems.append(f"forbidden import: {name} ({layer}) {how}imports {target}, line {node.lineno}")
+    return problems
+
+
 def cycle_graph(edges: list[Edge]) -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for edge in edges:
@@ -236,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         for edge in edges:
             print(f"{edge.source} -> {edge.target}{' (lazy)' if edge.lazy else ''}")
         return 0
-    problems = layer_problems(edges)
+    problems = layer_problems(edges) + external_problems(Path(args.root))
     graph = cycle_graph(edges)
     for cycle in find_cycles(graph):
         members = set(cycle)

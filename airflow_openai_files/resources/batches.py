@@ -8,11 +8,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_openai_files.limits import BATCH_ID_RE
+from airflow_openai_files.limits import BATCH_ID_PREFIX, BATCH_ID_RE
 from airflow_openai_files.resources import Verdict, check_statuses
 
 KIND = "batch"
 ID_PATTERN = BATCH_ID_RE
+ID_PREFIX = BATCH_ID_PREFIX
+#: The purpose a batch's input file must have, and the one of the output and error files it creates.
+INPUT_PURPOSE = "batch"
+OUTPUT_PURPOSE = "batch_output"
+
+#: The statuses a batch passes through when all goes well, in order (OpenAI's Batch guide).
+LIFECYCLE = ("validating", "in_progress", "finalizing", "completed")
+#: Statuses a cancel is accepted in (``POST /batches/{id}/cancel``; ``cancelling`` follows).
+CANCELLABLE = ("validating", "in_progress", "finalizing")
+#: Statuses in which the batch is still moving: not yet terminal.
+ACTIVE = (*CANCELLABLE, "cancelling")
 
 #: Batch statuses after which nothing changes any more.
 TERMINAL = ("completed", "failed", "expired", "cancelled")

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_openai_files.limits import FILE_ID_RE
+from airflow_openai_files.limits import FILE_ID_PREFIX, FILE_ID_RE
 from airflow_openai_files.resources import Verdict, check_statuses
 
 KIND = "file"
 ID_PATTERN = FILE_ID_RE
+ID_PREFIX = FILE_ID_PREFIX
+#: Azure OpenAI's statuses while it imports a file (before ``processed`` or ``error``; OpenAI says ``uploaded``).
+AZURE_WAITING = ("pending", "running")
 
 #: The statuses a wait can target, in the order a file reaches them.
 TARGETS = ("uploaded", "processed")

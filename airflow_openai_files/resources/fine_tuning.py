@@ -16,17 +16,30 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from airflow_openai_files.limits import FINE_TUNING_JOB_ID_RE
+from airflow_openai_files.limits import (
+    FINE_TUNING_CHECKPOINT_ID_PREFIX,
+    FINE_TUNING_EVENT_ID_PREFIX,
+    FINE_TUNING_JOB_ID_PREFIX,
+    FINE_TUNING_JOB_ID_RE,
+)
 from airflow_openai_files.resources import Verdict, check_statuses
 
 KIND = "fine-tuning job"
 ID_PATTERN = FINE_TUNING_JOB_ID_RE
+ID_PREFIX = FINE_TUNING_JOB_ID_PREFIX
+EVENT_ID_PREFIX = FINE_TUNING_EVENT_ID_PREFIX
+CHECKPOINT_ID_PREFIX = FINE_TUNING_CHECKPOINT_ID_PREFIX
+#: The purpose a training or validation file must have, and the one of the results file a job creates.
+TRAINING_PURPOSE = "fine-tune"
+RESULTS_PURPOSE = "fine-tune-results"
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 SUCCESS = ("succeeded",)
 FAILURE = ("failed", "cancelled")
 #: Statuses a job passes through (for reading; any status not in ``TERMINAL`` is waited through).
 WAITING = ("validating_files", "queued", "running", "pausing", "paused", "pending", "cancelling")
+#: The statuses an OpenAI job passes through when all goes well, in order.
+LIFECYCLE = ("validating_files", "queued", "running", "succeeded")
 
 
 def check_target(statuses: Any) -> tuple[str, ...]:

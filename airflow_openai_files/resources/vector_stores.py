@@ -15,12 +15,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_openai_files.limits import VECTOR_STORE_FILE_BATCH_ID_RE
+from airflow_openai_files.limits import (
+    VECTOR_STORE_FILE_BATCH_ID_PREFIX,
+    VECTOR_STORE_FILE_BATCH_ID_RE,
+    VECTOR_STORE_ID_PREFIX,
+)
 from airflow_openai_files.resources import Verdict, check_statuses
 
 #: What the sensor and trigger wait for (the module shape of :mod:`airflow_openai_files.resources`).
 KIND = "vector store file batch"
 ID_PATTERN = VECTOR_STORE_FILE_BATCH_ID_RE
+ID_PREFIX = VECTOR_STORE_FILE_BATCH_ID_PREFIX
+STORE_ID_PREFIX = VECTOR_STORE_ID_PREFIX
 
 STORE_STATUSES = ("expired", "in_progress", "completed")
 FILE_STATUSES = ("in_progress", "completed", "cancelled", "failed")

@@ -26,7 +26,7 @@ def tree(tmp_path: Path, files: dict[str, str]) -> Path:
         init = tmp_path / PKG / name / "__init__.py"
         init.parent.mkdir(parents=True, exist_ok=True)
         init.touch()
-    for name in ("limits", "exceptions"):
+    for name in ("limits", "exceptions", "_compat"):
         (tmp_path / PKG / f"{name}.py").touch()
     for relative, text in files.items():
         (tmp_path / PKG / relative).write_text(text)
@@ -44,11 +44,16 @@ def test_a_clean_tree_passes(tmp_path: Path) -> None:
         tree(
             tmp_path,
             {
-                "resources/files.py": f"from {PKG}.limits import X\nfrom {PKG} import exceptions\n",
+                "resources/files.py": f"import re\nfrom {PKG}.limits import X\nfrom {PKG}.resources import batches\n",
+                "resources/batches.py": "from typing import Any\n",
+                "limits.py": "import re\n",
+                "exceptions.py": f"from {PKG}.limits import X\n",
                 "client/transport.py": f"from {PKG}.resources import files\n",
                 "hooks/files.py": f"from {PKG}.client import transport\n",
                 "operators/files.py": f"from {PKG}.hooks import files\n",
-                "emulator/app.py": f"from {PKG}.resources import files\n",
+                "emulator/app.py": (
+                    f"import fastapi\nfrom {PKG}.resources import files\nfrom {PKG} import exceptions, limits\n"
+                ),
                 # a package importing its own parts lazily assembles itself: no cycle
                 "hooks/__init__.py": "def __getattr__(name):\n    from . import files\n    return files\n",
             },
@@ -66,6 +71,9 @@ def test_a_clean_tree_passes(tmp_path: Path) -> None:
         ({"transfer/uploads.py": f"def f():\n    import {PKG}.emulator.app\n"}, "transfer.uploads (middle) lazily"),
         ({"emulator/app.py": f"from {PKG}.client.transport import send\n"}, "emulator.app (emulator) imports"),
         ({"operators/files.py": f"from {PKG}.emulator import app\n"}, "operators.files (tasks) imports"),
+        ({"resources/files.py": f"from {PKG}.exceptions import E\n"}, "resources.files (resources) imports"),
+        ({"limits.py": f"from {PKG} import exceptions\n"}, "limits (limits) imports"),
+        ({"emulator/app.py": f"def f():\n    from {PKG} import _compat\n"}, "emulator.app (emulator) lazily"),
     ],
     ids=[
         "resources-client",
@@ -74,6 +82,9 @@ def test_a_clean_tree_passes(tmp_path: Path) -> None:
         "outside-emulator-lazy",
         "emulator-client",
         "operators-emulator",
+        "resources-exceptions",
+        "limits-exceptions",
+        "emulator-compat-lazy",
     ],
 )
 def test_a_layering_violation_fails(tmp_path: Path, files: dict[str, str], expected: str) -> None:
@@ -84,6 +95,25 @@ def test_a_layering_violation_fails(tmp_path: Path, files: dict[str, str], expec
     code, out = check(tree(tmp_path, files))
     assert code == 1, out
     assert "layering:" in out and expected.replace("/", ".") in out, out
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"resources/files.py": "import requests\n"}, "not standard library: airflow_openai_files.resources.files"),
+        ({"limits.py": "def f():\n    import airflow\n"}, "not standard library: airflow_openai_files.limits"),
+        ({"emulator/app.py": "from airflow.models import Connection\n"}, "forbidden import: airflow_openai_files"),
+    ],
+    ids=["resources-third-party", "limits-airflow-lazy", "emulator-airflow"],
+)
+def test_an_import_outside_the_package_that_a_layer_may_not_make_fails(
+    tmp_path: Path, files: dict[str, str], expected: str
+) -> None:
+    """resources/ and limits: standard library only (the emulator's subprocess reads them); the emulator
+    never imports Airflow."""
+    code, out = check(tree(tmp_path, files))
+    assert code == 1, out
+    assert expected in out, out
 
 
 def test_a_cycle_closed_by_a_lazy_import_fails(tmp_path: Path) -> None:

@@ -37,9 +37,9 @@ from airflow_openai_files.emulator.core import errors
 from airflow_openai_files.emulator.core.db import new_id
 from airflow_openai_files.emulator.core.state import Backend, EmulatorState
 from airflow_openai_files.limits import BATCH_ID_RE
+from airflow_openai_files.resources.batches import ACTIVE, CANCELLABLE, ID_PREFIX, INPUT_PURPOSE, OUTPUT_PURPOSE
 
 ORGANIZATION = "org-emulator"
-ACTIVE = ("validating", "in_progress", "finalizing", "cancelling")
 
 
 class BatchesBackend(Backend):
@@ -86,9 +86,9 @@ class BatchesBackend(Backend):
         except errors.EmulatorError:
             raise errors.no_such_file(input_file_id, param="input_file_id") from None
         purpose = self.files.require_processed(input_file_id, "input_file_id")["purpose"]
-        if purpose != "batch":
+        if purpose != INPUT_PURPOSE:
             raise errors.batch_input_not_batch_purpose(input_file_id, purpose)
-        batch_id = new_id("batch_")
+        batch_id = new_id(ID_PREFIX)
         folder = self.work_dir / batch_id
         folder.mkdir(parents=True)
         # A hard link keeps the input readable if the file is deleted while the batch runs.
@@ -125,7 +125,7 @@ class BatchesBackend(Backend):
             status = row["status"]
             if status == "cancelling":
                 return render_batch(row)
-            if status not in ("validating", "in_progress", "finalizing"):
+            if status not in CANCELLABLE:
                 raise errors.batch_not_cancellable(status)
             now = self.clock.now()
             if status == "in_progress":
@@ -267,7 +267,7 @@ class BatchesBackend(Backend):
                 created = self.files.add_file(
                     folder / name,
                     filename=f"{row['id']}_{label}.jsonl",
-                    purpose="batch_output",
+                    purpose=OUTPUT_PURPOSE,
                     nbytes=size,
                     expires_after=row["output_expires_after"],
                 )
@@ -290,7 +290,7 @@ def expire_batch(backend: BatchesBackend, batch_id: str) -> dict[str, Any]:
     with backend._lock:
         backend._tick()
         row = backend._row(batch_id)
-        if row["status"] not in ("validating", "in_progress", "finalizing"):
+        if row["status"] not in CANCELLABLE:
             raise errors.bad_admin_request(f"batch {batch_id} is {row['status']}; only a running batch can expire")
         now = backend.clock.now()
         row = backend._validate(row, now) if row["status"] == "validating" else row

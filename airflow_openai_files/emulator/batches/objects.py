@@ -6,7 +6,7 @@ import json
 import sqlite3
 from typing import Any
 
-COMPLETION_WINDOW_SECONDS = {"24h": 24 * 3600}
+from airflow_openai_files.limits import BATCH_COMPLETION_WINDOW_SECONDS as COMPLETION_WINDOW_SECONDS
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (

@@ -18,12 +18,12 @@ from airflow_openai_files.limits import (
     METADATA_KEY_MAX,
     METADATA_MAX_PAIRS,
     METADATA_VALUE_MAX,
+    PAGE_LIMIT_DEFAULT,
+    PAGE_LIMIT_MAX,
 )
 
 #: The fields ``POST /batches`` takes; any other is refused.
 CREATE_FIELDS = ("input_file_id", "endpoint", "completion_window", "metadata", "output_expires_after")
-#: ``GET /batches``: ``limit`` between 1 and 100, 20 by default (API reference).
-LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX = 20, 100
 #: Azure OpenAI documents batch endpoints without ``/v1`` (``/chat/completions``) on its versioned
 #: routes; the SDK and its v1 routes send OpenAI's. Azure mode takes both.
 AZURE_BATCH_ENDPOINTS = BATCH_ENDPOINTS + tuple(e.removeprefix("/v1") for e in BATCH_ENDPOINTS)
@@ -82,7 +82,7 @@ def router(state: EmulatorState) -> APIRouter:
     @api.get("")
     def list_batches(request: Request) -> Response:
         query = request.query_params
-        limit = int_param(query.get("limit"), "limit", LIST_LIMIT_DEFAULT, 1, LIST_LIMIT_MAX)
+        limit = int_param(query.get("limit"), "limit", PAGE_LIMIT_DEFAULT, 1, PAGE_LIMIT_MAX)
         data, has_more = batches.list_batches(limit=limit, after=query.get("after"))
         return JSONResponse(
             {

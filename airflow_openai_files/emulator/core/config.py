@@ -17,6 +17,8 @@ from airflow_openai_files.limits import (
     EMULATOR_FILE_MAX_BYTES,
     EMULATOR_PART_MAX_BYTES,
     EMULATOR_UPLOAD_MAX_BYTES,
+    FLAVORS,
+    Flavor,
 )
 
 API_PREFIX = "/v1"
@@ -24,8 +26,6 @@ ADMIN_PREFIX = "/_emulator"
 
 #: ``"openai"``: the routes under ``/v1``, ``Authorization: Bearer`` auth, OpenAI's statuses and errors.
 #: ``"azure"``: Azure OpenAI's data plane, see :mod:`.middleware` (routing and auth) and the files backend.
-Flavor = Literal["openai", "azure"]
-FLAVORS: tuple[Flavor, ...] = ("openai", "azure")
 #: Azure's versioned routes: ``/openai/<resource path>?api-version=<one of api_versions>``.
 AZURE_PREFIX = "/openai"
 #: Azure's v1 routes: ``/openai/v1/<resource path>``, no api-version needed.

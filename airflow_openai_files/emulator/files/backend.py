@@ -24,10 +24,12 @@ from airflow_openai_files.limits import (
     ALL_PURPOSES,
     BATCH_DEFAULT_EXPIRY_SECONDS,
     DOWNLOADABLE_PURPOSES,
+    FILE_ID_PREFIX,
     FILE_ID_RE,
     JSONL_PURPOSES,
     UPLOAD_PURPOSES,
 )
+from airflow_openai_files.resources import batches, fine_tuning
 from airflow_openai_files.validation import check_jsonl, describe
 
 _COPY_CHUNK = 1024 * 1024
@@ -115,10 +117,10 @@ class FilesBackend(Backend):
         """Move a fully received body into place and record it as a new File."""
         now = self.clock.now()
         created_at = int(now)
-        if expires_after is None and purpose == "batch":
+        if expires_after is None and purpose == batches.INPUT_PURPOSE:
             expires_after = BATCH_DEFAULT_EXPIRY_SECONDS
         expires_at = created_at + expires_after if expires_after is not None else None
-        file_id = new_id("file-")
+        file_id = new_id(FILE_ID_PREFIX)
         check_state, details = "none", None
         if self.config.file_validation == "status" and purpose in JSONL_PURPOSES:
             if nbytes <= self.config.sync_check_bytes:
@@ -168,10 +170,10 @@ class FilesBackend(Backend):
 
     def check_file_kind(self, purpose: str, filename: str, nbytes: int, param: str) -> None:
         """The ``.jsonl`` rule of fine-tune and batch files and the batch size cap."""
-        api = {"fine-tune": "Fine-Tuning", "batch": "Batch"}.get(purpose)
+        api = {fine_tuning.TRAINING_PURPOSE: "Fine-Tuning", batches.INPUT_PURPOSE: "Batch"}.get(purpose)
         if api is not None and not filename.lower().endswith(".jsonl"):
             raise errors.wrong_file_format(api, param)
-        if purpose == "batch" and nbytes > self.config.max_batch_bytes:
+        if purpose == batches.INPUT_PURPOSE and nbytes > self.config.max_batch_bytes:
             raise errors.file_too_large(self.config.max_batch_bytes, "Batch", param)
 
     # ---- file-level validation (file_validation="status") -----------------------------------------

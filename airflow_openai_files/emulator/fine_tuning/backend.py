@@ -24,8 +24,7 @@ from airflow_openai_files.emulator.core.db import new_id
 from airflow_openai_files.emulator.core.state import Backend
 from airflow_openai_files.emulator.fine_tuning import content, lifecycle, render
 from airflow_openai_files.limits import FINE_TUNING_JOB_ID_RE
-
-TERMINAL = ("succeeded", "failed", "cancelled")
+from airflow_openai_files.resources.fine_tuning import ID_PREFIX, RESULTS_PURPOSE, TERMINAL, TRAINING_PURPOSE
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS fine_tuning_jobs (
@@ -83,7 +82,7 @@ class FineTuningBackend(Backend):
             file = files.get_file(file_id)
         except errors.EmulatorError:
             raise errors.invalid_fine_tuning_file(param, file_id) from None
-        if file["purpose"] != "fine-tune":
+        if file["purpose"] != TRAINING_PURPOSE:
             raise errors.wrong_fine_tuning_file_purpose(param, file_id, file["purpose"])
         files.require_processed(file_id, param)  # Azure OpenAI refuses a file not yet processed
 
@@ -97,7 +96,7 @@ class FineTuningBackend(Backend):
             self._check_file(request["validation_file"], "validation_file")
         if request["seed"] is None:
             request = {**request, "seed": secrets.randbelow(2_147_483_647)}
-        job_id = new_id("ftjob-")
+        job_id = new_id(ID_PREFIX)
         with self.db.write() as db:
             db.execute(
                 "INSERT INTO fine_tuning_jobs (id, created_at, created_ts, request, status) VALUES (?, ?, ?, ?, ?)",
@@ -192,7 +191,7 @@ class FineTuningBackend(Backend):
         result_file = None
         if finished:
             result_file = self.state.backend("files").create_service_file(
-                "fine-tune-results", content.RESULTS_FILENAME, content.results_csv(plan)
+                RESULTS_PURPOSE, content.RESULTS_FILENAME, content.results_csv(plan)
             )["id"]
         with self.db.write() as db:
             lifecycle.record_steps(db, row["id"], plan, (start, length), range(row["steps_done"] + 1, due + 1), model)

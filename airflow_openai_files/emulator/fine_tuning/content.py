@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from airflow_openai_files.limits import FINE_TUNE_MIN_EXAMPLES, MAX_LINE_BYTES
+from airflow_openai_files.resources.fine_tuning import TRAINING_PURPOSE
 from airflow_openai_files.validation import _fine_tune_format, _lines, check_jsonl
 
 #: Header of the ``fine-tune-results`` file (OpenAI's fine-tuning guide, "Analyzing your fine-tuned model").
@@ -91,7 +92,7 @@ def check_file(path: Path, method: str, param: str) -> FileProblem | FileStats:
 
     try:
         with open(path, "rb") as stream:
-            generic = check_jsonl(stream, "fine-tune")
+            generic = check_jsonl(stream, TRAINING_PURPOSE)
             stop = generic.line if generic is not None and generic.line is not None else None
             stream.seek(0)
             examples, chars = 0, 0

@@ -15,6 +15,7 @@ from typing import Any
 from airflow_openai_files.emulator.core import errors
 from airflow_openai_files.emulator.core.db import new_id
 from airflow_openai_files.emulator.fine_tuning import content
+from airflow_openai_files.resources.fine_tuning import CHECKPOINT_ID_PREFIX, EVENT_ID_PREFIX
 
 CHECKPOINTS_KEPT = 3  # the service keeps the checkpoints of the last three epochs
 
@@ -32,7 +33,7 @@ def record_event(
     db.execute(
         "INSERT INTO fine_tuning_events (id, job_id, created_at, level, message, data, type)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (new_id("ftevent-"), job_id, int(at), level, message, json.dumps(data) if data else None, kind),
+        (new_id(EVENT_ID_PREFIX), job_id, int(at), level, message, json.dumps(data) if data else None, kind),
     )
 
 
@@ -42,7 +43,7 @@ def record_checkpoint(
     db.execute(
         "INSERT INTO fine_tuning_checkpoints (id, job_id, created_at, step_number, model, metrics)"
         " VALUES (?, ?, ?, ?, ?, ?)",
-        (new_id("ftckpt_"), job_id, int(at), step, model, json.dumps(metrics)),
+        (new_id(CHECKPOINT_ID_PREFIX), job_id, int(at), step, model, json.dumps(metrics)),
     )
     record_event(db, job_id, at, f"Checkpoint created at step {step}")
 

@@ -19,10 +19,10 @@ from airflow_openai_files.emulator.core.parsing import int_param, read_json
 from airflow_openai_files.emulator.core.state import EmulatorState
 from airflow_openai_files.emulator.fine_tuning.backend import FineTuningBackend
 from airflow_openai_files.emulator.fine_tuning.params import parse_create
+from airflow_openai_files.limits import PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX
 
 from .params import CREATE_FIELDS
 
-LIST_LIMIT_MAX = 100
 _METADATA_KEY = re.compile(r"^metadata\[(.+)\]$")
 
 
@@ -39,7 +39,7 @@ def router(state: EmulatorState) -> APIRouter:
     @api.get("")
     def list_jobs(request: Request) -> Response:
         query = request.query_params
-        limit = int_param(query.get("limit"), "limit", 20, 1, LIST_LIMIT_MAX)
+        limit = int_param(query.get("limit"), "limit", PAGE_LIMIT_DEFAULT, 1, PAGE_LIMIT_MAX)
         metadata: dict[str, str] = {}
         null_metadata = False
         for name, value in query.multi_items():
@@ -76,14 +76,14 @@ def router(state: EmulatorState) -> APIRouter:
     @api.get("/{job_id}/events")
     def list_events(job_id: str, request: Request) -> Response:
         query = request.query_params
-        limit = int_param(query.get("limit"), "limit", 20, 1, LIST_LIMIT_MAX)
+        limit = int_param(query.get("limit"), "limit", PAGE_LIMIT_DEFAULT, 1, PAGE_LIMIT_MAX)
         data, has_more = jobs.list_events(job_id, after=query.get("after"), limit=limit)
         return JSONResponse({"object": "list", "data": data, "has_more": has_more})
 
     @api.get("/{job_id}/checkpoints")
     def list_checkpoints(job_id: str, request: Request) -> Response:
         query = request.query_params
-        limit = int_param(query.get("limit"), "limit", 10, 1, LIST_LIMIT_MAX)
+        limit = int_param(query.get("limit"), "limit", 10, 1, PAGE_LIMIT_MAX)
         data, has_more = jobs.list_checkpoints(job_id, after=query.get("after"), limit=limit)
         return JSONResponse(
             {

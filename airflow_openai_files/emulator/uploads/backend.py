@@ -14,7 +14,14 @@ from airflow_openai_files.emulator.core import errors
 from airflow_openai_files.emulator.core.db import new_id
 from airflow_openai_files.emulator.core.state import Backend, EmulatorState
 from airflow_openai_files.emulator.files.backend import FilesBackend
-from airflow_openai_files.limits import UPLOAD_ID_RE, UPLOAD_LIFETIME_SECONDS, VISION_MIME_TYPES
+from airflow_openai_files.limits import (
+    PART_ID_PREFIX,
+    UPLOAD_ID_PREFIX,
+    UPLOAD_ID_RE,
+    UPLOAD_LIFETIME_SECONDS,
+    VISION_MIME_TYPES,
+)
+from airflow_openai_files.resources.batches import INPUT_PURPOSE
 
 _COPY_CHUNK = 1024 * 1024
 #: Purposes whose Upload must declare one of these MIME types (the API reference: "This must fall
@@ -83,12 +90,12 @@ class UploadsBackend(Backend):
         purpose = self.files.check_upload_purpose(purpose)
         if not 0 <= nbytes <= self.config.max_upload_bytes:
             raise errors.upload_bytes_out_of_range(self.config.max_upload_bytes)
-        self.files.check_file_kind(purpose, filename, nbytes, "bytes" if purpose == "batch" else "filename")
+        self.files.check_file_kind(purpose, filename, nbytes, "bytes" if purpose == INPUT_PURPOSE else "filename")
         supported = MIME_TYPES_BY_PURPOSE.get(purpose)
         if supported is not None and mime_type.split(";", 1)[0].strip().lower() not in supported:
             raise errors.bad_mime_type(mime_type, purpose, supported)
         now = self.clock.now()
-        upload_id = new_id("upload_")
+        upload_id = new_id(UPLOAD_ID_PREFIX)
         with self.db.write() as db:
             db.execute(
                 "INSERT INTO uploads (id, created_at, filename, purpose, bytes, mime_type, expires_at,"
@@ -122,7 +129,7 @@ class UploadsBackend(Backend):
         self._pending_upload(self.db.connection(), upload_id, action)
 
     def add_part(self, upload_id: str, tmp: Path, nbytes: int) -> dict[str, Any]:
-        part_id = new_id("part_")
+        part_id = new_id(PART_ID_PREFIX)
         now = self.clock.now()
         with self.db.write() as db:
             self._pending_upload(db, upload_id, "add parts to")

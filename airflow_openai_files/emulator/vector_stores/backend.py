@@ -40,6 +40,7 @@ from airflow_openai_files.limits import (
     CHUNK_OVERLAP_DEFAULT,
     CHUNK_SIZE_DEFAULT,
     FILE_ID_RE,
+    VECTOR_STORE_ID_PREFIX,
     VECTOR_STORE_ID_RE,
 )
 
@@ -90,7 +91,7 @@ class VectorStoresBackend(FileBatchesMixin, Backend):
     ) -> dict[str, Any]:
         for file_id in file_ids:  # every file must exist before anything is created
             self._file_source(file_id)
-        store_id = new_id("vs_")
+        store_id = new_id(VECTOR_STORE_ID_PREFIX)
         now = self.clock.now()
         with self._lock, self.db.write() as db:
             db.execute(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_openai_files.emulator.core.db import new_id
 from airflow_openai_files.emulator.vector_stores import errors
 from airflow_openai_files.emulator.vector_stores.objects import status_counts
-from airflow_openai_files.limits import VECTOR_STORE_FILE_BATCH_ID_RE
+from airflow_openai_files.limits import VECTOR_STORE_FILE_BATCH_ID_PREFIX, VECTOR_STORE_FILE_BATCH_ID_RE
 
 
 class FileBatchesMixin:
@@ -85,7 +85,7 @@ class FileBatchesMixin:
         self._usable_store(store_id)
         for entry in entries:
             self._file_source(entry["file_id"])
-        batch_id = new_id("vsfb_")
+        batch_id = new_id(VECTOR_STORE_FILE_BATCH_ID_PREFIX)
         with self._lock:
             self._check_attach_rate(len(entries))
             with self.db.write() as db:
