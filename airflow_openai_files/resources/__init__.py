@@ -13,6 +13,16 @@ be written once against it:
 * ``not_found_message(object_id) -> str``: how a 404 for that object reads.
 
 A new resource adds a module of that shape; its sensor, trigger and operator stay thin.
+
+Modules may also hold the service's vocabulary the emulator mints and answers with: ``ID_PREFIX``, a
+lifecycle (``LIFECYCLE``, ``ACTIVE``, ``CANCELLABLE`` of a batch), purposes (``INPUT_PURPOSE``,
+``TRAINING_PURPOSE``, ...). The line between the two sides: the *vocabulary and limits* of the service
+(status names and sets, id prefixes and patterns, purposes, sizes; see also :mod:`airflow_openai_files.limits`)
+are shared, so the client and the emulator cannot drift apart on what a word means; the *behaviour* is
+not. The emulator keeps its state machine, timing and answers in ``emulator/`` and never calls
+``judge()``/``describe()`` (the client's judging logic, which it must be able to contradict); the client
+never reads the emulator. Standard library, ``limits`` and each other only (``scripts/check_structure.py``),
+so the emulator's subprocess imports these without loading Airflow.
 """
 
 from __future__ import annotations

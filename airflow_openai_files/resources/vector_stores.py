@@ -30,6 +30,8 @@ STORE_ID_PREFIX = VECTOR_STORE_ID_PREFIX
 
 STORE_STATUSES = ("expired", "in_progress", "completed")
 FILE_STATUSES = ("in_progress", "completed", "cancelled", "failed")
+#: The per-status keys of a store's or a batch's ``file_counts``, in the service's order (``total`` follows).
+FILE_COUNT_KEYS = ("in_progress", "completed", "failed", "cancelled")
 BATCH_STATUSES = FILE_STATUSES
 #: Statuses after which a vector store file or a file batch never changes.
 TERMINAL_STATUSES = ("completed", "cancelled", "failed")
@@ -56,7 +58,7 @@ def check_target(statuses: Any) -> tuple[str, ...]:
 def file_counts(obj: dict[str, Any]) -> dict[str, int]:
     """``file_counts`` of a store or a batch, zeros where the service has not counted yet."""
     counts = obj.get("file_counts") or {}
-    return {key: int(counts.get(key) or 0) for key in ("in_progress", "completed", "failed", "cancelled", "total")}
+    return {key: int(counts.get(key) or 0) for key in (*FILE_COUNT_KEYS, "total")}
 
 
 def describe_store(store: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from airflow_openai_files.emulator.vector_stores import errors
+from airflow_openai_files.resources.vector_stores import FILE_COUNT_KEYS
 
 DAY = 86_400
 #: Extensions ``file_search`` reads (OpenAI's file search guide, "Supported files").
@@ -121,7 +122,7 @@ def render_store(db: sqlite3.Connection, row: sqlite3.Row, now: float) -> dict[s
         " SUM(CASE WHEN outcome = 'completed' THEN usage_bytes ELSE 0 END) AS used"
         " FROM vector_store_files WHERE vector_store_id = :id GROUP BY 1"
     )
-    counts = {"in_progress": 0, "completed": 0, "failed": 0, "cancelled": 0}
+    counts = dict.fromkeys(FILE_COUNT_KEYS, 0)
     used = 0
     for item in db.execute(query, {"now": now, "id": row["id"]}):
         counts[item["status"]] = item["n"]
@@ -147,7 +148,7 @@ def render_store(db: sqlite3.Connection, row: sqlite3.Row, now: float) -> dict[s
 def status_counts(db: sqlite3.Connection, column: str, value: str, now: float) -> dict[str, int]:
     """``file_counts`` (without ``total``) of the files whose ``column`` is ``value``."""
     query = f"SELECT {STATUS_SQL} AS status, COUNT(*) AS n FROM vector_store_files WHERE {column} = :id GROUP BY 1"
-    counts = {"in_progress": 0, "completed": 0, "failed": 0, "cancelled": 0}
+    counts = dict.fromkeys(FILE_COUNT_KEYS, 0)
     for item in db.execute(query, {"now": now, "id": value}):
         counts[item["status"]] = item["n"]
     return counts
