@@ -121,3 +121,33 @@ AZURE_GA_API_VERSION = "2024-10-21"
 AZURE_MULTIPART_THRESHOLD = 100 * MiB
 #: Batch files per Azure resource when they carry no expiry (10,000 with one; learn.microsoft.com batch guide).
 AZURE_BATCH_FILES_WITHOUT_EXPIRY_MAX = 500
+
+# --- Vector stores -------------------------------------------------------------------------------
+# Sources: openai-python's types (``types/vector_stores/*``, ``file_batch_create_params``,
+# ``static_file_chunking_strategy``, ``vector_store_search_params``) and OpenAI's API reference.
+VECTOR_STORE_ID_RE = re.compile(r"^vs_[A-Za-z0-9]{1,64}$")
+VECTOR_STORE_FILE_BATCH_ID_RE = re.compile(r"^vsfb_[A-Za-z0-9]{1,64}$")
+#: "The maximum batch size is 2000 files" (``file_batches.create``, ``file_ids`` and ``files``).
+FILE_BATCH_MAX_FILES = 2000
+#: Attach rate the service documents per organization (files per minute); the operator paces batches by it.
+ATTACH_FILES_PER_MINUTE = 2000
+#: ``attributes``: 16 pairs, keys <= 64 characters, values strings <= 512 characters, booleans or numbers.
+ATTRIBUTES_MAX_PAIRS = 16
+ATTRIBUTE_KEY_MAX = 64
+ATTRIBUTE_VALUE_MAX = 512
+#: Static chunking: ``max_chunk_size_tokens`` 100..4096 (default 800); ``chunk_overlap_tokens`` default 400,
+#: at most half of the chunk size.
+CHUNK_SIZE_MIN, CHUNK_SIZE_MAX = 100, 4096
+CHUNK_SIZE_DEFAULT, CHUNK_OVERLAP_DEFAULT = 800, 400
+#: ``expires_after`` of a vector store: anchor ``last_active_at`` and a number of days (1..365, OpenAPI document).
+VECTOR_STORE_EXPIRY_ANCHORS = ("last_active_at",)
+VECTOR_STORE_EXPIRY_DAYS_MIN, VECTOR_STORE_EXPIRY_DAYS_MAX = 1, 365
+#: List pages of vector stores, their files and batch files: ``limit`` 1..100, default 20.
+VECTOR_STORE_LIST_LIMIT_DEFAULT, VECTOR_STORE_LIST_LIMIT_MAX = 20, 100
+#: ``search``: ``max_num_results`` 1..50 (default 10).
+SEARCH_MAX_RESULTS_MIN, SEARCH_MAX_RESULTS_MAX, SEARCH_MAX_RESULTS_DEFAULT = 1, 50, 10
+#: Comparison and compound filter operators of ``search`` (``ComparisonFilter`` / ``CompoundFilter``).
+FILTER_COMPARISONS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin")
+FILTER_COMPOUNDS = ("and", "or")
+#: ``name`` of a vector store: no documented bound; the emulator and the client take up to this many characters.
+VECTOR_STORE_NAME_MAX = 256

@@ -14,7 +14,7 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": "airflow-provider-openai-files",
         "name": "OpenAI Files",
         "description": "Upload, wait for, download and clean up files of the OpenAI Files API; run Batch API jobs "
-        "and fine-tuning jobs, on OpenAI and Azure OpenAI.",
+        "and fine-tuning jobs; keep vector stores in sync with a folder or a bucket; on OpenAI and Azure OpenAI.",
         "versions": [__version__],
         "integrations": [
             {
@@ -27,6 +27,12 @@ def get_provider_info() -> dict[str, Any]:
                 # sensors and triggers packages declared below (each package re-exports its classes).
                 "integration-name": "OpenAI Batch",
                 "external-doc-url": "https://platform.openai.com/docs/api-reference/batch",
+                "tags": ["software"],
+            },
+            {
+                # OpenAIVectorStoreSyncOperator, OpenAIVectorStoreFileBatchSensor and its trigger: same packages.
+                "integration-name": "OpenAI Vector Stores",
+                "external-doc-url": "https://platform.openai.com/docs/api-reference/vector-stores",
                 "tags": ["software"],
             },
         ],

@@ -23,7 +23,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 #: The example pipelines the demo runs, in order.
-DAG_IDS = ("openai_fine_tune_data_pipeline", "openai_batch_pipeline")
+DAG_IDS = ("openai_fine_tune_data_pipeline", "openai_batch_pipeline", "openai_vector_store_sync")
 sys.path.insert(0, str(REPO))
 
 # Run inside a separate interpreter with the demo's Airflow environment: reads the finished run back.
@@ -128,6 +128,14 @@ HIGHLIGHTS = (
     ("succeeded", "succeeded"),
     ("failed", "failed"),
     ("deleted", "deleted"),
+    ("vector_store_id", "vector store"),
+    ("added", "added"),
+    ("replaced", "replaced"),
+    ("removed", "removed"),
+    ("unchanged", "unchanged"),
+    ("usage_bytes", "usage bytes"),
+    ("best_hit", "best search hit"),
+    ("score", "score"),
 )
 #: Paths in return values: (key, what lands there, the file id key of what landed).
 LANDINGS = (
@@ -221,6 +229,12 @@ def print_store(emulator: Any) -> None:
         for item in items:
             extra = item.get("request_counts") or item.get("fine_tuned_model") or ""
             print(f"    {what} {item['id']}  status {item['status']}  {_full(extra)}")
+    for store in emulator.vector_stores():
+        counts = store["file_counts"]
+        print(
+            f"    vector store {store['id']} ({store['name']})  status {store['status']}  {counts['total']} files"
+            f" ({counts['completed']} completed, {counts['failed']} failed)  {store['usage_bytes']} bytes used"
+        )
 
 
 def main() -> int:

@@ -14,35 +14,16 @@ from collections.abc import Callable, Mapping
 
 from airflow_openai_files.client.retry import classify, error_fields
 from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesNotFoundError, OpenAIFilesRequestError, settle
+from airflow_openai_files.resources import batches, files, fine_tuning, vector_stores
 
-
-def _files(object_id: str) -> str:
-    from airflow_openai_files.resources.files import not_found_message
-
-    return not_found_message(object_id)
-
-
-def _batches(object_id: str) -> str:
-    from airflow_openai_files.resources.batches import not_found_message
-
-    return not_found_message(object_id)
-
-
-def _fine_tuning_jobs(object_id: str) -> str:
-    from airflow_openai_files.resources.fine_tuning import not_found_message
-
-    return not_found_message(object_id)
-
-
-#: Path prefix (relative to the base URL) -> how to word a missing object of that collection.
-#: Collections without a resource module get :func:`generic_not_found`.
 NOT_FOUND_WORDING: dict[tuple[str, ...], Callable[[str], str]] = {
-    ("files",): _files,
-    ("batches",): _batches,
-    ("fine_tuning", "jobs"): _fine_tuning_jobs,
+    ("files",): files.not_found_message,
+    ("batches",): batches.not_found_message,
+    ("fine_tuning", "jobs"): fine_tuning.not_found_message,
+    ("vector_stores",): vector_stores.not_found_message,
 }
 
-_KINDS = {"uploads": "Upload", "vector_stores": "Vector store"}
+_KINDS = {"uploads": "Upload"}
 
 
 def generic_not_found(collection: str, object_id: str) -> str:

@@ -147,6 +147,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="fail a batch with 'token_limit_exceeded' when the tokens enqueued for its model would pass this"
         " (default: no limit)",
     )
+    stores = parser.add_argument_group("vector stores")
+    stores.add_argument(
+        "--vector-store-file-seconds",
+        type=float,
+        default=None,
+        help="seconds a file attached to a vector store stays 'in_progress' (default 0.1)",
+    )
+    stores.add_argument(
+        "--vector-store-attach-per-minute",
+        type=int,
+        default=None,
+        help="answer 429 past this many files attached per minute (default: no limit)",
+    )
     return parser.parse_args(argv)
 
 
@@ -193,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         batch_finalizing_seconds=args.batch_finalizing_seconds,
         batch_cancelling_seconds=args.batch_cancelling_seconds,
         enqueued_token_limit=args.enqueued_token_limit,
+        vector_store_file_seconds=args.vector_store_file_seconds,
+        vector_store_attach_per_minute=args.vector_store_attach_per_minute,
     )
     try:
         emulator.start()

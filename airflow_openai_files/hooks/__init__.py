@@ -2,8 +2,8 @@
 (async, the triggerer).
 
 Layout: ``base`` holds the Airflow glue of both (connection, settings, transport, ``test_connection``);
-each resource's module (``files``: Files and Uploads, ``batches``, ``fine_tuning``) holds its sync API
-mixin and its async one, sharing module-level helpers (paths, id checks, query building); each hook is
+each resource's module (``files``: Files and Uploads, ``batches``, ``fine_tuning``, ``vector_stores``) holds
+its sync API mixin and its async one, sharing module-level helpers (paths, id checks, query building); each hook is
 the composition of its mixins. Adding a resource means adding its mixins to the bases below.
 
 Importing this package loads neither requests nor httpx: the sync transport is built on first use,
@@ -16,10 +16,11 @@ from airflow_openai_files.hooks.base import OpenAIFilesAsyncHookBase, OpenAIFile
 from airflow_openai_files.hooks.batches import AsyncBatchesAPIMixin, BatchesAPIMixin
 from airflow_openai_files.hooks.files import AsyncFilesAPIMixin, FilesAPIMixin
 from airflow_openai_files.hooks.fine_tuning import AsyncFineTuningAPIMixin, FineTuningAPIMixin
+from airflow_openai_files.hooks.vector_stores import VectorStoresAPIMixin, VectorStoresAsyncMixin
 from airflow_openai_files.validation import validate_file_id
 
 
-class OpenAIFilesHook(FilesAPIMixin, BatchesAPIMixin, FineTuningAPIMixin, OpenAIFilesHookBase):
+class OpenAIFilesHook(FilesAPIMixin, BatchesAPIMixin, FineTuningAPIMixin, VectorStoresAPIMixin, OpenAIFilesHookBase):
     """
     Talks to the OpenAI Files API with the key and settings of an ``openai_files`` connection.
 
@@ -32,7 +33,13 @@ class OpenAIFilesHook(FilesAPIMixin, BatchesAPIMixin, FineTuningAPIMixin, OpenAI
     """
 
 
-class OpenAIFilesAsyncHook(AsyncFilesAPIMixin, AsyncBatchesAPIMixin, AsyncFineTuningAPIMixin, OpenAIFilesAsyncHookBase):
+class OpenAIFilesAsyncHook(
+    AsyncFilesAPIMixin,
+    AsyncBatchesAPIMixin,
+    AsyncFineTuningAPIMixin,
+    VectorStoresAsyncMixin,
+    OpenAIFilesAsyncHookBase,
+):
     """
     The triggerer's way to the API: every trigger polls through it (see :class:`OpenAIFilesAsyncHookBase`).
 

@@ -11,6 +11,7 @@ from airflow_openai_files.operators.files import (
     OpenAIUploadFileOperator,
 )
 from airflow_openai_files.operators.fine_tuning import OpenAIFineTuningJobOperator
+from airflow_openai_files.operators.vector_stores import OpenAIVectorStoreSyncOperator
 from airflow_openai_files.validation import parse_duration
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "OpenAIFilesCleanupOperator",
     "OpenAIFineTuningJobOperator",
     "OpenAIUploadFileOperator",
+    "OpenAIVectorStoreSyncOperator",
     "parse_duration",
 ]

@@ -6,5 +6,12 @@ from airflow_openai_files.sensors.base import OpenAIBaseSensor
 from airflow_openai_files.sensors.batches import OpenAIBatchSensor
 from airflow_openai_files.sensors.files import OpenAIFileSensor
 from airflow_openai_files.sensors.fine_tuning import OpenAIFineTuningJobSensor
+from airflow_openai_files.sensors.vector_stores import OpenAIVectorStoreFileBatchSensor
 
-__all__ = ["OpenAIBaseSensor", "OpenAIBatchSensor", "OpenAIFileSensor", "OpenAIFineTuningJobSensor"]
+__all__ = [
+    "OpenAIBaseSensor",
+    "OpenAIBatchSensor",
+    "OpenAIFileSensor",
+    "OpenAIFineTuningJobSensor",
+    "OpenAIVectorStoreFileBatchSensor",
+]

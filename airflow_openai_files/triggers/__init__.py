@@ -12,5 +12,12 @@ from airflow_openai_files.triggers.base import OpenAIPollingTrigger
 from airflow_openai_files.triggers.batches import OpenAIBatchTrigger
 from airflow_openai_files.triggers.files import OpenAIFileTrigger
 from airflow_openai_files.triggers.fine_tuning import OpenAIFineTuningJobTrigger
+from airflow_openai_files.triggers.vector_stores import OpenAIVectorStoreFileBatchTrigger
 
-__all__ = ["OpenAIBatchTrigger", "OpenAIFileTrigger", "OpenAIFineTuningJobTrigger", "OpenAIPollingTrigger"]
+__all__ = [
+    "OpenAIBatchTrigger",
+    "OpenAIFileTrigger",
+    "OpenAIFineTuningJobTrigger",
+    "OpenAIPollingTrigger",
+    "OpenAIVectorStoreFileBatchTrigger",
+]

@@ -135,3 +135,17 @@ def test_example_dag_emits_the_asset_event(openai_files_connection: Any, airflow
     assert event["uri"] == "openai://files/reference-notes"
     assert event["extra"]["file_id"] == file["id"] and event["extra"]["bytes"] == file["bytes"]
     assert event["extra"]["purpose"] == "user_data" and len(event["extra"]["sha256"]) == 64
+
+
+def test_vector_store_sync_lineage(namespace: str, tmp_path: Path) -> None:
+    from airflow_openai_files.operators import OpenAIVectorStoreSyncOperator
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("alpha")
+    sync = OpenAIVectorStoreSyncOperator(
+        task_id="sync", source=str(tmp_path / "docs"), vector_store_name="kb", poll_interval=0.05, timeout=30
+    )
+    result = sync.execute(make_context())
+    lineage = sync.get_openlineage_facets_on_complete(None)
+    assert names(lineage.inputs) == [("file", str(tmp_path / "docs"))]
+    assert names(lineage.outputs) == [(namespace, f"vector_stores/{result['vector_store_id']}")]

@@ -90,6 +90,10 @@ def router(state: EmulatorState) -> APIRouter:
     def all_fine_tuning_jobs() -> Response:
         return JSONResponse(state.backend("fine_tuning").all_jobs())
 
+    @api.get("/vector_stores")
+    def all_vector_stores() -> Response:
+        return JSONResponse(state.backend("vector_stores").all_stores())
+
     @api.get("/health")
     def health() -> Response:
         return JSONResponse({"ok": True, "data_dir": str(state.data_dir)})

@@ -40,6 +40,8 @@ from airflow_openai_files.emulator.fine_tuning import routes as fine_tuning_rout
 from airflow_openai_files.emulator.fine_tuning.backend import FineTuningBackend
 from airflow_openai_files.emulator.uploads import routes as uploads_routes
 from airflow_openai_files.emulator.uploads.backend import UploadsBackend
+from airflow_openai_files.emulator.vector_stores import routes as vector_stores_routes
+from airflow_openai_files.emulator.vector_stores.backend import VectorStoresBackend
 
 
 class Resource(NamedTuple):
@@ -52,6 +54,7 @@ RESOURCES: tuple[Resource, ...] = (
     Resource(FineTuningBackend, fine_tuning_routes.router),
     Resource(UploadsBackend, uploads_routes.router),
     Resource(BatchesBackend, batches_routes.router),
+    Resource(VectorStoresBackend, vector_stores_routes.router),
 )
 
 

@@ -98,6 +98,10 @@ class EmulatorConfig:
     batch_finalizing_seconds: float = 0.0
     batch_cancelling_seconds: float = 0.0
     enqueued_token_limit: int | None = None
+    # Vector stores: seconds a newly attached file stays in_progress on the emulator's clock, and the
+    # organisation's attach rate (files per minute; None: no limit, the default).
+    vector_store_file_seconds: float = 0.1
+    vector_store_attach_per_minute: int | None = None
 
     def __post_init__(self) -> None:
         if self.file_validation not in FILE_VALIDATION_MODES:

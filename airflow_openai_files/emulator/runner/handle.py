@@ -59,6 +59,8 @@ class EmulatorBase:
         batch_finalizing_seconds: float | None = None,
         batch_cancelling_seconds: float | None = None,
         enqueued_token_limit: int | None = None,
+        vector_store_file_seconds: float | None = None,
+        vector_store_attach_per_minute: int | None = None,
     ) -> None:
         if flavor not in ("openai", "azure"):
             raise ValueError(f"flavor must be 'openai' or 'azure', got {flavor!r}")
@@ -96,6 +98,8 @@ class EmulatorBase:
             "batch_finalizing_seconds": batch_finalizing_seconds,
             "batch_cancelling_seconds": batch_cancelling_seconds,
             "enqueued_token_limit": enqueued_token_limit,
+            "vector_store_file_seconds": vector_store_file_seconds,
+            "vector_store_attach_per_minute": vector_store_attach_per_minute,
         }
         self._given_data_dir = Path(data_dir) if data_dir is not None else None
         self._temp_dir: str | None = None
@@ -197,6 +201,11 @@ class EmulatorBase:
         """Every Batch, oldest first, as the API shows it (brought up to the emulator's clock)."""
         batches: list[dict[str, Any]] = self._call("batches")
         return batches
+
+    def vector_stores(self) -> list[dict[str, Any]]:
+        """Every vector store, oldest first, as the API shows it now (file counts, status, usage)."""
+        stores: list[dict[str, Any]] = self._call("vector_stores")
+        return stores
 
     def create_service_file(self, purpose: str, filename: str, content: bytes) -> dict[str, Any]:
         """Seed a file as the service would create it (``batch_output``, ``fine-tune-results``, ...)."""

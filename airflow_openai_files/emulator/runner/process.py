@@ -133,4 +133,5 @@ class EmulatorProcess(EmulatorBase):
             return self._admin("POST", "reset", {})
         paths = {"files": "files", "uploads": "uploads", "request_log": "requests", "pending_faults": "faults"}
         paths["batches"] = "batches"
+        paths["vector_stores"] = "vector_stores"
         return self._admin("GET", paths[name])

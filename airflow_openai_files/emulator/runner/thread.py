@@ -114,6 +114,7 @@ class Emulator(EmulatorBase):
             "content_path": files.content_path,
             "uploads": uploads.all_uploads,
             "batches": state.backend("batches").all_batches,
+            "vector_stores": state.backend("vector_stores").all_stores,
             "create_service_file": files.create_service_file,
             "request_log": lambda: list(state.requests),
             "now": state.clock.now,

@@ -167,3 +167,33 @@ def test_batch_input_files(airflow_home: Path, openai_files_emulator: Any, tmp_p
     requests = openai_files_emulator.request_log()
     assert ("DELETE", f"/v1/files/{uploaded['id']}", 200) in requests
     assert sum(1 for method, path, _ in requests if method == "POST" and path == "/v1/files") == 1
+
+
+def test_vector_store_sync(airflow_home: Path, openai_files_emulator: Any, tmp_path: Path) -> None:
+    """Two daily runs: the first uploads the knowledge base, the second finds nothing changed and uploads
+    nothing; both smoke tests find the refund policy first."""
+    emulator = openai_files_emulator
+    staging = tmp_path / "staging"
+    documents = sorted(p for p in (DAGS / "data" / "knowledge_base").rglob("*") if p.is_file())
+    first = run_dag(
+        airflow_home, emulator, staging, "openai_vector_store_sync.py", "vector_store_sync_dag", "2024-05-17"
+    )
+    assert first["state"] == "success", (first["tasks"], first["log"][-6000:])
+    assert set(first["tasks"].values()) == {"success"}, first["tasks"]
+    assert "Deferring" in first["log"] + first.get("task_logs", "")
+    summary = xcom(first, "sync_knowledge_base")
+    assert (summary["added"], summary["unchanged"], summary["failed"]) == (len(documents), 0, [])
+    assert summary["bytes"] == sum(p.stat().st_size for p in documents)
+    assert xcom(first, "smoke_test")["best_hit"] == "policies/refunds.md"
+
+    uploads = sum(1 for method, path, _ in emulator.request_log() if method == "POST" and path == "/v1/files")
+    second = run_dag(
+        airflow_home, emulator, staging, "openai_vector_store_sync.py", "vector_store_sync_dag", "2024-05-18"
+    )
+    assert second["state"] == "success", (second["tasks"], second["log"][-6000:])
+    again = xcom(second, "sync_knowledge_base")
+    assert again["vector_store_id"] == summary["vector_store_id"]
+    assert (again["added"], again["replaced"], again["removed"], again["unchanged"]) == (0, 0, 0, len(documents))
+    assert sum(1 for method, path, _ in emulator.request_log() if method == "POST" and path == "/v1/files") == uploads
+    (store,) = emulator.vector_stores()
+    assert store["file_counts"]["completed"] == len(documents) and store["name"] == "support-knowledge-base"
