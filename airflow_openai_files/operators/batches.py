@@ -20,6 +20,7 @@ from airflow_openai_files import resume as _resume
 from airflow_openai_files._compat import AirflowException, AirflowFailException, conf
 from airflow_openai_files.exceptions import OpenAIFilesTimeoutError
 from airflow_openai_files.limits import DEFAULT_CONN_ID
+from airflow_openai_files.operators._batch_shards_run import ShardedBatchMixin
 from airflow_openai_files.operators.base import CONN_TEMPLATE_FIELDS, OpenAIBaseOperatorMixin
 from airflow_openai_files.resources import batches
 from airflow_openai_files.resources.batches import batch_summary, judge_batch
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 TIMEOUT_MARGIN = timedelta(hours=1)
 
 
-class OpenAIBatchOperator(OpenAIBaseOperatorMixin, BaseOperator):
+class OpenAIBatchOperator(ShardedBatchMixin, OpenAIBaseOperatorMixin, BaseOperator):
     """
     Run a Batch API job from its input file to landed results, and return a summary.
 
@@ -67,6 +68,12 @@ class OpenAIBatchOperator(OpenAIBaseOperatorMixin, BaseOperator):
         window plus one hour by default.
     :param cancel_on_kill: cancel the batch when the task is killed or times out.
     :param openai_conn_id: the ``openai_files`` connection (templated).
+
+    An input path larger than one batch (requests, bytes, or the token budget) runs as a sharded job: see
+    :class:`~airflow_openai_files.operators._batch_shards_run.ShardedBatchMixin` for its arguments
+    (``max_enqueued_tokens``, ``max_concurrent_batches``, ``max_line_attempts``, ``max_batch_lines``,
+    ``max_batch_bytes``, ``expires_after``, ``output_expires_after``; the last two apply to one batch too)
+    and what it returns, and docs/batches-at-scale.md.
     """
 
     template_fields: Sequence[str] = (
@@ -129,6 +136,8 @@ class OpenAIBatchOperator(OpenAIBaseOperatorMixin, BaseOperator):
         self.check_at_run(check_max_failed, self.max_failed_requests)
         deadline = time.time() + timeout
         self._check_destinations()
+        if (sharded := self._sharded_job(context, endpoint, deadline)) is not None:
+            return sharded
         batch = self._resume_or_create(context, endpoint)
         self._batch_id = batch["id"]
         if batch.get("status") in batches.TERMINAL:
@@ -162,6 +171,8 @@ class OpenAIBatchOperator(OpenAIBaseOperatorMixin, BaseOperator):
         hook = self.__dict__.get("hook")
         if hook is not None:
             hook.cancel_active_uploads()
+        if self._cancel_sharded_job():
+            return
         if self._batch_id and self.cancel_on_kill:
             self.log.info("Task killed: cancelling batch %s", self._batch_id)
             try:
@@ -183,7 +194,11 @@ class OpenAIBatchOperator(OpenAIBaseOperatorMixin, BaseOperator):
             self.hook.wait_for_input_file(input_file_id)  # Azure OpenAI takes only `processed` files; no-op on OpenAI
             metadata = _resume.with_task_key(self.metadata, context)
             return self.hook.create_batch(
-                input_file_id, endpoint, completion_window=self.completion_window, metadata=metadata or None
+                input_file_id,
+                endpoint,
+                completion_window=self.completion_window,
+                metadata=metadata or None,
+                output_expires_after_seconds=self.output_expires_after,
             )
 
         batch, _ = _resume.resume_or_create(
@@ -217,7 +232,11 @@ class OpenAIBatchOperator(OpenAIBaseOperatorMixin, BaseOperator):
                 source.close()
             self.log.info("Checked %s: %d requests for %s", source.description, count, endpoint)
             return self.hook.upload_file(
-                self.input_file, "batch", validate=False, resume=record if record.available else None
+                self.input_file,
+                "batch",
+                validate=False,
+                resume=record if record.available else None,
+                expires_after_seconds=self.expires_after,
             )
 
         created = _resume.upload_once(

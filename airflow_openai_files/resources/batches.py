@@ -126,3 +126,117 @@ def judge_batch(
             allowed,
         )
     return "success", f"batch {batch['id']} ended {status}", unanswered, allowed
+
+
+# -- jobs of many batches (shards): pure rules read by the operator, the multi-batch trigger and the emulator --
+
+#: ``errors.data[].code`` of a batch the service refused because the model's enqueued tokens are over the
+#: organization's limit (openai-python issue 2084; Azure Q&A 2285577): the batch is created, then ``failed``.
+TOKEN_LIMIT_EXCEEDED = "token_limit_exceeded"
+#: Line statuses worth sending again: rate limited, timed out, or the server's trouble (as client/retry.py).
+RETRYABLE_LINE_STATUSES = frozenset({408, 409, 429})
+#: Line error codes worth sending again: the batch's window ran out before the line was run.
+RETRYABLE_LINE_CODES = frozenset({"batch_expired"})
+#: A 429 with this code is a billing stop (reference notes, Errors): sending again cannot help.
+BILLING_CODES = frozenset({"insufficient_quota"})
+
+
+def is_token_refusal(batch: dict[str, Any]) -> bool:
+    """True for a ``failed`` batch whose errors say the enqueued-token limit was reached (not its input)."""
+    if batch.get("status") != "failed":
+        return False
+    data = (batch.get("errors") or {}).get("data") or []
+    return bool(data) and all(error.get("code") == TOKEN_LIMIT_EXCEEDED for error in data)
+
+
+def line_status(line: dict[str, Any]) -> int | None:
+    """The HTTP-like status of a result line (``response.status_code``), None for a line without a response."""
+    response = line.get("response")
+    if isinstance(response, dict) and isinstance(response.get("status_code"), int):
+        return int(response["status_code"])
+    return None
+
+
+def line_error_code(line: dict[str, Any]) -> str | None:
+    """``error.code`` of a line the batch did not run, or the code in its response body's ``error``."""
+    error = line.get("error")
+    if isinstance(error, dict) and error.get("code"):
+        return str(error["code"])
+    response = line.get("response")
+    body = response.get("body") if isinstance(response, dict) else None
+    inner = body.get("error") if isinstance(body, dict) else None
+    if isinstance(inner, dict) and inner.get("code"):
+        return str(inner["code"])
+    return None
+
+
+def is_retryable_line(line: dict[str, Any]) -> bool:
+    """
+    Whether an error-file line may succeed if sent again.
+
+    Retryable: 429 (but not ``insufficient_quota``), 408, 409, 5xx, and lines an ``expired`` batch never
+    ran (``batch_expired``). Deterministic: every other 4xx (the request itself is wrong) and
+    ``batch_cancelled`` (somebody cancelled the work on purpose).
+    """
+    code = line_error_code(line)
+    if code in RETRYABLE_LINE_CODES:
+        return True
+    status = line_status(line)
+    if status is None:
+        return False
+    if code in BILLING_CODES:
+        return False
+    return status in RETRYABLE_LINE_STATUSES or status >= 500
+
+
+def backoff_seconds(refusals: int, base: float, cap: float) -> float:
+    """How long a refused shard waits before it is submitted again: ``base * 2**(refusals - 1)``, at most ``cap``."""
+    if refusals <= 0:
+        return 0.0
+    return float(min(cap, base * 2 ** min(refusals - 1, 30)))
+
+
+def admit(
+    queued: list[tuple[str, int]],
+    in_flight_tokens: int,
+    in_flight: int,
+    *,
+    max_enqueued_tokens: int | None,
+    max_concurrent_batches: int | None,
+) -> list[str]:
+    """
+    Which queued shards (``(key, estimated tokens)``, in order) may be submitted now.
+
+    In order and without skipping: a shard that does not fit blocks the ones after it, so a big shard is
+    not starved by small ones. ``None`` limits are unlimited. A shard that alone exceeds the token budget
+    is admitted only when nothing else is in flight (the splitter never makes one; a retry shard could).
+    """
+    chosen: list[str] = []
+    tokens, running = in_flight_tokens, in_flight
+    for key, estimate in queued:
+        if max_concurrent_batches is not None and running >= max_concurrent_batches:
+            break
+        if max_enqueued_tokens is not None and tokens + estimate > max_enqueued_tokens and running > 0:
+            break
+        chosen.append(key)
+        tokens += estimate
+        running += 1
+    return chosen
+
+
+def describe_shards(
+    in_flight: list[dict[str, Any]], answered: tuple[int, int], total_lines: int, shards: int, finished: int
+) -> str:
+    """``"Shards: 3/20 finished, 4 in flight; requests 120,000/1,000,000 done (119,990 succeeded, 10 failed)"``.
+
+    ``answered`` is ``(completed, failed)`` already counted for finished batches; ``in_flight`` the running ones'
+    Batch objects, whose ``request_counts`` are added.
+    """
+    completed, failed = answered
+    for batch in in_flight:
+        _, c, f = request_counts(batch)
+        completed, failed = completed + c, failed + f
+    return (
+        f"Shards: {finished}/{shards} finished, {len(in_flight)} in flight; requests {completed + failed:,}/"
+        f"{total_lines:,} done ({completed:,} succeeded, {failed:,} failed)"
+    )

@@ -9,12 +9,14 @@ module inside the package is renamed.
 from __future__ import annotations
 
 from airflow_openai_files.triggers.base import OpenAIPollingTrigger
+from airflow_openai_files.triggers.batch_shards import OpenAIBatchShardsTrigger
 from airflow_openai_files.triggers.batches import OpenAIBatchTrigger
 from airflow_openai_files.triggers.files import OpenAIFileTrigger
 from airflow_openai_files.triggers.fine_tuning import OpenAIFineTuningJobTrigger
 from airflow_openai_files.triggers.vector_stores import OpenAIVectorStoreFileBatchTrigger
 
 __all__ = [
+    "OpenAIBatchShardsTrigger",
     "OpenAIBatchTrigger",
     "OpenAIFileTrigger",
     "OpenAIFineTuningJobTrigger",

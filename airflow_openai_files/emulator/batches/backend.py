@@ -30,6 +30,7 @@ import threading
 from typing import Any
 
 from airflow_openai_files.emulator.batches.inputcheck import check_input
+from airflow_openai_files.emulator.batches.line_faults import LineFaults
 from airflow_openai_files.emulator.batches.lines import ERRORS_NAME, OUTPUT_NAME, write_lines
 from airflow_openai_files.emulator.batches.objects import COMPLETION_WINDOW_SECONDS, SCHEMA, render_batch
 from airflow_openai_files.emulator.core import errors
@@ -51,6 +52,7 @@ class BatchesBackend(Backend):
         self.work_dir = self.db.data_dir / "batches"
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self.line_faults = LineFaults()
 
     # ---- rows -------------------------------------------------------------------------------------
     def _row(self, batch_id: str) -> sqlite3.Row:
@@ -247,7 +249,8 @@ class BatchesBackend(Backend):
         return self._write(row, target - row["done"], None)
 
     def _write(self, row: sqlite3.Row, count: int | None, rest_code: str | None) -> sqlite3.Row:
-        return self._update(row["id"], **write_lines(self.work_dir / row["id"], row, count, rest_code))
+        folder = self.work_dir / row["id"]
+        return self._update(row["id"], **write_lines(folder, row, count, rest_code, self.line_faults.answer))
 
     def _finish(self, row: sqlite3.Row, status: str, at: float, rest_code: str | None) -> sqlite3.Row:
         """End a batch: answer what is left (or fail it with ``rest_code``), then publish the files."""
@@ -275,7 +278,21 @@ class BatchesBackend(Backend):
 
     # ---- lifecycle --------------------------------------------------------------------------------
     def reset(self) -> None:
+        self.line_faults.clear()
         with self._lock, self.db.write() as db:
             db.execute("DELETE FROM batches")
         shutil.rmtree(self.work_dir, ignore_errors=True)
         self.work_dir.mkdir(parents=True, exist_ok=True)
+
+
+def expire_batch(backend: BatchesBackend, batch_id: str) -> dict[str, Any]:
+    """Admin API: end a running batch now as ``expired`` (answered lines delivered, the rest ``batch_expired``)."""
+    with backend._lock:
+        backend._tick()
+        row = backend._row(batch_id)
+        if row["status"] not in ("validating", "in_progress", "finalizing"):
+            raise errors.bad_admin_request(f"batch {batch_id} is {row['status']}; only a running batch can expire")
+        now = backend.clock.now()
+        row = backend._validate(row, now) if row["status"] == "validating" else row
+        row = backend._answer_until(row, now) if row["status"] == "in_progress" else row
+        return render_batch(row if row["status"] == "failed" else backend._finish(row, "expired", now, "batch_expired"))

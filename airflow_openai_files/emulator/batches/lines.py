@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from airflow_openai_files.emulator.batches.model import _digest, answer
+from airflow_openai_files.emulator.batches.model import Answer, Usage, _digest, answer
 
 OUTPUT_NAME, ERRORS_NAME = "output.jsonl", "errors.jsonl"
 REST_MESSAGES = {
@@ -23,9 +24,16 @@ REST_MESSAGES = {
 }
 
 
-def write_lines(folder: Path, row: sqlite3.Row, count: int | None, rest_code: str | None) -> dict[str, int]:
+def write_lines(
+    folder: Path,
+    row: sqlite3.Row,
+    count: int | None,
+    rest_code: str | None,
+    scripted: Callable[[str], tuple[int, dict[str, Any]] | None] | None = None,
+) -> dict[str, int]:
     """Answer the next ``count`` lines (``None``: all that remain), or, with ``rest_code``, write
-    every remaining line as that error. Returns the batch's new counters, usage and offsets."""
+    every remaining line as that error. ``scripted(custom_id)`` may answer a line instead of the model
+    (a scripted line failure: ``(status, error body)``). Returns the batch's new counters, usage and offsets."""
     done, completed, failed = row["done"], row["completed"], row["failed"]
     tokens_in, tokens_out = row["input_tokens"], row["output_tokens"]
     total, start, duration = row["total"], row["in_progress_ts"] or 0.0, row["duration"] or 0.0
@@ -58,7 +66,11 @@ def write_lines(folder: Path, row: sqlite3.Row, count: int | None, rest_code: st
                 target = err
             else:
                 created = int(start + duration * (done + 1) / max(total, 1))
-                result = answer(row["endpoint"], request["body"], f"{row['id']}/{custom_id}", created)
+                fault = scripted(custom_id) if scripted is not None else None
+                if fault is not None:
+                    result = Answer(fault[0], fault[1], Usage(0, 0))
+                else:
+                    result = answer(row["endpoint"], request["body"], f"{row['id']}/{custom_id}", created)
                 line["response"] = {
                     "status_code": result.status_code,
                     "request_id": _digest("request", row["id"], custom_id)[:32],

@@ -69,6 +69,28 @@ def router(state: EmulatorState) -> APIRouter:
     def all_batches() -> Response:
         return JSONResponse(state.backend("batches").all_batches())
 
+    @api.post("/batches/line_faults")
+    async def add_line_fault(request: Request) -> Response:
+        """``{"status", "custom_ids" | "fraction", "times", "code", "message"}``: fail chosen lines of batches."""
+        body = await read_json(request, allowed=("status", "custom_ids", "fraction", "times", "code", "message"))
+        line_faults = state.backend("batches").line_faults
+        try:
+            fault = line_faults.add(**body)
+        except (TypeError, ValueError) as exc:
+            raise errors.bad_admin_request(f"Bad line fault: {exc}") from None
+        return JSONResponse({"added": fault, "pending": line_faults.pending()})
+
+    @api.get("/batches/line_faults")
+    def list_line_faults() -> Response:
+        return JSONResponse(state.backend("batches").line_faults.pending())
+
+    @api.post("/batches/{batch_id}/expire")
+    def expire_batch(batch_id: str) -> Response:
+        """End a running batch now as ``expired``: answered lines delivered, the rest ``batch_expired``."""
+        from airflow_openai_files.emulator.batches.backend import expire_batch as expire
+
+        return JSONResponse(expire(state.backend("batches"), batch_id))
+
     @api.get("/requests")
     def request_log() -> Response:
         return JSONResponse([list(entry) for entry in state.requests])

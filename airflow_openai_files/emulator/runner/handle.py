@@ -233,6 +233,17 @@ class EmulatorBase:
         """Script a fault for the next ``times`` requests matching ``method`` and ``path``."""
         self._call("add_fault", kwargs)
 
+    def add_line_fault(self, **kwargs: Any) -> dict[str, Any]:
+        """Fail chosen lines of batches: ``status`` (429, 500, 400...), ``custom_ids=[...]`` or ``fraction=0.1``,
+        each chosen line failing its first ``times`` attempts (default 1); see ``LineFaults``."""
+        fault: dict[str, Any] = self._call("add_line_fault", kwargs)
+        return fault
+
+    def expire_batch(self, batch_id: str) -> dict[str, Any]:
+        """End a running batch now as ``expired`` (answered lines delivered, the rest ``batch_expired`` errors)."""
+        batch: dict[str, Any] = self._call("expire_batch", batch_id)
+        return batch
+
     def pending_faults(self) -> list[dict[str, Any]]:
         faults: list[dict[str, Any]] = self._call("pending_faults")
         return faults

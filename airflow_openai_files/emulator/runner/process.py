@@ -129,6 +129,10 @@ class EmulatorProcess(EmulatorBase):
             return self._admin("GET", "fine_tuning/jobs")
         if name == "add_fault":
             return self._admin("POST", "faults", args[0])
+        if name == "add_line_fault":
+            return self._admin("POST", "batches/line_faults", args[0])["added"]
+        if name == "expire_batch":
+            return self._admin("POST", f"batches/{urllib.parse.quote(args[0], safe='')}/expire", {})
         if name == "reset":
             return self._admin("POST", "reset", {})
         paths = {"files": "files", "uploads": "uploads", "request_log": "requests", "pending_faults": "faults"}

@@ -102,6 +102,7 @@ class Emulator(EmulatorBase):
         self._cleanup_data_dir()
 
     def _call(self, name: str, *args: Any) -> Any:
+        from airflow_openai_files.emulator.batches.backend import expire_batch
         from airflow_openai_files.emulator.core.errors import EmulatorError
 
         state = self._state
@@ -123,6 +124,8 @@ class Emulator(EmulatorBase):
             "pending_faults": state.faults.pending,
             "reset": state.reset,
             "fine_tuning_jobs": state.backend("fine_tuning").all_jobs,
+            "add_line_fault": lambda kwargs: state.backend("batches").line_faults.add(**kwargs),
+            "expire_batch": lambda batch_id: expire_batch(state.backend("batches"), batch_id),
         }
         try:
             return actions[name](*args)

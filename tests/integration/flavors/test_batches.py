@@ -204,3 +204,34 @@ def test_batch_pipeline_dag_runs_unchanged(flavor_target_factory: Any, airflow_h
     assert [e for e in log if e[:2] == ("POST", target.path("batches"))] == [("POST", target.path("batches"), 200)]
     password = json.loads(target.connection)["password"]
     assert password not in report["log"]  # the key never reaches the task logs
+
+
+def test_sharded_job_expiries_by_flavor(flavor_target_factory: Any, tmp_path: Path) -> None:
+    """Azure holds at most 500 batch files without an expiry: shard inputs and outputs carry one there by default;
+    ``expires_after`` / ``output_expires_after`` set them on both flavors."""
+    target = flavor_target_factory()
+    source = tmp_path / "job.jsonl"
+    source.write_bytes(batch_lines(9))
+    common = {"task_id": "job", "endpoint": ENDPOINT, "poll_interval": 0.05, "deferrable": False}
+    out = tmp_path / "out.jsonl"
+    OpenAIBatchOperator(input_file=str(source), max_batch_lines=4, output_destination=str(out), **common).execute(
+        make_context()
+    )
+    batches = target.emulator.batches()
+    assert len(batches) == 3 and out.read_bytes().count(b"\n") == 9
+    inputs = [target.emulator.file(b["input_file_id"]) for b in batches]
+    outputs = [target.emulator.file(b["output_file_id"]) for b in batches]
+    fortnight = 14 * 24 * 3600
+    for file in inputs + outputs:  # OpenAI: no expiry of ours (the service's own 30-day default for batch files)
+        assert file.get("expires_at") == (file["created_at"] + fortnight if target.is_azure else file.get("expires_at"))
+        if not target.is_azure:
+            assert file.get("expires_at") is None or file["expires_at"] - file["created_at"] != fortnight
+    target.emulator.reset()
+    OpenAIBatchOperator(
+        input_file=str(source), max_batch_lines=4, expires_after=7200, output_expires_after=3600, **common
+    ).execute(make_context())
+    for batch in target.emulator.batches():
+        given = target.emulator.file(batch["input_file_id"])
+        output = target.emulator.file(batch["output_file_id"])
+        assert given["expires_at"] - given["created_at"] == 7200
+        assert output["expires_at"] - output["created_at"] == 3600
