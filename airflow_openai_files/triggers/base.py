@@ -16,8 +16,8 @@ A subclass says only which object, how to fetch it and which resource module jud
         def fields(self):                      # serialized next to conn id, poll interval, timeout, deadline
             return {"batch_id": self.batch_id, "success_statuses": list(self.target)}
 
-        async def fetch(self, hook):           # one poll, through the shared async hook
-            return await hook.get_batch(self.batch_id)
+        poll_kind = BATCHES                    # one poll: the connection's shared poller of batches answers
+                                               # (hooks/poller.py), from a page of GET /batches when it can
 
 The base class owns the rest: judging with ``resource.judge(obj, self.target)``, the monotonic deadline
 (capped by a wall-clock ``deadline`` that survives a triggerer restart), the poll interval, exactly one
@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from types import ModuleType
 from typing import Any, ClassVar
 
@@ -38,6 +39,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesTimeoutError
 from airflow_openai_files.hooks import OpenAIFilesAsyncHook
+from airflow_openai_files.hooks.poller import PollKind, SharedPoller, shared_poller
 from airflow_openai_files.hooks.waiting import timeout_message
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.resources import Verdict
@@ -65,6 +67,9 @@ class OpenAIPollingTrigger(BaseTrigger):
         deadline: float | None = None,
     ) -> None:
         super().__init__()
+        self._poller: SharedPoller | None = None
+        self._due: float | None = None
+        self._end: float | None = None
         self.openai_conn_id = openai_conn_id
         self.poll_interval = float(poll_interval)
         self.timeout = float(timeout)
@@ -85,9 +90,22 @@ class OpenAIPollingTrigger(BaseTrigger):
         """The subclass's own constructor arguments, to serialize (JSON-safe values, never a secret)."""
         raise NotImplementedError
 
+    #: The kind of object, for the triggerer's shared poller of the connection (``hooks/poller.py``): triggers
+    #: of one connection waiting for objects of one kind are answered together, from list pages where the API
+    #: lists that kind. ``None``: the subclass's :meth:`fetch` polls on its own, through its own hook.
+    poll_kind: ClassVar[PollKind | None] = None
+
     async def fetch(self, hook: OpenAIFilesAsyncHook) -> dict[str, Any]:
-        """One poll: the object as the API returns it now."""
-        raise NotImplementedError
+        """One poll: the object as the API returns it now (by default, the shared poller's answer for
+        :attr:`object_id`, from a request sent after this call, at the latest one round after the poll is due)."""
+        return await self.poll(self.object_id)
+
+    async def poll(self, object_id: str) -> dict[str, Any]:
+        """The shared poller's answer for one object of the class's ``poll_kind`` (for a :meth:`fetch` that
+        waits on several objects)."""
+        if self._poller is None:
+            raise NotImplementedError(f"{type(self).__name__} sets no poll_kind: it must say how to fetch")
+        return await self._poller.fetch(object_id, due=self._due, deadline=self._end)
 
     def extra_payload(self) -> dict[str, Any]:
         """More keys for the event (e.g. the last event id logged); none by default."""
@@ -150,13 +168,31 @@ class OpenAIPollingTrigger(BaseTrigger):
     def _timeout_message(self, started: float, last: str) -> str:
         return timeout_message(time.monotonic() - started, self.describe_wait(), last)
 
+    @asynccontextmanager
+    async def _polling(self, end: float) -> AsyncIterator[OpenAIFilesAsyncHook]:
+        """The hook :meth:`fetch` gets, and the shared poller of the connection when the class has a ``poll_kind``.
+
+        With a poller, the hook is the poller's (open already: no connection lookup per trigger).
+        """
+        if self.poll_kind is None:
+            async with OpenAIFilesAsyncHook(self.openai_conn_id, deadline=end) as hook:
+                yield hook
+            return
+        async with shared_poller(self.openai_conn_id, self.poll_kind) as poller:
+            self._poller = poller
+            try:
+                yield poller.hook
+            finally:
+                self._poller = None
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         started = time.monotonic()
-        end = started + max(0.0, min(self.timeout, self.deadline - time.time()))
+        end = self._end = started + max(0.0, min(self.timeout, self.deadline - time.time()))
+        self._due = started  # the first look: now
         last: dict[str, Any] | None = None
         message = "no answer yet"
         try:
-            async with OpenAIFilesAsyncHook(self.openai_conn_id, deadline=end) as hook:
+            async with self._polling(end) as hook:
                 while True:
                     try:
                         obj = await self.fetch(hook)
@@ -175,6 +211,10 @@ class OpenAIPollingTrigger(BaseTrigger):
                     if remaining <= 0:
                         yield self._event("timeout", self._timeout_message(started, message), obj)
                         return
-                    await asyncio.sleep(min(self.poll_interval, remaining))
+                    if self._poller is not None:
+                        # The next look one interval from this answer; the poller's rounds pace the trigger.
+                        self._due = min(time.monotonic() + self.poll_interval, end)
+                    else:
+                        await asyncio.sleep(min(self.poll_interval, remaining))
         except OpenAIFilesError as err:  # the connection, its TLS settings, or a poll that cannot heal
             yield self._event("error", self.failure_message(err), last)

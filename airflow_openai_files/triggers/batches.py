@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from airflow_openai_files.hooks import OpenAIFilesAsyncHook
+from airflow_openai_files.hooks.poller import BATCHES
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.resources import batches
 from airflow_openai_files.transfer.progress import Throttle
@@ -44,6 +45,7 @@ class OpenAIBatchTrigger(OpenAIPollingTrigger):
 
     resource = batches
     id_field = "batch_id"
+    poll_kind = BATCHES
     event_key = "batch"
     #: Seconds between two progress lines while the counts keep changing.
     PROGRESS_INTERVAL = 60.0
@@ -69,7 +71,7 @@ class OpenAIBatchTrigger(OpenAIPollingTrigger):
         return {"batch_id": self.batch_id, "success_statuses": list(self.target)}
 
     async def fetch(self, hook: OpenAIFilesAsyncHook) -> dict[str, Any]:
-        batch = await hook.get_batch(self.batch_id)
+        batch = await super().fetch(hook)  # the connection's shared poller answers
         self.log_progress(batch)
         return batch
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_openai_files.hooks import OpenAIFilesAsyncHook
+from airflow_openai_files.hooks.poller import FILES
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.resources import files
 from airflow_openai_files.triggers.base import OpenAIPollingTrigger
@@ -31,6 +31,7 @@ class OpenAIFileTrigger(OpenAIPollingTrigger):
 
     resource = files
     id_field = "file_id"
+    poll_kind = FILES
     event_key = "file"
 
     def __init__(
@@ -50,9 +51,6 @@ class OpenAIFileTrigger(OpenAIPollingTrigger):
 
     def fields(self) -> dict[str, Any]:
         return {"file_id": self.file_id, "target_status": self.target_status}
-
-    async def fetch(self, hook: OpenAIFilesAsyncHook) -> dict[str, Any]:
-        return await hook.get_file(self.file_id)
 
     def describe_wait(self) -> str:
         return f"{self.file_id} to become {self.target_status}"

@@ -12,6 +12,7 @@ from typing import Any
 
 from airflow_openai_files.exceptions import OpenAIFilesError
 from airflow_openai_files.hooks import OpenAIFilesAsyncHook
+from airflow_openai_files.hooks.poller import FINE_TUNING_JOBS
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.resources import fine_tuning
 from airflow_openai_files.resources.fine_tuning import unseen_events
@@ -45,6 +46,7 @@ class OpenAIFineTuningJobTrigger(OpenAIPollingTrigger):
 
     resource = fine_tuning
     id_field = "job_id"
+    poll_kind = FINE_TUNING_JOBS
     event_key = "job"
 
     def __init__(
@@ -69,7 +71,7 @@ class OpenAIFineTuningJobTrigger(OpenAIPollingTrigger):
         return {"job_id": self.job_id, "last_event_id": self.last_event_id, "cancel_on_kill": self.cancel_on_kill}
 
     async def fetch(self, hook: OpenAIFilesAsyncHook) -> dict[str, Any]:
-        job = await hook.get_fine_tuning_job(self.job_id)
+        job = await super().fetch(hook)  # the connection's shared poller answers
         await self._log_new_events(hook, done=job.get("status") in fine_tuning.TERMINAL)
         return job
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_openai_files.hooks import OpenAIFilesAsyncHook
+from airflow_openai_files.hooks.poller import VECTOR_STORE_FILE_BATCHES
 from airflow_openai_files.limits import DEFAULT_CONN_ID
 from airflow_openai_files.resources import Verdict, vector_stores
 from airflow_openai_files.resources.vector_stores import (
@@ -39,6 +40,8 @@ class OpenAIVectorStoreFileBatchTrigger(OpenAIPollingTrigger):
     resource = vector_stores
     id_field = "vector_store_id"
     event_key = "batch"
+
+    poll_kind = VECTOR_STORE_FILE_BATCHES
 
     def __init__(
         self,
@@ -74,7 +77,8 @@ class OpenAIVectorStoreFileBatchTrigger(OpenAIPollingTrigger):
         for batch_id in self.batch_ids:
             batch = self._done.get(batch_id)
             if batch is None:
-                batch = await hook.get_vector_store_file_batch(self.vector_store_id, batch_id)
+                # The triggerer's shared poller of file batches (no list endpoint: one GET per batch per round).
+                batch = await self.poll(f"{self.vector_store_id}/{batch_id}")
                 if batch.get("status") in TERMINAL_STATUSES:
                     self._done[batch_id] = batch
             batches.append(batch)

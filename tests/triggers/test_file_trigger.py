@@ -102,14 +102,14 @@ def test_retries_like_the_hook(openai_files_connection: Any) -> None:
     created = put()
     openai_files_connection.advance_clock(PROCESSING_DELAY + 1)
     openai_files_connection.add_fault(
-        method="GET", path="/v1/files/*", status=503, headers={"retry-after-ms": "20"}, times=2
+        method="GET", path="/v1/files*", status=503, headers={"retry-after-ms": "20"}, times=2
     )
     openai_files_connection.add_fault(
-        method="GET", path="/v1/files/*", status=429, headers={"retry-after": "0"}, times=1
+        method="GET", path="/v1/files*", status=429, headers={"retry-after": "0"}, times=1
     )
     events = run_trigger(OpenAIFileTrigger(created["id"], timeout=30))
     assert [e["status"] for e in events] == ["success"]
-    statuses = [s for m, p, s in openai_files_connection.request_log() if m == "GET" and p.endswith(created["id"])]
+    statuses = [s for m, p, s in openai_files_connection.request_log() if m == "GET" and p.startswith("/v1/files")]
     assert statuses == [503, 503, 429, 200]
 
 
@@ -118,7 +118,7 @@ def test_gives_up_after_max_retries(openai_files_connection: Any, monkeypatch: p
     use_emulator(monkeypatch, openai_files_connection, max_retries=1)
     created = put()
     openai_files_connection.add_fault(
-        method="GET", path="/v1/files/*", status=500, headers={"retry-after-ms": "1"}, times=5
+        method="GET", path="/v1/files*", status=500, headers={"retry-after-ms": "1"}, times=5
     )
     events = run_trigger(OpenAIFileTrigger(created["id"], timeout=30))
     assert [e["status"] for e in events] == ["error"]
@@ -130,7 +130,7 @@ def test_never_retries_quota_errors(openai_files_connection: Any) -> None:
     created = put()
     openai_files_connection.add_fault(
         method="GET",
-        path="/v1/files/*",
+        path="/v1/files*",
         status=429,
         error={
             "message": "You exceeded your current quota",
@@ -198,7 +198,7 @@ def test_never_blocks_the_event_loop(openai_files_connection: Any, monkeypatch: 
 
     created = put()
     monkeypatch.setattr(BaseHook, "get_connection", sync_lookup)
-    openai_files_connection.add_fault(method="GET", path="/v1/files/*", delay=0.4, times=3)
+    openai_files_connection.add_fault(method="GET", path="/v1/files*", delay=0.4, times=3)
 
     async def scenario() -> tuple[list[dict[str, Any]], float]:
         worst = 0.0
@@ -281,7 +281,7 @@ def test_cancelled_mid_request_stops(openai_files_connection: Any, monkeypatch: 
     import httpx
 
     created = put()
-    openai_files_connection.add_fault(method="GET", path="/v1/files/*", delay=5.0)
+    openai_files_connection.add_fault(method="GET", path="/v1/files*", delay=5.0)
     original = httpx.AsyncClient.send
 
     async def scenario() -> float:
@@ -306,7 +306,7 @@ def test_cancelled_mid_request_stops(openai_files_connection: Any, monkeypatch: 
 @FILES_STAY_UPLOADED
 def test_slow_answer_is_cut_at_the_deadline(openai_files_connection: Any) -> None:
     created = put()
-    openai_files_connection.add_fault(method="GET", path="/v1/files/*", delay=5.0)
+    openai_files_connection.add_fault(method="GET", path="/v1/files*", delay=5.0)
     started = time.monotonic()
     events = run_trigger(OpenAIFileTrigger(created["id"], timeout=0.5))
     assert [e["status"] for e in events] == ["timeout"]

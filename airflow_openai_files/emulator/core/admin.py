@@ -95,6 +95,10 @@ def router(state: EmulatorState) -> APIRouter:
     def request_log() -> Response:
         return JSONResponse([list(entry) for entry in state.requests])
 
+    @api.get("/requests/count")
+    def request_count() -> Response:
+        return JSONResponse({"count": state.request_count})
+
     @api.get("/clock")
     def clock() -> Response:
         return JSONResponse({"now": state.clock.now(), "offset": state.clock.offset})

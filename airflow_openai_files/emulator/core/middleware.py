@@ -119,6 +119,7 @@ class ContextMiddleware:
             # see anything; status 0: the connection was closed without an answer.
             if not seen["logged"] and not config.is_admin_path(path):
                 self.state.requests.append((scope["method"], path, status))
+                self.state.request_count += 1
             seen["logged"] = True
 
         scope[SCOPE_LOG_NO_ANSWER] = lambda: log(0)

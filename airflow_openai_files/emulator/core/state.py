@@ -59,6 +59,9 @@ class EmulatorState:
     clock: Clock = field(default_factory=Clock)
     faults: FaultRegistry = field(default_factory=FaultRegistry)
     requests: deque[tuple[str, str, int]] = field(default_factory=lambda: deque(maxlen=REQUEST_LOG_SIZE))
+    #: API requests answered since start (or the last reset); unlike the log it never drops old entries, so a
+    #: benchmark can read request rates with one small call.
+    request_count: int = 0
     backends: dict[str, Backend] = field(default_factory=dict)
 
     @classmethod
@@ -84,6 +87,7 @@ class EmulatorState:
         self.faults.clear()
         self.clock.offset = 0.0
         self.requests.clear()
+        self.request_count = 0
         # Dependants first (uploads point at files), so reverse registration order.
         for backend in reversed(list(self.backends.values())):
             backend.reset()

@@ -221,6 +221,10 @@ class EmulatorBase:
         """``(method, path, status)`` of every API request; status 0: no response was sent."""
         return [(str(m), str(p), int(s)) for m, p, s in self._call("request_log")]
 
+    def request_count(self) -> int:
+        """API requests answered since start or the last :meth:`reset` (admin requests not counted)."""
+        return int(self._call("request_count"))
+
     def now(self) -> float:
         """The emulator's idea of the current time (wall clock plus any ``advance_clock``)."""
         return float(self._call("now"))

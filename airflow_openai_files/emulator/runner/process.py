@@ -129,6 +129,8 @@ class EmulatorProcess(EmulatorBase):
             return self._admin("GET", "fine_tuning/jobs")
         if name == "add_fault":
             return self._admin("POST", "faults", args[0])
+        if name == "request_count":
+            return self._admin("GET", "requests/count")["count"]
         if name == "add_line_fault":
             return self._admin("POST", "batches/line_faults", args[0])["added"]
         if name == "expire_batch":

@@ -118,6 +118,7 @@ class Emulator(EmulatorBase):
             "vector_stores": state.backend("vector_stores").all_stores,
             "create_service_file": files.create_service_file,
             "request_log": lambda: list(state.requests),
+            "request_count": lambda: state.request_count,
             "now": state.clock.now,
             "advance_clock": state.clock.advance,
             "add_fault": lambda kwargs: state.faults.add(**kwargs),
