@@ -32,11 +32,11 @@ from typing import Any
 from airflow_openai_files.emulator.batches.inputcheck import check_input
 from airflow_openai_files.emulator.batches.line_faults import LineFaults
 from airflow_openai_files.emulator.batches.lines import ERRORS_NAME, OUTPUT_NAME, write_lines
-from airflow_openai_files.emulator.batches.objects import COMPLETION_WINDOW_SECONDS, SCHEMA, render_batch
+from airflow_openai_files.emulator.batches.objects import SCHEMA, render_batch
 from airflow_openai_files.emulator.core import errors
 from airflow_openai_files.emulator.core.db import new_id
 from airflow_openai_files.emulator.core.state import Backend, EmulatorState
-from airflow_openai_files.limits import BATCH_ID_RE
+from airflow_openai_files.limits import BATCH_COMPLETION_WINDOW_SECONDS, BATCH_ID_RE
 from airflow_openai_files.resources.batches import ACTIVE, CANCELLABLE, ID_PREFIX, INPUT_PURPOSE, OUTPUT_PURPOSE
 
 ORGANIZATION = "org-emulator"
@@ -176,7 +176,7 @@ class BatchesBackend(Backend):
                 row = self._validate(row, at)
             elif status == "in_progress":
                 end = row["in_progress_ts"] + row["duration"]
-                expires = row["created_ts"] + COMPLETION_WINDOW_SECONDS[row["completion_window"]]
+                expires = row["created_ts"] + BATCH_COMPLETION_WINDOW_SECONDS[row["completion_window"]]
                 row = self._answer_until(row, min(now, end, expires))
                 if end > expires and now >= expires:
                     row = self._finish(row, "expired", expires, "batch_expired")

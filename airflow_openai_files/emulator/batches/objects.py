@@ -6,7 +6,7 @@ import json
 import sqlite3
 from typing import Any
 
-from airflow_openai_files.limits import BATCH_COMPLETION_WINDOW_SECONDS as COMPLETION_WINDOW_SECONDS
+from airflow_openai_files.limits import BATCH_COMPLETION_WINDOW_SECONDS
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -52,7 +52,7 @@ def render_batch(row: sqlite3.Row) -> dict[str, Any]:
     status = row["status"]
     ended = _ts(row["ended_ts"])
     created_at = int(row["created_ts"])
-    window = COMPLETION_WINDOW_SECONDS[row["completion_window"]]
+    window = BATCH_COMPLETION_WINDOW_SECONDS[row["completion_window"]]
     return {
         "id": row["id"],
         "object": "batch",
