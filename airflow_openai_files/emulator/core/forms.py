@@ -11,8 +11,8 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from airflow_openai_files.emulator.core import errors
 from airflow_openai_files.emulator.core.db import Database
+from airflow_openai_files.limits import MiB
 
-MiB = 1024 * 1024
 MAX_FORM_FIELD = 64 * 1024
 _CALLBACKS = (
     "on_part_begin",
