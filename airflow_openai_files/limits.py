@@ -57,7 +57,9 @@ UPLOAD_LIFETIME_SECONDS = 3600
 
 #: ``GET /files``: ``limit`` 1..10,000 (10,000 by default).
 LIST_LIMIT_MAX = 10_000
-#: ``GET /batches`` and ``GET /fine_tuning/jobs``: ``limit`` 1..100, 20 by default (API reference).
+#: ``GET /batches``: ``limit`` 1..100, 20 by default (API reference, openai-python ``BatchListParams``).
+#: ``GET /fine_tuning/jobs`` (and its events, checkpoints): 20 by default; the service states no maximum, the
+#: emulator takes the same 1..100 and the poller asks for 100 (a Fidelity table row).
 PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX = 20, 100
 
 # --- Retries: what a later attempt or try may find of an earlier one ---------------------------

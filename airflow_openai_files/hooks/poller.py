@@ -41,6 +41,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_openai_files import limits
 from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesTimeoutError
 from airflow_openai_files.hooks import OpenAIFilesAsyncHook
 
@@ -128,8 +129,10 @@ async def _get_vector_store_file_batch(hook: OpenAIFilesAsyncHook, object_id: st
 # BatchListParams). GET /fine_tuning/jobs takes after/limit; 100 is the emulator's maximum (openai-python
 # states none).
 FILES = PollKind("files", _get_file, _list_files, page_limit=1000)
-BATCHES = PollKind("batches", _get_batch, _list_batches, page_limit=100)
-FINE_TUNING_JOBS = PollKind("fine_tuning_jobs", _get_fine_tuning_job, _list_fine_tuning_jobs, page_limit=100)
+BATCHES = PollKind("batches", _get_batch, _list_batches, page_limit=limits.PAGE_LIMIT_MAX)
+FINE_TUNING_JOBS = PollKind(
+    "fine_tuning_jobs", _get_fine_tuning_job, _list_fine_tuning_jobs, page_limit=limits.PAGE_LIMIT_MAX
+)
 #: Vector store file batches have no list endpoint: single gets (ids ``"<vector_store_id>/<batch_id>"``), still
 #: one per object per round however many triggers wait on it, and paced by the rounds.
 VECTOR_STORE_FILE_BATCHES = PollKind("vector_store_file_batches", _get_vector_store_file_batch)
