@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -31,7 +31,7 @@ def target(flavor_target_factory: Callable[..., FlavorTarget]) -> FlavorTarget:
     return flavor_target_factory(**FAST)
 
 
-def write(root: Path, files: dict[str, bytes | None]) -> None:
+def write(root: Path, files: Mapping[str, bytes | None]) -> None:
     for name, content in files.items():
         path = root / name
         if content is None:
