@@ -1,4 +1,4 @@
-# Quick start: `make demo` runs both example pipelines (fine-tune, then batch) against the local emulator;
+# Quick start: `make demo` runs every example pipeline (scripts/demo.py) against the local emulator;
 # `make test` runs lint, types and the test suite (minus the `slow` tests, on two processes with
 # pytest-xdist) on the newest Airflow; `make test-slow` runs the `slow` tests (large files, memory
 # probes, Airflow's own processes; CI runs both). Both build their own virtual environment in .venv.

@@ -43,7 +43,7 @@ PART_MAX_BYTES = PART_MAX_MB * MiB
 UPLOAD_MAX_BYTES = UPLOAD_MAX_GB * GB
 #: The emulator's lenient readings: every documented size read in binary units (MiB, GiB), the
 #: larger reading, so the emulator never refuses what the service accepts. The only deliberate
-#: leniency in the limits, named here and listed in the README's Fidelity table.
+#: leniency in the limits, named here and listed in the Fidelity table (docs/fidelity.md).
 EMULATOR_FILE_MAX_BYTES = FILE_MAX_MB * MiB
 EMULATOR_BATCH_FILE_MAX_BYTES = BATCH_FILE_MAX_MB * MiB
 EMULATOR_PART_MAX_BYTES = PART_MAX_MB * MiB

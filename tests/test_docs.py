@@ -91,6 +91,18 @@ def test_relative_links_resolve(page: Path) -> None:
     assert not broken, f"{page.relative_to(REPO)}: " + "; ".join(broken)
 
 
+def test_readme_names_every_pipeline_make_demo_runs() -> None:
+    """The quick start once said `make demo` ran one pipeline while it ran two: name each one it runs."""
+    tree = ast.parse((REPO / "scripts" / "demo.py").read_text(encoding="utf-8"))
+    [dag_ids] = [
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "DAG_IDS" for t in node.targets)
+    ]
+    text = README.read_text(encoding="utf-8")
+    assert [d for d in dag_ids if f"`{d}`" not in text] == []
+
+
 def test_every_doc_is_linked_from_the_readme() -> None:
     linked = {(README.parent / t.partition("#")[0]).resolve() for t in _relative_links(README)}
     assert not [p.name for p in DOCS if p.resolve() not in linked]

@@ -123,5 +123,5 @@ def conn_fields() -> dict[str, dict[str, Any]]:
 
 
 def azure_placeholders() -> dict[str, str]:
-    """Examples shown in the README for an Azure connection."""
+    """Examples shown in docs/connection.md for an Azure connection."""
     return {"host": "https://my-resource.openai.azure.com", "api_version": AZURE_GA_API_VERSION}

@@ -16,7 +16,7 @@ from airflow_openai_files.limits import ALL_PURPOSES, DOWNLOADABLE_PURPOSES, SER
 from tests.emulator.conftest import ValidatingSession
 from tests.support.files import batch_lines
 
-# purpose: (upload allowed, download allowed) -- the same table is in the README.
+# purpose: (upload allowed, download allowed) -- the same table is in docs/emulator.md.
 PURPOSE_TABLE = {
     "assistants": (True, False),
     "batch": (True, True),

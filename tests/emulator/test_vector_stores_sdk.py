@@ -11,6 +11,7 @@ import openai
 import pytest
 
 from airflow_openai_files.emulator import Emulator
+from airflow_openai_files.emulator.pytest_plugin import EmulatorPool
 from airflow_openai_files.limits import AZURE_GA_API_VERSION, FILE_BATCH_MAX_FILES
 
 KEY = "vector-store-test-key-SECRET"
@@ -19,11 +20,9 @@ PROCESSING = 30.0
 
 
 @pytest.fixture(params=["openai", "azure"])
-def emu(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Emulator]:
-    with Emulator(
-        data_dir=tmp_path / "emu", flavor=request.param, api_key=KEY, vector_store_file_seconds=PROCESSING
-    ) as emulator:
-        yield emulator
+def emu(request: pytest.FixtureRequest, openai_files_emulators: EmulatorPool) -> Emulator:
+    """Each test once per flavor, on the session's emulator of that flavor (emptied)."""
+    return openai_files_emulators.get(flavor=request.param, api_key=KEY, vector_store_file_seconds=PROCESSING)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from airflow_openai_files.triggers import OpenAIFileTrigger
 from tests.conftest import set_connection
 from tests.support.emulators import FILES_STAY_UPLOADED, PROCESSING_DELAY
 from tests.support.tls import ScriptedServer, json_reply, self_signed_certificate, tls_server_context
-from tests.support.triggers import collect
+from tests.support.triggers import collect, run_trigger
 
 
 def count_clients(monkeypatch: pytest.MonkeyPatch) -> list[httpx.AsyncClient]:
@@ -39,7 +39,7 @@ def test_untrusted_certificate_fails_the_trigger_at_once(tmp_path: Path, monkeyp
     with ScriptedServer([good], tls=tls_server_context(self_signed_certificate(tmp_path))) as server:
         set_connection(monkeypatch, host=server.base_url, extra={"max_retries": 5})
         started = time.monotonic()
-        events = asyncio.run(collect(OpenAIFileTrigger("file-abc", poll_interval=0.05, timeout=60)))
+        events = run_trigger(OpenAIFileTrigger("file-abc", poll_interval=0.05, timeout=60))
         elapsed = time.monotonic() - started
         assert [e["status"] for e in events] == ["error"]
         assert "CERTIFICATE_VERIFY_FAILED" in events[0]["message"] and "not retried" in events[0]["message"]

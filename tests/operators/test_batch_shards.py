@@ -244,19 +244,14 @@ def test_expired_shard_sends_its_unfinished_lines_again(start_emulator: Any, tmp
     assert all(b["status"] == "expired" and 0 < b["request_counts"]["completed"] < 5 for b in emu.batches())
     emu_fast = emu  # the retry shards run with the same durations: let the clock carry them through
     trigger = deferred.value.trigger
-    event = run_trigger(trigger)
+    event = trigger_event(trigger)
     with pytest.raises(TaskDeferred) as again:
         op.execute_complete_shards(context, event)
     emu_fast.advance_clock(7200)
-    result = op.execute_complete_shards(context, run_trigger(again.value.trigger))
+    result = op.execute_complete_shards(context, trigger_event(again.value.trigger))
     assert ids_of(tmp_path / "out.jsonl") == [f"q{i}" for i in range(10)]
     assert sorted(shard_batches(emu)) == ["0", "0r2", "1", "1r2"]
     assert result["request_counts"] == {"total": 10, "completed": 10, "failed": 0}
-
-
-def run_trigger(trigger: Any) -> dict[str, Any]:
-    """The trigger's one event, run as the triggerer runs it: rebuilt from its serialized form."""
-    return trigger_event(trigger)
 
 
 def test_deferred_job_logs_progress_and_resumes(
@@ -277,7 +272,7 @@ def test_deferred_job_logs_progress_and_resumes(
             except TaskDeferred as deferred:
                 assert deferred.method_name == "execute_complete_shards"
                 assert 1 <= len(deferred.trigger.batch_ids) <= 2
-                event = run_trigger(deferred.trigger)
+                event = trigger_event(deferred.trigger)
                 assert event["status"] == "success"
     assert rounds >= 2 and len(emu.batches()) == 3
     logged = caplog.text + capsys.readouterr().out

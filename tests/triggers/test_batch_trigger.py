@@ -40,6 +40,9 @@ def test_rejects_unsafe_ids_and_non_terminal_targets() -> None:
         OpenAIBatchTrigger("batch_abc", success_statuses=("in_progress",))
 
 
+# Each stage lasts longer than a loaded machine may take between the batch's creation and the trigger's first
+# poll, so every status is seen (0.2 s of ``validating`` was missed under a load of 10 on 2 cores).
+@pytest.mark.openai_files_emulator(batch_validating_seconds=1.5, batch_in_progress_seconds=1.5)
 def test_success_after_the_lifecycle_logs_each_status(
     openai_files_connection: Any, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:

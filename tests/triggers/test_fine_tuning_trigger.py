@@ -13,7 +13,7 @@ from airflow_openai_files.exceptions import OpenAIFilesValidationError
 from airflow_openai_files.hooks import OpenAIFilesHook
 from airflow_openai_files.triggers import OpenAIFineTuningJobTrigger
 from tests.support.task_helpers import fine_tune_lines
-from tests.support.triggers import collect
+from tests.support.triggers import collect, run_trigger
 
 MODEL = "gpt-4.1-mini-2025-04-14"
 TRAIN_SECONDS = 3600.0
@@ -101,7 +101,7 @@ def test_failed_job_is_an_error_event_with_the_jobs_error(openai_files_connectio
     job = create_job(bad)
     openai_files_connection.advance_clock(60)
     trigger, _ = trigger_for(job["id"])
-    (event,) = asyncio.run(collect(trigger, serialized=False))
+    (event,) = run_trigger(trigger, serialized=False)
     assert event["status"] == "error"
     assert f"Fine-tuning job {job['id']} failed:" in event["message"]
     assert "code=invalid_n_examples" in event["message"] and "param=training_file" in event["message"]
@@ -110,15 +110,15 @@ def test_failed_job_is_an_error_event_with_the_jobs_error(openai_files_connectio
 def test_cancelled_and_missing_jobs(openai_files_connection: Any) -> None:
     job = create_job()
     OpenAIFilesHook().cancel_fine_tuning_job(job["id"])
-    (cancelled,) = asyncio.run(collect(trigger_for(job["id"])[0]))
+    (cancelled,) = run_trigger(trigger_for(job["id"])[0])
     assert cancelled["status"] == "error" and "was cancelled" in cancelled["message"]
-    (missing,) = asyncio.run(collect(trigger_for("ftjob-missing123")[0]))
+    (missing,) = run_trigger(trigger_for("ftjob-missing123")[0])
     assert missing["status"] == "error" and "does not exist (HTTP 404" in missing["message"]
 
 
 def test_timeout_leaves_the_job_running(openai_files_connection: Any) -> None:
     job = create_job()
-    (event,) = asyncio.run(collect(trigger_for(job["id"], timeout=0.3)[0]))
+    (event,) = run_trigger(trigger_for(job["id"], timeout=0.3)[0])
     assert event["status"] == "timeout" and job["id"] in event["message"]
     assert openai_files_connection.fine_tuning_jobs()[0]["status"] in ("validating_files", "queued", "running")
 
@@ -139,12 +139,12 @@ def test_waits_through_paused_until_resumed(openai_files_connection: Any) -> Non
     assert hook.pause_fine_tuning_job(job["id"])["status"] == "paused"
     openai_files_connection.advance_clock(2 * TRAIN_SECONDS)  # paused jobs do not train
     trigger, recorder = trigger_for(job["id"], timeout=0.5)
-    (event,) = asyncio.run(collect(trigger, serialized=False))
+    (event,) = run_trigger(trigger, serialized=False)
     assert event["status"] == "timeout" and event["job"]["status"] == "paused"
     assert any(f"Fine-tuning job {job['id']} is paused" in line for line in recorder.lines)
     hook.resume_fine_tuning_job(job["id"])
     openai_files_connection.advance_clock(2 * TRAIN_SECONDS)
-    (done,) = asyncio.run(collect(trigger_for(job["id"], last_event_id=event["last_event_id"])[0]))
+    (done,) = run_trigger(trigger_for(job["id"], last_event_id=event["last_event_id"])[0])
     assert done["status"] == "success"
 
 

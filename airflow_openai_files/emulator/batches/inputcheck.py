@@ -5,7 +5,7 @@ The service reports a malformed input as a ``failed`` batch whose ``errors.data`
 ``invalid_json_line`` (message "This line is not parseable as valid JSON."), ``duplicate_custom_id``,
 ``url_mismatch``, ``model_mismatch``, ``empty_file``, ``too_many_tasks``; the others below
 (``missing_required_parameter``, ``invalid_method``, ``invalid_request``, ``streaming_unsupported``)
-and the wording of every message but the first are the emulator's (README, Fidelity table).
+and the wording of every message but the first are the emulator's (docs/fidelity.md).
 """
 
 from __future__ import annotations

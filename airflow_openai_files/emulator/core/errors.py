@@ -1,7 +1,7 @@
 """Every error the emulator answers, in the service's shape
 ``{"error": {"message", "type", "param", "code"}}``.
 
-Messages are the service's own where they are documented or reported (sources in the README's
+Messages are the service's own where they are documented or reported (sources in docs/fidelity.md's
 Fidelity table); routers and backends raise the constructors below, never a bare message.
 """
 
@@ -47,7 +47,7 @@ class AzureError(EmulatorError):
         return self._body
 
 
-# ---- Azure OpenAI's gateway (sources in the README's Fidelity table) -------------------------------
+# ---- Azure OpenAI's gateway (sources in the Fidelity table (docs/fidelity.md)) -------------------------------
 def azure_resource_not_found() -> AzureError:
     """A missing ``api-version`` on the versioned routes, or an unknown route."""
     return AzureError(404, {"error": {"code": "404", "message": "Resource not found"}})
@@ -271,7 +271,7 @@ def invalid_fine_tuning_file(param: str, file_id: str) -> EmulatorError:
 
 
 def wrong_fine_tuning_file_purpose(param: str, file_id: str, purpose: str) -> EmulatorError:
-    """Not a ``fine-tune`` file (wording chosen by the emulator; see the README's Fidelity table)."""
+    """Not a ``fine-tune`` file (wording chosen by the emulator; see the Fidelity table (docs/fidelity.md))."""
     return EmulatorError(
         400,
         f"Invalid {param}: file {_short(file_id)} has purpose '{_short(purpose, 50)}', but fine-tuning files"
@@ -296,7 +296,7 @@ def fine_tuning_wrong_status(action: str, job_id: str, status: str) -> EmulatorE
 
 def fine_tuning_unavailable(cutoff: str) -> EmulatorError:
     """Job creation after OpenAI's self-serve fine-tuning cutoff (HTTP 403, as reported: "permission
-    denied"; the body's wording and code are the emulator's, see the README's Fidelity table)."""
+    denied"; the body's wording and code are the emulator's, see the Fidelity table (docs/fidelity.md))."""
     return EmulatorError(
         403,
         "Creating fine-tuning jobs is no longer available: OpenAI's self-serve fine-tuning platform stopped"

@@ -1,4 +1,4 @@
-"""The README's mapping and XCom patterns, run with dag.test() against the emulator (issue 12)."""
+"""The mapping and XCom patterns of docs/operators.md, run with dag.test() against the emulator."""
 
 from __future__ import annotations
 

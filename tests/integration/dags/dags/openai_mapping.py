@@ -1,4 +1,4 @@
-"""The mapping and XCom patterns of the README, run by tests/integration/dags/test_mapping.py under dag.test().
+"""The mapping and XCom patterns of docs/operators.md, run by tests/integration/dags/test_mapping.py under dag.test().
 
 Three files are uploaded by a mapped task; each downstream task takes the uploads' output the way a
 user writes it: whole File dicts (``.expand(file_id=uploads.output)``), ids picked with ``.map()``,
