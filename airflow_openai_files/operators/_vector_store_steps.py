@@ -4,6 +4,7 @@ uploads, the wait on the worker, and the failed files as the service reports the
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Mapping
@@ -91,6 +92,39 @@ def make_plan(files: list[SourceFile], by_path: Mapping[str, list[dict[str, Any]
         plan.removed = len(gone)
         plan.removed_old = [item["id"] for path in gone for item in by_path[path]]
     return plan
+
+
+#: Upload names recorded per task state key: 13 characters each, so a key stays under the metastore backend's
+#: default value limit of 64 KiB (``[state_store] max_value_storage_bytes``) even for a sync of thousands of files.
+RECORDED_PER_KEY = 4000
+
+
+def upload_mark(upload_name: str) -> str:
+    """What the task state store keeps of an upload name: 12 hex of its SHA-256 (the name itself can be long)."""
+    return hashlib.sha256(upload_name.encode()).hexdigest()[:12]
+
+
+def recorded_uploads(record: Any) -> set[str]:
+    """The :func:`upload_mark` of every name an earlier try of this task instance was about to upload."""
+    marks: set[str] = set()
+    for index in range(int(record.get("uploads", 0) or 0)):
+        marks.update(str(record.get(f"uploads.{index}", "")).split())
+    return marks
+
+
+def record_uploads(record: Any, marks: set[str]) -> None:
+    """Record ``marks`` before uploading (chunks first, then their count: a torn write loses nothing recorded)."""
+    ordered = sorted(marks)
+    chunks = [ordered[i : i + RECORDED_PER_KEY] for i in range(0, len(ordered), RECORDED_PER_KEY)]
+    for index, chunk in enumerate(chunks):
+        record.set(f"uploads.{index}", " ".join(chunk))
+    record.set("uploads", len(chunks))
+
+
+def forget_uploads(record: Any) -> None:
+    for index in range(int(record.get("uploads", 0) or 0)):
+        record.delete(f"uploads.{index}")
+    record.delete("uploads")
 
 
 def retry_since(context: Any, record: Any, log: Any) -> float | None:
@@ -184,8 +218,8 @@ def delete_orphans(
     window) that is neither attached to the store nor planned to be attached (``keep``). It is deleted only when
     it is tied to this sync by one of two narrow rules, so a file someone else uploaded is never touched:
 
-    * its exact name is one an earlier try recorded, before uploading, in the task state store (``recorded``,
-      Airflow 3.3+): this covers a file deleted from the source, or changed, before the retry;
+    * its exact name is one an earlier try recorded (its :func:`upload_mark`), before uploading, in the task state
+      store (``recorded``, Airflow 3.3+): this covers a file deleted from the source, or changed, before the retry;
     * its name carries the file name of a file of this source or a path of this store (``names``): a version of
       a file that changed again before the retry. Without a task state store, an upload for a file deleted from
       the source (and never in the store) before the retry cannot be told from another sync's and stays.
@@ -195,7 +229,7 @@ def delete_orphans(
         match = TAGGED.match(filename)
         if item["id"] in keep or match is None:
             continue
-        if filename in recorded:
+        if upload_mark(filename) in recorded:
             why = "an earlier try recorded uploading it"
         elif match.group(1) in names:
             why = "an earlier version of a file of this sync"

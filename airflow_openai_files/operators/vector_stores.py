@@ -10,9 +10,9 @@ What is recorded where (the store is the record):
   attaches it instead of uploading it again; such a file that is no longer wanted is deleted (the narrow rule
   is :func:`~._vector_store_steps.delete_orphans`);
 * on Airflow 3.3+ the task state store also keeps the store id, the file batches a try created (the next try
-  waits for those batches rather than creating new ones), the names a try is about to upload (a retry deletes
-  those nothing uses, e.g. for a file deleted from the source meanwhile) and when try 1 began (the retry window
-  when a retry cannot read the DAG run's start).
+  waits for those batches rather than creating new ones), the names a try is about to upload (hashed, chunked
+  under 64 KiB a key; a retry deletes those nothing uses, e.g. for a file deleted from the source meanwhile)
+  and when try 1 began (the retry window when a retry cannot read the DAG run's start).
 
 Files of the store without the path attribute (attached by someone else) are left alone.
 """
@@ -171,8 +171,8 @@ class OpenAIVectorStoreSyncOperator(OpenAIBaseOperatorMixin, BaseOperator):
         batch_ids: list[str] = list(record.get("batches", []))
         earlier = steps.earlier_uploads(self.hook, self.log, since)
         # Recorded before uploading: the exact names a retry may delete if nothing uses them then.
-        recorded = set(record.get("uploads", []))
-        record.set("uploads", sorted(recorded | {f.upload_name for f in plan.to_send}))
+        recorded = steps.recorded_uploads(record)
+        steps.record_uploads(record, recorded | {steps.upload_mark(f.upload_name) for f in plan.to_send})
         uploaded, summary["bytes"] = steps.upload_files(self.hook, self.log, plan.to_send, earlier)
         pairs = [(f, uploaded[f.path]) for f in plan.to_send] + plan.reattach
         if plan.reattach:
@@ -273,7 +273,8 @@ class OpenAIVectorStoreSyncOperator(OpenAIBaseOperatorMixin, BaseOperator):
         summary = {**summary, "failed": failed, "usage_bytes": int(store.get("usage_bytes") or 0)}
         self.log.info("%s", steps.describe_summary(summary))
         record = resume.TaskRecord(context, "vector_store_sync")
-        for name in ("batches", "uploads", "started"):
+        steps.forget_uploads(record)
+        for name in ("batches", "started"):
             record.delete(name)
         if len(failed) > self.max_failed_files:
             raise AirflowFailException(
