@@ -37,7 +37,7 @@ from airflow_openai_files.client.retry import (
     request_id_from,
     should_retry,
 )
-from airflow_openai_files.client.settings import ClientSettings, explain, parse_settings
+from airflow_openai_files.client.settings import ClientSettings, explain, parse_settings, path_headers
 from airflow_openai_files.exceptions import OpenAIFilesConfigError, OpenAIFilesError, OpenAIFilesTimeoutError
 
 log = logging.getLogger(__name__)
@@ -245,13 +245,15 @@ class AsyncTransport:
             # The request's own timeouts end it by the deadline. Not asyncio.wait_for: before Python 3.12 it
             # can swallow a cancellation that arrives as the answer does, and the triggerer cancels triggers.
             try:
-                auth = {"Authorization": f"Bearer {await tokens.aget()}"} if tokens is not None else None
+                headers = path_headers(path) or {}
+                if tokens is not None:
+                    headers["Authorization"] = f"Bearer {await tokens.aget()}"
                 response = await client.request(
                     method,
                     settings.url(path),
                     params=query,
                     json=json,
-                    headers=auth,
+                    headers=headers or None,
                     timeout=httpx.Timeout(limit, connect=min(settings.connect_timeout, limit)),
                 )
             except httpx.HTTPError as exc:

@@ -26,6 +26,17 @@ _API_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,63}$")
 AZURE_ONLY_EXTRAS = ("api_version", "azure_ad_token", "use_azure_credential", "managed_identity_client_id")
 
 USER_AGENT = f"airflow-provider-openai-files/{__version__} python/{platform.python_version()}"
+#: Sent with every vector store request, as the official SDK does (``vector_stores`` belong to the v2 Assistants
+#: family of endpoints: openai-python's ``resources/vector_stores`` pass ``{"OpenAI-Beta": "assistants=v2"}``).
+BETA_HEADERS = {"OpenAI-Beta": "assistants=v2"}
+
+
+def path_headers(path: str) -> dict[str, str] | None:
+    """Headers a request to ``path`` needs besides the auth ones: the beta header on vector store paths.
+
+    Decided here, by path, so the sync and the async transport (triggers, the shared poller) send the same.
+    """
+    return dict(BETA_HEADERS) if path.lstrip("/").startswith("vector_stores") else None
 
 
 @dataclass(frozen=True)

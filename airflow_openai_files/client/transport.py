@@ -45,7 +45,7 @@ from airflow_openai_files.client.retry import (
     should_retry,
 )
 from airflow_openai_files.client.retry import describe as describe_failure
-from airflow_openai_files.client.settings import ClientSettings, explain
+from airflow_openai_files.client.settings import ClientSettings, explain, path_headers
 from airflow_openai_files.exceptions import OpenAIFilesError
 from airflow_openai_files.limits import MiB
 from airflow_openai_files.transfer.progress import Progress
@@ -172,6 +172,9 @@ class Transport:
     ) -> requests.Response:
         """One attempt: send, and raise the classified error for a non-2xx answer."""
         settings = self.settings
+        extra = path_headers(path)
+        if extra:
+            headers = {**extra, **(headers or {})}
         if self.token_provider is not None:
             headers = {**(headers or {}), "Authorization": f"Bearer {self.token_provider.get()}"}
         response = self.session.request(

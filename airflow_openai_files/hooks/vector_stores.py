@@ -37,9 +37,6 @@ from airflow_openai_files.validation.vector_stores import (
 if TYPE_CHECKING:
     from airflow_openai_files.client.transport import Transport
 
-#: Sent with every vector store request, as the official SDK does (the v2 Assistants family of endpoints).
-BETA_HEADERS = {"OpenAI-Beta": "assistants=v2"}
-
 
 def store_path(store_id: str, *rest: str) -> str:
     """``vector_stores/<id>/...``; callers check the ids in ``rest`` (nothing may reach another endpoint)."""
@@ -54,7 +51,7 @@ class VectorStoreFilesAPIMixin:
         log: Any
 
     def _vs_json(self, method: str, path: str, what: str, **kwargs: Any) -> dict[str, Any]:
-        return self._transport.json(method, path, what=what, headers=BETA_HEADERS, **kwargs)
+        return self._transport.json(method, path, what=what, **kwargs)
 
     def _vs_pages(self, path: str, params: dict[str, Any], what: str) -> Iterator[dict[str, Any]]:
         """Every item of a vector store list, following ``after`` / ``has_more`` (with the beta header)."""
@@ -240,7 +237,7 @@ class VectorStoresAPIMixin(VectorStoreFilesAPIMixin):
                     )
                     return found, None
             try:
-                response = transport.send("POST", "vector_stores", what=what, json=body, headers=BETA_HEADERS)
+                response = transport.send("POST", "vector_stores", what=what, json=body)
             except BaseException as err:
                 failures.append(err)
                 raise

@@ -4,6 +4,7 @@ uploads, the wait on the worker, and the failed files as the service reports the
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Mapping
@@ -30,6 +31,9 @@ PURPOSE = "assistants"
 UPLOAD_CONCURRENCY = 4
 #: Seconds of clock skew allowed between the worker and the service when looking back.
 CLOCK_SKEW = 600.0
+#: How far back a retry looks for a killed try's uploads when neither the DAG run's start nor the task state
+#: store says when the run began (bounded: the listing is newest first and stops there).
+FALLBACK_WINDOW = 24 * 3600.0
 EMPTY_MESSAGE = "The file is empty: not uploaded (the Files API refuses empty files)"
 
 
@@ -90,6 +94,65 @@ def make_plan(files: list[SourceFile], by_path: Mapping[str, list[dict[str, Any]
     return plan
 
 
+#: Upload names recorded per task state key: 13 characters each, so a key stays under the metastore backend's
+#: default value limit of 64 KiB (``[state_store] max_value_storage_bytes``) even for a sync of thousands of files.
+RECORDED_PER_KEY = 4000
+
+
+def upload_mark(upload_name: str) -> str:
+    """What the task state store keeps of an upload name: 12 hex of its SHA-256 (the name itself can be long)."""
+    return hashlib.sha256(upload_name.encode()).hexdigest()[:12]
+
+
+def recorded_uploads(record: Any) -> set[str]:
+    """The :func:`upload_mark` of every name an earlier try of this task instance was about to upload."""
+    marks: set[str] = set()
+    for index in range(int(record.get("uploads", 0) or 0)):
+        marks.update(str(record.get(f"uploads.{index}", "")).split())
+    return marks
+
+
+def record_uploads(record: Any, marks: set[str]) -> None:
+    """Record ``marks`` before uploading (chunks first, then their count: a torn write loses nothing recorded)."""
+    ordered = sorted(marks)
+    chunks = [ordered[i : i + RECORDED_PER_KEY] for i in range(0, len(ordered), RECORDED_PER_KEY)]
+    for index, chunk in enumerate(chunks):
+        record.set(f"uploads.{index}", " ".join(chunk))
+    record.set("uploads", len(chunks))
+
+
+def forget_uploads(record: Any) -> None:
+    for index in range(int(record.get("uploads", 0) or 0)):
+        record.delete(f"uploads.{index}")
+    record.delete("uploads")
+
+
+def retry_since(context: Any, record: Any, log: Any) -> float | None:
+    """Where a retry starts looking for a killed try's uploads (unix time), None on a first try.
+
+    The DAG run's start (:func:`~airflow_openai_files.resume.retry_window`); when the retry cannot read it,
+    the time the first try of this task instance recorded in the task state store (Airflow 3.3+); else
+    :data:`FALLBACK_WINDOW` back from now, so a retry still finds them rather than uploading everything again.
+    """
+    from airflow_openai_files import resume
+
+    if resume.try_number(context) <= 1:
+        return None
+    since = resume.retry_window(context)
+    if since is not None:
+        return since
+    recorded = record.get("started")
+    if isinstance(recorded, (int, float)):
+        log.info("The DAG run's start is unknown: looking for earlier uploads since try 1 began (task state)")
+        return float(recorded)
+    log.warning(
+        "The DAG run's start is unknown and no task state records try 1: looking for earlier uploads in the"
+        " last %.0f hours",
+        FALLBACK_WINDOW / 3600,
+    )
+    return time.time() - FALLBACK_WINDOW
+
+
 def earlier_uploads(hook: Any, log: Any, since: float | None) -> dict[tuple[str, int], dict[str, Any]]:
     """Files a killed try of this run uploaded: ``(tagged name, size) -> File`` (the newest wins).
 
@@ -142,16 +205,42 @@ def upload_files(
 
 
 def delete_orphans(
-    hook: Any, log: Any, earlier: Mapping[tuple[str, int], dict[str, Any]], keep: set[str], names: set[str]
-) -> None:
-    """Delete what a killed try of this run uploaded for a file of this source and nothing uses now (e.g. a
-    version that changed again before the retry)."""
+    hook: Any,
+    log: Any,
+    earlier: Mapping[tuple[str, int], dict[str, Any]],
+    keep: set[str],
+    names: set[str],
+    recorded: set[str],
+) -> int:
+    """Delete what a killed try of this task instance uploaded that nothing uses now; return how many.
+
+    A candidate is a file of :func:`earlier_uploads` (purpose ``assistants``, a tagged name, created in the retry
+    window) that is neither attached to the store nor planned to be attached (``keep``). It is deleted only when
+    it is tied to this sync by one of two narrow rules, so a file someone else uploaded is never touched:
+
+    * its exact name is one an earlier try recorded (its :func:`upload_mark`), before uploading, in the task state
+      store (``recorded``, Airflow 3.3+): this covers a file deleted from the source, or changed, before the retry;
+    * its name carries the file name of a file of this source or a path of this store (``names``): a version of
+      a file that changed again before the retry. Without a task state store, an upload for a file deleted from
+      the source (and never in the store) before the retry cannot be told from another sync's and stays.
+    """
+    deleted = 0
     for (filename, _), item in earlier.items():
         match = TAGGED.match(filename)
-        if item["id"] in keep or match is None or match.group(1) not in names:
+        if item["id"] in keep or match is None:
             continue
-        log.info("Deleting %s (%s): uploaded by a killed try, not needed any more", item["id"], filename)
+        if upload_mark(filename) in recorded:
+            why = "an earlier try recorded uploading it"
+        elif match.group(1) in names:
+            why = "an earlier version of a file of this sync"
+        else:
+            continue
+        log.info("Deleting %s (%s): uploaded by a killed try (%s), not needed any more", item["id"], filename, why)
         hook.delete_file(item["id"], missing_ok=True)
+        deleted += 1
+    if deleted:
+        log.info("Deleted %d files a killed try uploaded and nothing uses", deleted)
+    return deleted
 
 
 def drop(hook: Any, store_id: str, file_id: str) -> None:

@@ -7,9 +7,12 @@ What is recorded where (the store is the record):
   source); a run lists the store's files, compares them with the source and sends only the difference;
 * every uploaded file is named ``<first 16 hex digits of its SHA-256>_<file name>``, so a retry finds a file a
   killed try uploaded but never attached (same name, same size, created since the DAG run started) and
-  attaches it instead of uploading it again; such a file that is no longer wanted is deleted at the end;
-* on Airflow 3.3+ the task state store also keeps the store id and the file batches a try created, so the next
-  try waits for those batches rather than creating new ones.
+  attaches it instead of uploading it again; such a file that is no longer wanted is deleted (the narrow rule
+  is :func:`~._vector_store_steps.delete_orphans`);
+* on Airflow 3.3+ the task state store also keeps the store id, the file batches a try created (the next try
+  waits for those batches rather than creating new ones), the names a try is about to upload (hashed, chunked
+  under 64 KiB a key; a retry deletes those nothing uses, e.g. for a file deleted from the source meanwhile)
+  and when try 1 began (the retry window when a retry cannot read the DAG run's start).
 
 Files of the store without the path attribute (attached by someone else) are left alone.
 """
@@ -134,6 +137,9 @@ class OpenAIVectorStoreSyncOperator(OpenAIBaseOperatorMixin, BaseOperator):
 
         self.check_at_run(self._check_arguments)
         record = resume.TaskRecord(context, "vector_store_sync")
+        since = steps.retry_since(context, record, self.log)  # before this try records its own start
+        if record.get("started") is None:
+            record.set("started", time.time())  # the retry window when a retry cannot read the run's start
         files = self.check_at_run(scan_source, self.source, self.include, self.exclude)
         self.log.info("Source %s: %d files, %d bytes", self.source, len(files), sum(f.size for f in files))
         store = self._store(record)
@@ -163,7 +169,10 @@ class OpenAIVectorStoreSyncOperator(OpenAIBaseOperatorMixin, BaseOperator):
             self.log.debug("%s %s (%d bytes)", "replace" if f.path in by_path else "add", f.path, f.size)
 
         batch_ids: list[str] = list(record.get("batches", []))
-        earlier = steps.earlier_uploads(self.hook, self.log, resume.retry_window(context))
+        earlier = steps.earlier_uploads(self.hook, self.log, since)
+        # Recorded before uploading: the exact names a retry may delete if nothing uses them then.
+        recorded = steps.recorded_uploads(record)
+        steps.record_uploads(record, recorded | {steps.upload_mark(f.upload_name) for f in plan.to_send})
         uploaded, summary["bytes"] = steps.upload_files(self.hook, self.log, plan.to_send, earlier)
         pairs = [(f, uploaded[f.path]) for f in plan.to_send] + plan.reattach
         if plan.reattach:
@@ -177,8 +186,8 @@ class OpenAIVectorStoreSyncOperator(OpenAIBaseOperatorMixin, BaseOperator):
             record.set("batches", batch_ids)
         for file_id in plan.removed_old:
             steps.drop(self.hook, store_id, file_id)
-        names = {PurePosixPath(f.path).name for f in files}
-        steps.delete_orphans(self.hook, self.log, earlier, set(uploaded.values()) | plan.attached, names)
+        names = {PurePosixPath(path).name for path in [*(f.path for f in files), *by_path]}
+        steps.delete_orphans(self.hook, self.log, earlier, set(uploaded.values()) | plan.attached, names, recorded)
 
         kwargs: dict[str, Any] = {"summary": summary, "batch_ids": batch_ids, "replaced_old": plan.replaced_old}
         started = time.monotonic()  # ``timeout`` bounds the wait for indexing, not the uploads before it
@@ -263,7 +272,10 @@ class OpenAIVectorStoreSyncOperator(OpenAIBaseOperatorMixin, BaseOperator):
         store = self.hook.get_vector_store(store_id)
         summary = {**summary, "failed": failed, "usage_bytes": int(store.get("usage_bytes") or 0)}
         self.log.info("%s", steps.describe_summary(summary))
-        resume.TaskRecord(context, "vector_store_sync").delete("batches")
+        record = resume.TaskRecord(context, "vector_store_sync")
+        steps.forget_uploads(record)
+        for name in ("batches", "started"):
+            record.delete(name)
         if len(failed) > self.max_failed_files:
             raise AirflowFailException(
                 f"{self.task_id}: {steps.describe_failures(store_id, failed, self.max_failed_files)}"

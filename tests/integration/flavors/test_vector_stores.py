@@ -5,8 +5,10 @@ source and the deferrable path through the trigger."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -29,7 +31,7 @@ def target(flavor_target_factory: Callable[..., FlavorTarget]) -> FlavorTarget:
     return flavor_target_factory(**FAST)
 
 
-def write(root: Path, files: dict[str, bytes | None]) -> None:
+def write(root: Path, files: Mapping[str, bytes | None]) -> None:
     for name, content in files.items():
         path = root / name
         if content is None:
@@ -342,3 +344,110 @@ def test_a_cancelled_batch_counts_its_files_as_failed(
     with pytest.raises(AirflowFailException, match="3 files failed") as info:
         sync(tmp_path / "docs")
     assert "cancelled" in str(info.value) and "guide.md" in str(info.value)
+
+
+class StateStore:
+    """``context["task_state_store"]`` of one task instance (Airflow 3.3+), values kept as JSON."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str) -> Any:
+        return self.values.get(key)
+
+    def set(self, key: str, value: Any, retention: Any = None) -> None:
+        self.values[key] = json.loads(json.dumps(value))
+
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)
+
+
+class Killed(BaseException):
+    """What a SIGKILL of the worker looks like to the test: nothing after it runs."""
+
+
+def kill_before_attaching(monkeypatch: pytest.MonkeyPatch, source: Path, context: dict[str, Any]) -> None:
+    """Try 1 uploads every file to send, then dies before attaching any."""
+
+    def killed(*args: Any, **kwargs: Any) -> Any:
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(OpenAIFilesHook, "create_vector_store_file_batch", killed)
+        with pytest.raises(Killed):
+            sync(source, context=context)
+
+
+def retry_context(store: StateStore | None, *, run_start_known: bool = True) -> dict[str, Any]:
+    context = make_context(try_number=2)
+    if not run_start_known:
+        context["dag_run"] = SimpleNamespace(start_date=None, queued_at=None, run_id=context["run_id"])
+    if store is not None:
+        context["task_state_store"] = store
+    return context
+
+
+def foreign_upload(target: FlavorTarget, tmp_path: Path) -> str:
+    """A tagged file someone else uploaded meanwhile (another sync): never ours to delete."""
+    data = b"another team's document"
+    path = tmp_path / "foreign.md"
+    path.write_bytes(data)
+    return str(OpenAIFilesHook().upload_file(path, "assistants", filename=f"{sha(data)[:16]}_foreign.md")["id"])
+
+
+@pytest.mark.parametrize("run_start_known", [True, False], ids=["run-start", "run-start-unknown"])
+def test_retry_with_task_state_deletes_uploads_of_files_gone_from_the_source(
+    target: FlavorTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_start_known: bool
+) -> None:
+    """Airflow 3.3: try 1 records the names it is about to upload; the retry deletes those nothing uses (a file
+    deleted from the source, a file changed), reuses the rest, and leaves someone else's tagged upload alone.
+    Without the run's start the retry looks from try 1's recorded start."""
+    docs = tmp_path / "docs"
+    write(docs, {**DOCS, "later.md": b"version one"})
+    store = StateStore()
+    kill_before_attaching(monkeypatch, docs, make_context(try_number=1, task_state_store=store))
+    first = {f["filename"]: f["id"] for f in assistants_files(target)}
+    assert len(first) == 4
+    foreign = foreign_upload(target, tmp_path)
+
+    write(docs, {"later.md": None, "guide.md": b"# Guide\nrewritten before the retry"})
+    mark = len(target.emulator.request_log())
+    result = sync(docs, context=retry_context(store, run_start_known=run_start_known))
+
+    assert uploads_in(target, mark) == 1  # only the changed guide
+    assert result["added"] == 3 and result["failed"] == []
+    hook = OpenAIFilesHook()
+    attached = {item["id"] for item in hook.list_vector_store_files(result["vector_store_id"])}
+    on_service = {f["id"] for f in assistants_files(target)}
+    assert on_service == attached | {foreign}, "no orphan of try 1 left; the foreign upload kept"
+    assert len(attached & set(first.values())) == 2  # faq and api reused
+    assert store_state(hook, result["vector_store_id"]) == {
+        "guide.md": (sha(b"# Guide\nrewritten before the retry"), "completed"),
+        "notes/faq.txt": (sha(DOCS["notes/faq.txt"]), "completed"),
+        "notes/deep/api.json": (sha(DOCS["notes/deep/api.json"]), "completed"),
+    }
+    assert not [key for key in store.values if ".uploads" in key or key.endswith(".batches")], "cleared at the end"
+
+
+def test_retry_without_task_state_or_run_start_still_reuses_uploads(
+    target: FlavorTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No task state store and no readable run start: the retry looks back a bounded window, so it still
+    reuses try 1's uploads (nothing uploaded twice) and deletes the old version of a changed file; the upload
+    of a file deleted from the source cannot be told from someone else's and stays (documented)."""
+    docs = tmp_path / "docs"
+    write(docs, {**DOCS, "later.md": b"version one"})
+    kill_before_attaching(monkeypatch, docs, make_context(try_number=1))
+    first = {f["filename"]: f["id"] for f in assistants_files(target)}
+    foreign = foreign_upload(target, tmp_path)
+
+    write(docs, {"later.md": None, "guide.md": b"# Guide\nrewritten before the retry"})
+    mark = len(target.emulator.request_log())
+    result = sync(docs, context=retry_context(None, run_start_known=False))
+
+    assert uploads_in(target, mark) == 1
+    attached = {item["id"] for item in OpenAIFilesHook().list_vector_store_files(result["vector_store_id"])}
+    on_service = {f["id"] for f in assistants_files(target)}
+    later = first[f"{sha(b'version one')[:16]}_later.md"]
+    assert on_service == attached | {foreign, later}
+    assert len(attached & set(first.values())) == 2
