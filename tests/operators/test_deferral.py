@@ -77,7 +77,9 @@ def test_batch_poll_failed_for_good_is_retried_not_failed(emulator: Any) -> None
     operator = batch_operator()
     deferred = defer(operator)
     batch_id = emulator.batches()[0]["id"]
-    emulator.add_fault(method="GET", path=f"/v1/batches/{batch_id}", status=401, times=50)
+    # The trigger polls through its connection's shared poller: a page of GET /batches, single gets for the rest.
+    for path in ("/v1/batches", f"/v1/batches/{batch_id}"):
+        emulator.add_fault(method="GET", path=path, status=401, times=50)
     event = the_event(deferred)
     assert event["status"] == "error" and event["batch"] is None
     with pytest.raises(AirflowException) as info:
