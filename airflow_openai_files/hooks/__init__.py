@@ -16,7 +16,7 @@ from airflow_openai_files.hooks.base import OpenAIFilesAsyncHookBase, OpenAIFile
 from airflow_openai_files.hooks.batches import AsyncBatchesAPIMixin, BatchesAPIMixin
 from airflow_openai_files.hooks.files import AsyncFilesAPIMixin, FilesAPIMixin
 from airflow_openai_files.hooks.fine_tuning import AsyncFineTuningAPIMixin, FineTuningAPIMixin
-from airflow_openai_files.hooks.vector_stores import VectorStoresAPIMixin, VectorStoresAsyncMixin
+from airflow_openai_files.hooks.vector_stores import AsyncVectorStoresAPIMixin, VectorStoresAPIMixin
 from airflow_openai_files.validation import validate_file_id
 
 
@@ -37,7 +37,7 @@ class OpenAIFilesAsyncHook(
     AsyncFilesAPIMixin,
     AsyncBatchesAPIMixin,
     AsyncFineTuningAPIMixin,
-    VectorStoresAsyncMixin,
+    AsyncVectorStoresAPIMixin,
     OpenAIFilesAsyncHookBase,
 ):
     """

@@ -196,6 +196,20 @@ class OpenAIFilesHookBase(BaseHook):
         return self.wait_until_processed(file_id, timeout=timeout, poll_interval=poll_interval)
 
 
+class AsyncAPIMixin:
+    """The base of every resource's async mixin: what it may use of :class:`OpenAIFilesAsyncHookBase`.
+
+    Only :meth:`~OpenAIFilesAsyncHookBase.request_json`, declared here once for type checkers; at run time the
+    hook class composed in ``hooks/__init__`` provides it.
+    """
+
+    if TYPE_CHECKING:
+
+        async def request_json(
+            self, method: str, path: str, *, what: str, params: dict[str, Any] | None = None, json: Any = None
+        ) -> dict[str, Any]: ...
+
+
 class OpenAIFilesAsyncHookBase:
     """
     Async access to the API for triggers, with the sync hook's connection, headers and retry rules.

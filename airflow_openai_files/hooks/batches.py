@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_openai_files import limits
 from airflow_openai_files.exceptions import OpenAIFilesValidationError
+from airflow_openai_files.hooks.base import AsyncAPIMixin
 from airflow_openai_files.resources import batches
 from airflow_openai_files.resume import REQUEST_KEY_METADATA
 from airflow_openai_files.transfer.progress import request_id_note
@@ -159,20 +160,8 @@ class BatchesAPIMixin:
         return None
 
 
-class AsyncBatchesAPIMixin:
+class AsyncBatchesAPIMixin(AsyncAPIMixin):
     """``get_batch`` for triggers (``OpenAIFilesAsyncHook``)."""
-
-    if TYPE_CHECKING:
-
-        async def request_json(
-            self,
-            method: str,
-            path: str,
-            *,
-            what: str,
-            params: dict[str, Any] | None = None,
-            json: Any = None,
-        ) -> dict[str, Any]: ...
 
     async def get_batch(self, batch_id: str) -> dict[str, Any]:
         """Retrieve a Batch object (``GET /batches/{batch_id}``)."""

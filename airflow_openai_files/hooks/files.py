@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_openai_files import limits
 from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesNotFoundError, OpenAIFilesValidationError
+from airflow_openai_files.hooks.base import AsyncAPIMixin
 from airflow_openai_files.transfer.destinations import Destination
 from airflow_openai_files.transfer.progress import Progress, human_size, rate, request_id_note
 from airflow_openai_files.transfer.sources import resolve_source
@@ -300,20 +301,8 @@ class FilesAPIMixin:
         return find_uploaded(self._transport, filename, size, purpose, since=since, what=what or "Listing files")
 
 
-class AsyncFilesAPIMixin:
+class AsyncFilesAPIMixin(AsyncAPIMixin):
     """``get_file`` for triggers (``OpenAIFilesAsyncHook``)."""
-
-    if TYPE_CHECKING:
-
-        async def request_json(
-            self,
-            method: str,
-            path: str,
-            *,
-            what: str,
-            params: dict[str, Any] | None = None,
-            json: Any = None,
-        ) -> dict[str, Any]: ...
 
     async def get_file(self, file_id: str) -> dict[str, Any]:
         """Retrieve a File object (``GET /files/{file_id}``)."""

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_openai_files import limits
 from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesRequestError, OpenAIFilesValidationError
+from airflow_openai_files.hooks.base import AsyncAPIMixin
 from airflow_openai_files.resources import fine_tuning
 from airflow_openai_files.resume import REQUEST_KEY_METADATA
 from airflow_openai_files.validation import check_fine_tuning_method, check_metadata, validate_file_id, validate_id
@@ -326,20 +327,8 @@ class FineTuningAPIMixin:
         return (target.display if target is not None else None), metrics
 
 
-class AsyncFineTuningAPIMixin:
+class AsyncFineTuningAPIMixin(AsyncAPIMixin):
     """``get_fine_tuning_job``, one page of events and ``cancel_fine_tuning_job`` for triggers."""
-
-    if TYPE_CHECKING:
-
-        async def request_json(
-            self,
-            method: str,
-            path: str,
-            *,
-            what: str,
-            params: dict[str, Any] | None = None,
-            json: Any = None,
-        ) -> dict[str, Any]: ...
 
     async def get_fine_tuning_job(self, job_id: str) -> dict[str, Any]:
         """Retrieve a fine-tuning job (``GET /fine_tuning/jobs/{job_id}``)."""

@@ -2,7 +2,7 @@
 
 Sync methods (:class:`VectorStoresAPIMixin`, part of ``OpenAIFilesHook``) go through the one transport and
 auto-page every list with its page iterator (the official Airflow provider returns only the first page of
-a store's files). :class:`VectorStoresAsyncMixin` (part of ``OpenAIFilesAsyncHook``) gives triggers what
+a store's files). :class:`AsyncVectorStoresAPIMixin` (part of ``OpenAIFilesAsyncHook``) gives triggers what
 they poll. Every argument is checked (:mod:`airflow_openai_files.validation.vector_stores`) before any request.
 
 A vector store costs storage, so ``create_vector_store`` is never sent blind twice: like ``create_batch``
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_openai_files import limits
 from airflow_openai_files.exceptions import OpenAIFilesError, OpenAIFilesValidationError
+from airflow_openai_files.hooks.base import AsyncAPIMixin
 from airflow_openai_files.resources.vector_stores import describe_batch, describe_store
 from airflow_openai_files.resume import REQUEST_KEY_METADATA
 from airflow_openai_files.transfer.progress import request_id_note
@@ -333,14 +334,8 @@ class VectorStoresAPIMixin(VectorStoreFilesAPIMixin):
         return results
 
 
-class VectorStoresAsyncMixin:
+class AsyncVectorStoresAPIMixin(AsyncAPIMixin):
     """What triggers poll: a store, a file batch, a page of a batch's files (``OpenAIFilesAsyncHook`` mixin)."""
-
-    if TYPE_CHECKING:
-
-        async def request_json(
-            self, method: str, path: str, *, what: str, params: dict[str, Any] | None = None, json: Any = None
-        ) -> dict[str, Any]: ...
 
     async def get_vector_store(self, vector_store_id: str) -> dict[str, Any]:
         return await self.request_json("GET", store_path(vector_store_id), what=f"Retrieving {vector_store_id}")
@@ -361,9 +356,9 @@ class VectorStoresAsyncMixin:
 
 
 __all__ = [
+    "AsyncVectorStoresAPIMixin",
     "VectorStoreFilesAPIMixin",
     "VectorStoresAPIMixin",
-    "VectorStoresAsyncMixin",
     "describe_batch",
     "describe_store",
 ]
