@@ -108,6 +108,16 @@ def test_unknown_api_version(openai_files_emulator: Emulator) -> None:
     assert raw_get(openai_files_emulator, "/openai/v1/files?api-version=preview").status_code == 200
 
 
+@pytest.mark.parametrize(
+    "version", ["2024-05-01-preview", "2024-08-01-preview", "2024-12-01-preview", "2025-02-01-preview"]
+)
+def test_preview_api_versions_of_vector_stores_are_accepted(openai_files_emulator: Emulator, version: str) -> None:
+    """Azure serves vector stores from 2024-05-01-preview on: an SDK pinned to such a preview is answered."""
+    client = key_client(openai_files_emulator, api_version=version)
+    store = client.vector_stores.create(name="kb")
+    assert client.vector_stores.retrieve(store.id).name == "kb"
+
+
 def test_unknown_route_and_openai_routes_are_not_served(openai_files_emulator: Emulator) -> None:
     for path in ("/v1/files", "/openai/nothing?api-version=2024-10-21", "/openai/v1/nothing"):
         answer = raw_get(openai_files_emulator, path)

@@ -31,13 +31,24 @@ AZURE_PREFIX = "/openai"
 #: Azure's v1 routes: ``/openai/v1/<resource path>``, no api-version needed.
 AZURE_V1_PREFIX = "/openai/v1"
 #: api-version values the versioned routes accept by default: the GA data-plane versions of the REST
-#: reference (2024-02-01, 2024-06-01, 2024-10-21) and recent previews.
+#: reference (2024-02-01, 2024-06-01, 2024-10-21) and the dated previews since 2024-02-15-preview
+#: (vector stores, the assistants v2 routes, are served from 2024-05-01-preview on, so an SDK client
+#: pinned to any preview Azure documents for them must be answered).
 AZURE_API_VERSIONS: tuple[str, ...] = (
     "2024-02-01",
     "2024-06-01",
     AZURE_GA_API_VERSION,
+    "2024-02-15-preview",
+    "2024-03-01-preview",
+    "2024-04-01-preview",
+    "2024-05-01-preview",
+    "2024-07-01-preview",
+    "2024-08-01-preview",
+    "2024-09-01-preview",
     "2024-10-01-preview",
+    "2024-12-01-preview",
     "2025-01-01-preview",
+    "2025-02-01-preview",
     "2025-03-01-preview",
     "2025-04-01-preview",
 )
