@@ -29,8 +29,8 @@ def _day(value: str) -> str:
 
 
 DESCRIPTION = (
-    "A local emulator of the OpenAI API's Files, Uploads, Batch and fine-tuning jobs endpoints (and their"
-    " Azure OpenAI routes with --flavor azure), for tests and demos of the Airflow provider."
+    "A local emulator of the OpenAI API's Files, Uploads, Batch, fine-tuning jobs and vector stores endpoints"
+    " (and their Azure OpenAI routes with --flavor azure), for tests and demos of the Airflow provider."
 )
 
 

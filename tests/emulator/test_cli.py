@@ -61,7 +61,7 @@ def test_cli_help_describes_every_api_and_shows_the_timing_defaults() -> None:
         check=True,
     ).stdout
     assert "Files and Uploads API" not in out
-    for api in ("Files", "Uploads", "Batch", "fine-tuning"):
+    for api in ("Files", "Uploads", "Batch", "fine-tuning", "vector stores"):
         assert api in out.split("options:")[0], api
     defaults = EmulatorConfig()
     # One entry per option, its help wrapped over several lines joined into one.
