@@ -198,7 +198,7 @@ class OpenAIBatchOperator(ShardedBatchMixin, OpenAIBaseOperatorMixin, BaseOperat
                 endpoint,
                 completion_window=self.completion_window,
                 metadata=metadata or None,
-                output_expires_after_seconds=self.output_expires_after,
+                output_expires_after_seconds=self._output_expiry(),  # Azure: 14 days unless given
             )
 
         batch, _ = _resume.resume_or_create(
@@ -236,7 +236,7 @@ class OpenAIBatchOperator(ShardedBatchMixin, OpenAIBaseOperatorMixin, BaseOperat
                 "batch",
                 validate=False,
                 resume=record if record.available else None,
-                expires_after_seconds=self.expires_after,
+                expires_after_seconds=self._input_expiry(),  # Azure: 14 days unless given
             )
 
         created = _resume.upload_once(

@@ -235,3 +235,29 @@ def test_sharded_job_expiries_by_flavor(flavor_target_factory: Any, tmp_path: Pa
         output = target.emulator.file(batch["output_file_id"])
         assert given["expires_at"] - given["created_at"] == 7200
         assert output["expires_at"] - output["created_at"] == 3600
+
+
+def test_single_batch_expiries_by_flavor(flavor_target_factory: Any, tmp_path: Path) -> None:
+    """An input within one batch gets the same defaults as a shard: 14 days on Azure (its 500-file cap)."""
+    target = flavor_target_factory()
+    source = tmp_path / "one.jsonl"
+    source.write_bytes(batch_lines(3))
+    common = {"task_id": "one", "endpoint": ENDPOINT, "poll_interval": 0.05, "deferrable": False}
+    OpenAIBatchOperator(input_file=str(source), output_destination=str(tmp_path / "out.jsonl"), **common).execute(
+        make_context()
+    )
+    (batch,) = target.emulator.batches()
+    fortnight = 14 * 24 * 3600
+    for file in (target.emulator.file(batch["input_file_id"]), target.emulator.file(batch["output_file_id"])):
+        if target.is_azure:
+            assert file["expires_at"] - file["created_at"] == fortnight, file
+        else:  # no expiry of ours (the service's own 30-day default for batch input files)
+            assert file.get("expires_at") is None or file["expires_at"] - file["created_at"] != fortnight, file
+    target.emulator.reset()
+    OpenAIBatchOperator(input_file=str(source), expires_after=7200, output_expires_after=3600, **common).execute(
+        make_context()
+    )
+    (batch,) = target.emulator.batches()
+    given, output = target.emulator.file(batch["input_file_id"]), target.emulator.file(batch["output_file_id"])
+    assert given["expires_at"] - given["created_at"] == 7200
+    assert output["expires_at"] - output["created_at"] == 3600
