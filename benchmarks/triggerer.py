@@ -160,7 +160,9 @@ async def _probe(base_url: str, ids: list[str], poll_interval: float, flip_after
 
     outside_gc = [lag for lag, at in zip(lags, stamps, strict=True) if not during_gc(at, lag)]
     requests_after = (await asyncio.to_thread(_admin, f"{admin}/requests/count"))["count"]
-    statuses = sorted({entry.event.payload["status"] for entry in runner.events})
+    # Airflow 3.2+ queues a message with ``.event``; 3.1 a ``(trigger_id, event)`` tuple.
+    events = [entry[1] if isinstance(entry, tuple) else entry.event for entry in runner.events]
+    statuses = sorted({event.payload["status"] for event in events})
     per_minute = (window_end[1] - window_start[1]) / max(1e-9, window_end[0] - window_start[0]) * 60
     return {
         "triggers": len(ids),

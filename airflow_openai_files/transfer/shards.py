@@ -179,6 +179,24 @@ def shard_name(prefix: str, key: str) -> str:
     return f"{prefix}-shard-{key}.jsonl"
 
 
+def _lines(stream: IO[bytes]) -> Iterator[bytes]:
+    """Each line of ``stream`` with its newline (the last one may lack it), read in blocks of ``READ_BUFFER``.
+
+    Not ``for line in stream``: Airflow 3.1 wraps an ``ObjectStoragePath``'s file in an object without
+    ``__iter__``, so Python falls back to ``__getitem__``, which the wrapped S3 file does not have.
+    """
+    pending = b""
+    while chunk := stream.read(READ_BUFFER):
+        pending += chunk
+        start = 0
+        while (end := pending.find(b"\n", start)) >= 0:
+            yield pending[start : end + 1]
+            start = end + 1
+        pending = pending[start:]
+    if pending:
+        yield pending
+
+
 def split_input(
     stream: IO[bytes],
     endpoint: str,
@@ -221,7 +239,7 @@ def split_input(
         handle, current = None, None
 
     try:
-        for number, raw in enumerate(stream, start=1):
+        for number, raw in enumerate(_lines(stream), start=1):
             digest.update(raw)
             result.bytes += len(raw)
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):

@@ -68,7 +68,9 @@ class Triggerer:
     def payloads(self) -> dict[str, list[dict[str, Any]]]:
         fired: dict[str, list[dict[str, Any]]] = {}
         for entry in self.runner.events:
-            fired.setdefault(entry.event.payload["file_id"], []).append(entry.event.payload)
+            # Airflow 3.2+ queues a message with ``.event``; 3.1 a ``(trigger_id, event)`` tuple.
+            payload = (entry[1] if isinstance(entry, tuple) else entry.event).payload
+            fired.setdefault(payload["file_id"], []).append(payload)
         return fired
 
 
