@@ -301,24 +301,13 @@ def upload_once(
     :param fingerprint: the source's :func:`content_fingerprint` when the caller already has it.
     """
     out = logger or log
+    identity: dict[str, Any] | None = None
     if record.available:
         fingerprint = fingerprint or content_fingerprint(source, filename)
         if fingerprint is None:  # a file object that cannot seek: nothing to compare a recorded file with
             created = upload()
             return created
         identity = {**fingerprint, "purpose": purpose}
-        file, _ = resume_or_create(
-            record,
-            name,
-            context=context,
-            what=what,
-            fetch=hook.get_file,
-            create=upload,
-            unusable=_file_unusable,
-            identity=identity,
-            logger=out,
-        )
-        return file
 
     def find(since: float | None) -> dict[str, Any] | None:
         if since is None:
@@ -347,8 +336,10 @@ def upload_once(
         what=what,
         fetch=hook.get_file,
         create=upload,
-        find=find,
+        # With a store the recorded file is compared by content; without one, look by name, size and purpose.
+        find=None if record.available else find,
         unusable=_file_unusable,
+        identity=identity,
         logger=out,
     )
     return file
