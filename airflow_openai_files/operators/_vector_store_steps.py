@@ -12,9 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_openai_files._compat import AirflowException
 from airflow_openai_files.exceptions import OpenAIFilesValidationError
 from airflow_openai_files.operators._vector_store_source import TAGGED, SourceFile
+from airflow_openai_files.resources import Verdict
 from airflow_openai_files.resources.vector_stores import (
     HASH_ATTRIBUTE,
     PATH_ATTRIBUTE,
@@ -252,23 +252,33 @@ def drop(hook: Any, store_id: str, file_id: str) -> None:
 def wait_for_indexing(
     hook: Any, log: Any, store_id: str, batch_ids: list[str], *, started: float, poll_interval: float, timeout: float
 ) -> None:
-    """Poll on the worker until the batches end and nothing of the store is still indexing, or ``timeout``."""
+    """Poll on the worker until the batches end and nothing of the store is still indexing, or ``timeout`` (counted
+    from ``started``), through the one wait loop (:func:`~airflow_openai_files.hooks.waiting.wait_until`)."""
+    from airflow_openai_files.hooks.waiting import wait_until
+
     pending = list(batch_ids)
-    while True:
-        pending = [
+
+    def fetch() -> dict[str, Any]:
+        pending[:] = [
             batch_id
             for batch_id in pending
             if hook.get_vector_store_file_batch(store_id, batch_id).get("status") not in TERMINAL_STATUSES
         ]
-        store = hook.get_vector_store(store_id) if not pending else None
-        if store is not None and file_counts(store)["in_progress"] == 0:
-            log.info("%s", describe_store(store))
-            return
-        waited = time.monotonic() - started
-        if waited + poll_interval > timeout:
-            what = describe_store(store or hook.get_vector_store(store_id))
-            raise AirflowException(f"Timed out after {waited:.0f}s waiting for indexing: {what}")
-        time.sleep(poll_interval)
+        return dict(hook.get_vector_store(store_id))
+
+    def judge(store: dict[str, Any]) -> Verdict:
+        done = not pending and file_counts(store)["in_progress"] == 0
+        return Verdict("success" if done else "waiting", describe_store(store))
+
+    wait_until(
+        fetch,
+        judge,
+        poll_interval=poll_interval,
+        timeout=max(0.0, timeout - (time.monotonic() - started)),
+        describe=describe_store,
+        what=f"{store_id} to finish indexing",
+        log=log,
+    )
 
 
 def failed_files(hook: Any, store_id: str) -> list[dict[str, Any]]:
